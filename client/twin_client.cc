@@ -1,0 +1,212 @@
+#include "client/twin_client.h"
+
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "server/grpc/grpc_status_util.h"
+
+namespace twinserve {
+namespace {
+
+void SpecToProto(const TensorSpec& spec, v1::TensorSpec* out) {
+  out->set_name(spec.name);
+  out->set_datatype(DataTypeName(spec.dtype));
+  for (int64_t d : spec.shape) out->add_shape(d);
+}
+
+}  // namespace
+
+TwinClient::TwinClient(const std::string& address, int max_message_bytes) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(max_message_bytes);
+  args.SetMaxSendMessageSize(max_message_bytes);
+  channel_ = grpc::CreateCustomChannel(
+      address, grpc::InsecureChannelCredentials(), args);
+  oip_ = inference::GRPCInferenceService::NewStub(channel_);
+  management_ = v1::ModelService::NewStub(channel_);
+  health_ = grpc::health::v1::Health::NewStub(channel_);
+}
+
+absl::Status TwinClient::WaitForReady(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  absl::Status last = absl::DeadlineExceededError("server not ready");
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto ready = ServerReady();
+    if (ready.ok() && *ready) return absl::OkStatus();
+    if (!ready.ok()) last = ready.status();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("server not ready in time: ", last.message()));
+}
+
+absl::StatusOr<bool> TwinClient::ServerLive() {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  inference::ServerLiveResponse resp;
+  grpc::Status st = oip_->ServerLive(&ctx, {}, &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return resp.live();
+}
+
+absl::StatusOr<bool> TwinClient::ServerReady() {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  inference::ServerReadyResponse resp;
+  grpc::Status st = oip_->ServerReady(&ctx, {}, &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return resp.ready();
+}
+
+absl::StatusOr<std::string> TwinClient::Health() {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::health::v1::HealthCheckRequest req;  // service "": the whole server
+  grpc::health::v1::HealthCheckResponse resp;
+  grpc::Status st = health_->Check(&ctx, req, &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+      resp.status());
+}
+
+absl::StatusOr<v1::ModelInfo> TwinClient::Register(
+    const RegisterOptions& options, const std::string& model_bytes,
+    std::function<void(uint64_t)> progress) {
+  grpc::ClientContext ctx;
+  v1::RegisterModelResponse resp;
+  auto writer = management_->RegisterModel(&ctx, &resp);
+  v1::RegisterModelRequest msg;
+  auto* header = msg.mutable_header();
+  header->set_name(options.name);
+  header->set_description(options.description);
+  header->set_replace(options.replace);
+  header->set_total_bytes(model_bytes.size());
+  for (const auto& s : options.inputs) SpecToProto(s, header->add_inputs());
+  for (const auto& s : options.outputs) SpecToProto(s, header->add_outputs());
+  bool ok = writer->Write(msg);
+  for (size_t off = 0; ok && off < model_bytes.size();
+       off += options.chunk_bytes) {
+    v1::RegisterModelRequest chunk;
+    chunk.set_chunk(model_bytes.substr(off, options.chunk_bytes));
+    ok = writer->Write(chunk);
+    if (progress) {
+      progress(std::min<uint64_t>(off + options.chunk_bytes,
+                                  model_bytes.size()));
+    }
+  }
+  writer->WritesDone();
+  grpc::Status st = writer->Finish();
+  if (!st.ok()) return FromGrpcStatus(st);
+  return resp.model();
+}
+
+absl::Status TwinClient::Unregister(const std::string& name) {
+  grpc::ClientContext ctx;
+  v1::UnregisterModelRequest req;
+  req.set_name(name);
+  v1::UnregisterModelResponse resp;
+  return FromGrpcStatus(management_->UnregisterModel(&ctx, req, &resp));
+}
+
+absl::StatusOr<std::vector<v1::ModelInfo>> TwinClient::List() {
+  grpc::ClientContext ctx;
+  v1::ListModelsResponse resp;
+  grpc::Status st = management_->ListModels(&ctx, {}, &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return std::vector<v1::ModelInfo>(resp.models().begin(),
+                                    resp.models().end());
+}
+
+absl::StatusOr<v1::ModelInfo> TwinClient::Get(const std::string& name) {
+  grpc::ClientContext ctx;
+  v1::GetModelRequest req;
+  req.set_name(name);
+  v1::ModelInfo resp;
+  grpc::Status st = management_->GetModel(&ctx, req, &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return resp;
+}
+
+inference::ModelInferRequest MakeInferRequest(
+    const std::string& model, const std::vector<HostTensor>& inputs,
+    const std::string& version, const std::vector<std::string>& outputs,
+    const std::string& id) {
+  inference::ModelInferRequest req;
+  req.set_model_name(model);
+  req.set_model_version(version);
+  req.set_id(id);
+  for (const HostTensor& t : inputs) {
+    auto* in = req.add_inputs();
+    in->set_name(t.name);
+    in->set_datatype(DataTypeName(t.dtype));
+    for (int64_t d : t.shape) in->add_shape(d);
+    req.add_raw_input_contents()->assign(t.data, t.byte_size);
+  }
+  for (const std::string& o : outputs) req.add_outputs()->set_name(o);
+  return req;
+}
+
+absl::StatusOr<InferOutputs> DecodeInferResponse(
+    const inference::ModelInferResponse& resp) {
+  InferOutputs out;
+  out.model = resp.model_name();
+  out.version = resp.model_version();
+  out.id = resp.id();
+  if (resp.raw_output_contents_size() != resp.outputs_size()) {
+    return absl::InternalError(absl::StrCat(
+        "response has ", resp.outputs_size(), " outputs but ",
+        resp.raw_output_contents_size(), " raw contents"));
+  }
+  for (int i = 0; i < resp.outputs_size(); ++i) {
+    const auto& o = resp.outputs(i);
+    auto dtype = ParseDataType(o.datatype());
+    if (!dtype.ok()) return dtype.status();
+    out.outputs.push_back(HostTensor::Owned(
+        o.name(), *dtype, Shape(o.shape().begin(), o.shape().end()),
+        resp.raw_output_contents(i)));
+  }
+  return out;
+}
+
+grpc::Status TwinClient::RawInfer(const inference::ModelInferRequest& request,
+                                  inference::ModelInferResponse* response) {
+  grpc::ClientContext ctx;
+  return oip_->ModelInfer(&ctx, request, response);
+}
+
+absl::StatusOr<InferOutputs> TwinClient::Infer(
+    const std::string& model, const std::vector<HostTensor>& inputs,
+    const std::string& version, const std::vector<std::string>& outputs,
+    const std::string& id) {
+  inference::ModelInferResponse resp;
+  grpc::Status st =
+      RawInfer(MakeInferRequest(model, inputs, version, outputs, id), &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return DecodeInferResponse(resp);
+}
+
+absl::StatusOr<TensorSpec> ParseSpec(const std::string& text) {
+  std::vector<std::string> parts = absl::StrSplit(text, ':');
+  if (parts.size() != 3) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor spec '", text, "' should be NAME:DATATYPE:DIM,DIM,..."));
+  }
+  TensorSpec spec;
+  spec.name = parts[0];
+  auto dtype = ParseDataType(parts[1]);
+  if (!dtype.ok()) return dtype.status();
+  spec.dtype = *dtype;
+  for (absl::string_view d : absl::StrSplit(parts[2], ',', absl::SkipEmpty())) {
+    int64_t v;
+    if (!absl::SimpleAtoi(d, &v)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor spec '", text, "': bad dim '", d, "'"));
+    }
+    spec.shape.push_back(v);
+  }
+  return spec;
+}
+
+}  // namespace twinserve

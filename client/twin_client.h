@@ -1,0 +1,97 @@
+// A small synchronous C++ client for twinserve: the OIP inference service
+// and the twinserve.v1 management service. Used by twinctl, the demo and the
+// end-to-end tests. Errors come back as absl::Status with the server's code
+// and message.
+#ifndef TWINSERVE_CLIENT_TWIN_CLIENT_H_
+#define TWINSERVE_CLIENT_TWIN_CLIENT_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "proto/grpc_service.grpc.pb.h"
+#include "proto/twinserve.grpc.pb.h"
+#include "server/core/tensor.h"
+
+namespace twinserve {
+
+struct RegisterOptions {
+  std::string name;
+  std::string description;
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+  bool replace = false;
+  // Upload chunk size; models of any size stream in chunks of this.
+  size_t chunk_bytes = 1 << 20;
+};
+
+struct InferOutputs {
+  std::string model;
+  std::string version;  // the variant that served
+  std::string id;
+  std::vector<HostTensor> outputs;  // each owns its bytes
+};
+
+class TwinClient {
+ public:
+  // Connects lazily; nothing is sent until the first call.
+  explicit TwinClient(const std::string& address,
+                      int max_message_bytes = 64 << 20);
+
+  // Polls ServerReady until true or the timeout passes.
+  absl::Status WaitForReady(std::chrono::milliseconds timeout);
+  absl::StatusOr<bool> ServerLive();
+  absl::StatusOr<bool> ServerReady();
+  // grpc.health.v1 Check for the whole server: "SERVING", "NOT_SERVING"...
+  absl::StatusOr<std::string> Health();
+
+  // Streams `model_bytes` to the server. `progress` (if set) is called with
+  // bytes sent so far.
+  absl::StatusOr<v1::ModelInfo> Register(
+      const RegisterOptions& options, const std::string& model_bytes,
+      std::function<void(uint64_t)> progress = nullptr);
+  absl::Status Unregister(const std::string& name);
+  absl::StatusOr<std::vector<v1::ModelInfo>> List();
+  absl::StatusOr<v1::ModelInfo> Get(const std::string& name);
+
+  absl::StatusOr<InferOutputs> Infer(
+      const std::string& model, const std::vector<HostTensor>& inputs,
+      const std::string& version = "",
+      const std::vector<std::string>& outputs = {},
+      const std::string& id = "");
+  // The raw OIP call, for tests that need full control of the message.
+  grpc::Status RawInfer(const inference::ModelInferRequest& request,
+                        inference::ModelInferResponse* response);
+
+  inference::GRPCInferenceService::Stub* oip() { return oip_.get(); }
+  v1::ModelService::Stub* management() { return management_.get(); }
+  std::shared_ptr<grpc::Channel> channel() { return channel_; }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<inference::GRPCInferenceService::Stub> oip_;
+  std::unique_ptr<v1::ModelService::Stub> management_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+};
+
+// Builds the OIP request for `inputs` (raw contents).
+inference::ModelInferRequest MakeInferRequest(
+    const std::string& model, const std::vector<HostTensor>& inputs,
+    const std::string& version, const std::vector<std::string>& outputs,
+    const std::string& id);
+// Decodes a response into owning tensors.
+absl::StatusOr<InferOutputs> DecodeInferResponse(
+    const inference::ModelInferResponse& response);
+
+// "image:FP32:-1,1,28,28" -> spec.
+absl::StatusOr<TensorSpec> ParseSpec(const std::string& text);
+
+}  // namespace twinserve
+
+#endif  // TWINSERVE_CLIENT_TWIN_CLIENT_H_

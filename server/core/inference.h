@@ -1,0 +1,75 @@
+// InferenceEngine: the request path below the protocol layer. It matches a
+// request's tensors to the model's declared inputs, picks the servable,
+// runs it on the inference worker pool and records statistics. It knows
+// nothing of gRPC: server/grpc translates OIP messages to InferRequest and
+// InferResult back.
+#ifndef TWINSERVE_SERVER_CORE_INFERENCE_H_
+#define TWINSERVE_SERVER_CORE_INFERENCE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/core/registry.h"
+#include "server/core/tensor.h"
+#include "server/core/thread_pool.h"
+
+namespace twinserve {
+
+struct InferRequest {
+  std::string model;
+  // Empty: the model's default variant. Otherwise a variant name ("fp32").
+  std::string version;
+  // By name, in any order. Views may borrow the caller's bytes: the caller
+  // keeps them alive until the callback has run.
+  std::vector<HostTensor> inputs;
+  // Names of the outputs wanted, in response order; empty means all.
+  std::vector<std::string> requested_outputs;
+};
+
+struct InferResult {
+  std::string model;
+  std::string variant;  // which variant served
+  std::vector<HostTensor> outputs;
+};
+
+using InferCallback = std::function<void(absl::StatusOr<InferResult>)>;
+
+struct EngineOptions {
+  // Threads running forward passes. Together with LibTorch's intra-op
+  // threads this should not exceed the cores.
+  int worker_threads = 2;
+};
+
+class InferenceEngine {
+ public:
+  // `registry` must outlive the engine.
+  InferenceEngine(const ModelRegistry* registry, EngineOptions options);
+  // Finishes queued work before returning.
+  ~InferenceEngine();
+
+  // Validates synchronously; on error calls `done` at once on this thread.
+  // Otherwise runs on a worker and calls `done` there. Errors: NOT_FOUND
+  // (model, version), UNAVAILABLE (not ready), INVALID_ARGUMENT (inputs:
+  // unknown, missing, duplicated, wrong datatype, shape or byte size;
+  // unknown requested output), INTERNAL (forward threw).
+  void Infer(InferRequest request, InferCallback done);
+
+  // Blocking convenience for tests and in-process callers.
+  absl::StatusOr<InferResult> InferSync(InferRequest request);
+
+ private:
+  const ModelRegistry* const registry_;
+  ThreadPool pool_;
+};
+
+// Orders `inputs` as `signature.inputs` and validates each one. Exposed for
+// tests.
+absl::StatusOr<std::vector<HostTensor>> MatchInputs(
+    const Signature& signature, std::vector<HostTensor> inputs);
+
+}  // namespace twinserve
+
+#endif  // TWINSERVE_SERVER_CORE_INFERENCE_H_

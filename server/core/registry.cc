@@ -1,0 +1,392 @@
+#include "server/core/registry.h"
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/core/logging.h"
+#include "server/core/status_macros.h"
+
+namespace twinserve {
+namespace {
+
+absl::Status ValidateSpecs(const std::vector<TensorSpec>& specs,
+                           const char* kind) {
+  if (specs.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the registration declares no ", kind, "s"));
+  }
+  std::set<std::string> names;
+  for (const TensorSpec& s : specs) {
+    TS_RETURN_IF_ERROR(ValidateSpec(s));
+    if (!names.insert(s.name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(kind, " name '", s.name, "' is declared twice"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const char* VariantStateName(VariantState state) {
+  switch (state) {
+    case VariantState::kLoading:
+      return "LOADING";
+    case VariantState::kCalibrating:
+      return "CALIBRATING";
+    case VariantState::kQuantizing:
+      return "QUANTIZING";
+    case VariantState::kReady:
+      return "READY";
+    case VariantState::kFailed:
+      return "FAILED";
+    case VariantState::kUnloading:
+      return "UNLOADING";
+    case VariantState::kUnloaded:
+      return "UNLOADED";
+  }
+  return "UNKNOWN";
+}
+
+ModelRegistry::ModelRegistry(ModelStore* store, RunnerOptions runner_options)
+    : store_(store), runner_options_(runner_options) {}
+
+absl::Status ModelRegistry::BeginChange(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  if (!changing_.insert(name).second) {
+    return absl::AbortedError(absl::StrCat(
+        "another change to model '", name,
+        "' (register, unregister, load or unload) is in progress; retry"));
+  }
+  return absl::OkStatus();
+}
+
+void ModelRegistry::EndChange(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  changing_.erase(name);
+}
+
+void ModelRegistry::LoadStoredModels() {
+  for (StoredModel& m : store_->Scan()) {
+    LoadEntry(m.name, std::move(m.record));
+  }
+}
+
+absl::StatusOr<ServableHandle> ModelRegistry::LoadVariant(
+    const ModelRecord& record, const std::string& variant,
+    std::shared_ptr<VariantStats> stats) const {
+  const VariantRecord& vr = record.variants.at(variant);
+  TS_ASSIGN_OR_RETURN(
+      std::unique_ptr<Runner> runner,
+      Runner::Load(store_->VariantPath(record.name, vr), record.signature,
+                   runner_options_));
+  auto servable = std::make_shared<Servable>();
+  servable->model = record.name;
+  servable->variant = variant;
+  servable->generation = record.generation;
+  servable->runner = std::move(runner);
+  servable->stats = std::move(stats);
+  return ServableHandle(std::move(servable));
+}
+
+void ModelRegistry::LoadEntry(const std::string& name,
+                              absl::StatusOr<ModelRecord> record) {
+  std::map<std::string, std::shared_ptr<VariantStats>> stats;
+  {
+    absl::MutexLock lock(&mu_);
+    Entry& e = models_[name];
+    e.record = record;
+    e.unloaded = false;
+    if (record.ok()) {
+      std::map<std::string, VariantSlot> slots;
+      for (const auto& [v, vr] : record->variants) {
+        VariantSlot slot;
+        if (auto it = e.variants.find(v); it != e.variants.end()) {
+          slot.stats = it->second.stats;  // statistics survive reloads
+        }
+        slot.state = VariantState::kLoading;
+        stats[v] = slot.stats;
+        slots[v] = std::move(slot);
+      }
+      e.variants = std::move(slots);
+    } else {
+      e.variants.clear();
+    }
+  }
+  if (!record.ok()) {
+    TS_LOG(ERROR) << "model '" << name
+                  << "' cannot be served: " << record.status().message();
+    return;
+  }
+  for (const auto& [v, vr] : record->variants) {
+    auto servable = LoadVariant(*record, v, stats[v]);
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return;  // unregistered meanwhile
+    VariantSlot& slot = it->second.variants[v];
+    if (servable.ok()) {
+      slot.state = VariantState::kReady;
+      slot.servable = std::move(*servable);
+      slot.last_error.clear();
+      TS_LOG(INFO) << "loaded " << name << ":" << v << " (generation "
+                   << record->generation << ", "
+                   << slot.servable->runner->execution_path() << ")";
+    } else {
+      slot.state = VariantState::kFailed;
+      slot.servable.reset();
+      slot.last_error = std::string(servable.status().message());
+      TS_LOG(ERROR) << "model '" << name << "' variant " << v
+                    << " failed to load: " << slot.last_error;
+    }
+  }
+}
+
+absl::StatusOr<ModelStatus> ModelRegistry::Register(const RegisterArgs& args,
+                                                    const StagedFile& file) {
+  // The staged upload is deleted unless the store took it.
+  struct Cleanup {
+    const std::string path;
+    bool keep = false;
+    ~Cleanup() {
+      if (!keep) RemoveAll(path).IgnoreError();
+    }
+  } cleanup{file.path};
+
+  TS_RETURN_IF_ERROR(ValidateModelName(args.name));
+  TS_RETURN_IF_ERROR(ValidateSpecs(args.signature.inputs, "input"));
+  TS_RETURN_IF_ERROR(ValidateSpecs(args.signature.outputs, "output"));
+  if (file.bytes == 0) {
+    return absl::InvalidArgumentError("the uploaded model file is empty");
+  }
+  TS_RETURN_IF_ERROR(BeginChange(args.name));
+  struct EndGuard {
+    ModelRegistry* r;
+    const std::string& name;
+    ~EndGuard() { r->EndChange(name); }
+  } end_guard{this, args.name};
+
+  ModelRecord record;
+  std::shared_ptr<VariantStats> stats = std::make_shared<VariantStats>();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(args.name);
+    if (it != models_.end()) {
+      if (!args.replace) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("model '", args.name,
+                         "' is already registered; set replace to register "
+                         "a new generation"));
+      }
+      if (it->second.record.ok()) {
+        record.created_unix_ms = it->second.record->created_unix_ms;
+        record.generation = it->second.record->generation;
+      }
+      if (auto v = it->second.variants.find(kFp32Variant);
+          v != it->second.variants.end()) {
+        stats = v->second.stats;
+      }
+    }
+  }
+  record.name = args.name;
+  record.description = args.description;
+  record.signature = args.signature;
+  record.generation += 1;
+
+  // Load and check before anything is stored: a model that cannot serve is
+  // refused with nothing written.
+  auto runner = Runner::Load(file.path, args.signature, runner_options_);
+  if (!runner.ok()) return runner.status();
+
+  TS_RETURN_IF_ERROR(store_->PutModel(&record, kFp32Variant, file));
+  cleanup.keep = true;
+
+  auto servable = std::make_shared<Servable>();
+  servable->model = record.name;
+  servable->variant = kFp32Variant;
+  servable->generation = record.generation;
+  servable->runner = std::move(*runner);
+  servable->stats = stats;
+
+  absl::MutexLock lock(&mu_);
+  Entry& e = models_[args.name];
+  e.record = record;
+  e.unloaded = false;
+  e.variants.clear();
+  VariantSlot& slot = e.variants[kFp32Variant];
+  slot.state = VariantState::kReady;
+  slot.servable = std::move(servable);
+  slot.stats = stats;
+  TS_LOG(INFO) << "registered " << args.name << " generation "
+               << record.generation << " ("
+               << slot.servable->runner->execution_path() << ")";
+  return StatusLocked(args.name, e);
+}
+
+absl::Status ModelRegistry::Unregister(const std::string& name) {
+  TS_RETURN_IF_ERROR(BeginChange(name));
+  struct EndGuard {
+    ModelRegistry* r;
+    const std::string& name;
+    ~EndGuard() { r->EndChange(name); }
+  } end_guard{this, name};
+  {
+    absl::MutexLock lock(&mu_);
+    if (!models_.count(name)) {
+      return absl::NotFoundError(
+          absl::StrCat("model '", name, "' is not registered"));
+    }
+  }
+  TS_RETURN_IF_ERROR(store_->RemoveModel(name));
+  absl::MutexLock lock(&mu_);
+  models_.erase(name);  // in-flight requests keep their handles
+  TS_LOG(INFO) << "unregistered " << name;
+  return absl::OkStatus();
+}
+
+absl::Status ModelRegistry::Unload(const std::string& name) {
+  TS_RETURN_IF_ERROR(BeginChange(name));
+  struct EndGuard {
+    ModelRegistry* r;
+    const std::string& name;
+    ~EndGuard() { r->EndChange(name); }
+  } end_guard{this, name};
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("model '", name, "' is not registered"));
+  }
+  it->second.unloaded = true;
+  for (auto& [v, slot] : it->second.variants) {
+    slot.state = VariantState::kUnloaded;
+    slot.servable.reset();
+  }
+  TS_LOG(INFO) << "unloaded " << name;
+  return absl::OkStatus();
+}
+
+absl::Status ModelRegistry::Load(const std::string& name) {
+  TS_RETURN_IF_ERROR(ValidateModelName(name));
+  TS_RETURN_IF_ERROR(BeginChange(name));
+  struct EndGuard {
+    ModelRegistry* r;
+    const std::string& name;
+    ~EndGuard() { r->EndChange(name); }
+  } end_guard{this, name};
+  StoredModel stored = store_->Read(name);
+  if (absl::IsNotFound(stored.record.status())) return stored.record.status();
+  LoadEntry(name, stored.record);
+  TS_ASSIGN_OR_RETURN(ModelStatus status, Get(name));
+  if (status.state != VariantState::kReady) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model '", name, "' did not load: ", status.last_error));
+  }
+  return absl::OkStatus();
+}
+
+ModelStatus ModelRegistry::StatusLocked(const std::string& name,
+                                        const Entry& e) const {
+  ModelStatus s;
+  s.name = name;
+  if (!e.record.ok()) {
+    s.state = VariantState::kFailed;
+    s.last_error = std::string(e.record.status().message());
+    return s;
+  }
+  const ModelRecord& r = *e.record;
+  s.description = r.description;
+  s.signature = r.signature;
+  s.created_unix_ms = r.created_unix_ms;
+  s.updated_unix_ms = r.updated_unix_ms;
+  s.generation = r.generation;
+  s.state = e.unloaded ? VariantState::kUnloaded : VariantState::kReady;
+  for (const auto& [v, slot] : e.variants) {
+    VariantStatus vs;
+    vs.name = v;
+    vs.state = slot.state;
+    vs.last_error = slot.last_error;
+    if (auto it = r.variants.find(v); it != r.variants.end()) {
+      vs.serialized_bytes = it->second.bytes;
+      vs.sha256 = it->second.sha256;
+      vs.created_unix_ms = it->second.created_unix_ms;
+    }
+    if (slot.servable) {
+      vs.parameter_bytes = slot.servable->runner->parameter_bytes();
+      vs.execution_path = slot.servable->runner->execution_path();
+    }
+    if (slot.state == VariantState::kFailed) {
+      s.state = VariantState::kFailed;
+      s.last_error = absl::StrCat(v, ": ", slot.last_error);
+    } else if (slot.state == VariantState::kLoading &&
+               s.state == VariantState::kReady) {
+      s.state = VariantState::kLoading;
+    }
+    s.variants.push_back(std::move(vs));
+  }
+  return s;
+}
+
+std::vector<ModelStatus> ModelRegistry::List() const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<ModelStatus> out;
+  for (const auto& [name, e] : models_) out.push_back(StatusLocked(name, e));
+  return out;
+}
+
+absl::StatusOr<ModelStatus> ModelRegistry::Get(const std::string& name) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("model '", name, "' is not registered"));
+  }
+  return StatusLocked(name, it->second);
+}
+
+absl::StatusOr<ServableHandle> ModelRegistry::Acquire(
+    const std::string& name, const std::string& version) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("model '", name, "' is not registered"));
+  }
+  const Entry& e = it->second;
+  if (!e.record.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "model '", name, "' is unavailable: ", e.record.status().message()));
+  }
+  const std::string& variant = version.empty() ? kFp32Variant : version;
+  auto v = e.variants.find(variant);
+  if (v == e.variants.end()) {
+    std::vector<std::string> names;
+    for (const auto& [n, slot] : e.variants) names.push_back(n);
+    return absl::NotFoundError(absl::StrCat(
+        "model '", name, "' has no version '", variant,
+        "' (versions: ", absl::StrJoin(names, ", "), ")"));
+  }
+  if (v->second.state != VariantState::kReady) {
+    return absl::UnavailableError(absl::StrCat(
+        "model '", name, "' version '", variant, "' is ",
+        VariantStateName(v->second.state),
+        v->second.last_error.empty() ? "" : ": ", v->second.last_error));
+  }
+  return v->second.servable;
+}
+
+std::vector<ModelRegistry::StatsEntry> ModelRegistry::Stats(
+    const std::string& model, const std::string& variant) const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<StatsEntry> out;
+  for (const auto& [name, e] : models_) {
+    if (!model.empty() && name != model) continue;
+    for (const auto& [v, slot] : e.variants) {
+      if (!variant.empty() && v != variant) continue;
+      out.push_back({name, v, slot.stats->Snapshot()});
+    }
+  }
+  return out;
+}
+
+}  // namespace twinserve

@@ -1,0 +1,167 @@
+// ModelRegistry: the models the server knows, their variants and each
+// variant's lifecycle, backed by the ModelStore.
+//
+// Variant lifecycle (after TF Serving's LoaderHarness):
+//
+//   kLoading ──ok──> kReady ──Unload──> kUnloading ──> kUnloaded
+//      │                                                   │
+//      └──error──> kFailed <───────────── Load error ──────┘
+//
+// (kCalibrating and kQuantizing are entered by quantization jobs.) A variant
+// is published only once it has loaded; replacing it swaps a ref-counted
+// ServableHandle, so requests in flight finish on the old one, which is
+// released with its last handle. A failed variant never disturbs the others.
+//
+// Thread-safe. Slow work (loading a model) runs outside the registry lock.
+#ifndef TWINSERVE_SERVER_CORE_REGISTRY_H_
+#define TWINSERVE_SERVER_CORE_REGISTRY_H_
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/core/runner.h"
+#include "server/core/stats.h"
+#include "server/core/store.h"
+
+namespace twinserve {
+
+enum class VariantState {
+  kLoading,
+  kCalibrating,
+  kQuantizing,
+  kReady,
+  kFailed,
+  kUnloading,
+  kUnloaded,
+};
+const char* VariantStateName(VariantState state);
+
+// The variant every model has from registration on.
+inline constexpr char kFp32Variant[] = "fp32";
+
+// One loaded variant. Immutable once published.
+struct Servable {
+  std::string model;
+  std::string variant;
+  uint64_t generation = 0;
+  std::unique_ptr<Runner> runner;
+  std::shared_ptr<VariantStats> stats;
+};
+using ServableHandle = std::shared_ptr<const Servable>;
+
+struct VariantStatus {
+  std::string name;
+  VariantState state = VariantState::kLoading;
+  uint64_t serialized_bytes = 0;
+  uint64_t parameter_bytes = 0;
+  std::string sha256;
+  int64_t created_unix_ms = 0;
+  std::string last_error;
+  std::string execution_path;
+};
+
+struct ModelStatus {
+  std::string name;
+  std::string description;
+  Signature signature;
+  std::vector<VariantStatus> variants;
+  int64_t created_unix_ms = 0;
+  int64_t updated_unix_ms = 0;
+  uint64_t generation = 0;
+  // kReady when every variant is; kFailed with last_error when the store
+  // entry or a variant is broken; kUnloaded after Unload().
+  VariantState state = VariantState::kLoading;
+  std::string last_error;
+};
+
+struct RegisterArgs {
+  std::string name;
+  std::string description;
+  Signature signature;
+  bool replace = false;
+};
+
+class ModelRegistry {
+ public:
+  // `store` must outlive the registry.
+  ModelRegistry(ModelStore* store, RunnerOptions runner_options);
+
+  // Loads every model in the store. A broken entry is logged and listed as
+  // kFailed with its reason; it never stops the others.
+  void LoadStoredModels();
+
+  // Validates, loads and checks the uploaded model, then stores it durably
+  // as the fp32 variant (a new generation when replacing). `file` is consumed
+  // on success and deleted on failure.
+  // Errors: INVALID_ARGUMENT (name, specs, not TorchScript, forward fails on
+  // the declared inputs, outputs differ from the declared ones),
+  // ALREADY_EXISTS (name taken, replace not set), ABORTED (another change to
+  // the same model is in progress), storage errors.
+  absl::StatusOr<ModelStatus> Register(const RegisterArgs& args,
+                                       const StagedFile& file);
+  // Removes the model from memory and from the store. NOT_FOUND if unknown.
+  absl::Status Unregister(const std::string& name);
+  // RepositoryModelUnload / Load: stop serving a stored model, or (re)load
+  // it from the store.
+  absl::Status Unload(const std::string& name);
+  absl::Status Load(const std::string& name);
+
+  std::vector<ModelStatus> List() const;
+  absl::StatusOr<ModelStatus> Get(const std::string& name) const;
+
+  // The servable for a request. An empty version picks the model's default
+  // variant. NOT_FOUND for an unknown model or version; UNAVAILABLE if the
+  // variant exists but is not ready.
+  absl::StatusOr<ServableHandle> Acquire(const std::string& name,
+                                         const std::string& version) const;
+
+  // Statistics per (model, variant), for ModelStatistics.
+  struct StatsEntry {
+    std::string model;
+    std::string variant;
+    StatsSnapshot stats;
+  };
+  std::vector<StatsEntry> Stats(const std::string& model,
+                                const std::string& variant) const;
+
+ private:
+  struct VariantSlot {
+    VariantState state = VariantState::kLoading;
+    std::string last_error;
+    ServableHandle servable;  // set while kReady
+    std::shared_ptr<VariantStats> stats = std::make_shared<VariantStats>();
+  };
+  struct Entry {
+    absl::StatusOr<ModelRecord> record = absl::UnknownError("unset");
+    std::map<std::string, VariantSlot> variants;
+    bool unloaded = false;
+  };
+
+  // Loads every variant of `record` and publishes the result.
+  void LoadEntry(const std::string& name, absl::StatusOr<ModelRecord> record);
+  absl::StatusOr<ServableHandle> LoadVariant(
+      const ModelRecord& record, const std::string& variant,
+      std::shared_ptr<VariantStats> stats) const;
+  ModelStatus StatusLocked(const std::string& name, const Entry& e) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Claims exclusive right to change `name`; ABORTED if someone holds it.
+  absl::Status BeginChange(const std::string& name);
+  void EndChange(const std::string& name);
+
+  ModelStore* const store_;
+  const RunnerOptions runner_options_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> changing_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace twinserve
+
+#endif  // TWINSERVE_SERVER_CORE_REGISTRY_H_

@@ -1,0 +1,23 @@
+#include "server/core/server_core.h"
+
+#include "server/core/status_macros.h"
+
+namespace twinserve {
+
+absl::StatusOr<std::unique_ptr<ServerCore>> ServerCore::Create(
+    const ServerOptions& options) {
+  std::unique_ptr<ServerCore> core(new ServerCore(options));
+  TS_ASSIGN_OR_RETURN(core->store_, ModelStore::Open(options.store_path));
+  core->registry_ =
+      std::make_unique<ModelRegistry>(core->store_.get(), options.runner);
+  core->engine_ =
+      std::make_unique<InferenceEngine>(core->registry_.get(), options.engine);
+  return core;
+}
+
+void ServerCore::LoadStoredModels() {
+  registry_->LoadStoredModels();
+  ready_ = true;
+}
+
+}  // namespace twinserve

@@ -1,0 +1,142 @@
+// ModelStore: the durable home of everything the server acknowledged.
+//
+// Layout under the root folder:
+//   models/<name>/manifest.json      the commit point of a model: metadata,
+//                                    signature, and per variant its file,
+//                                    size and SHA-256
+//   models/<name>/<variant>-g<generation>-<token>.pt   variant artifacts
+//   staging/                         uploads in progress (cleared on open)
+//   trash/                           removed models (cleared on open)
+//
+// Writes are crash-safe: artifacts are fsync'd and renamed into the model
+// folder first, then the manifest is replaced atomically. Files a manifest
+// does not reference are garbage from an interrupted write and are deleted
+// on open. A model folder whose manifest is missing, unreadable, or whose
+// artifact fails its checksum is reported by Scan() with the reason; it never
+// stops the other models from loading.
+//
+// Thread-safe.
+#ifndef TWINSERVE_SERVER_CORE_STORE_H_
+#define TWINSERVE_SERVER_CORE_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/core/file_util.h"
+#include "server/core/runner.h"
+
+namespace twinserve {
+
+struct VariantRecord {
+  std::string file;  // base name inside the model folder
+  std::string sha256;
+  uint64_t bytes = 0;
+  int64_t created_unix_ms = 0;
+};
+
+struct ModelRecord {
+  std::string name;
+  std::string description;
+  Signature signature;
+  int64_t created_unix_ms = 0;
+  int64_t updated_unix_ms = 0;
+  uint64_t generation = 0;
+  std::map<std::string, VariantRecord> variants;  // by variant name
+};
+
+// A file uploaded into staging/, not yet part of any model.
+struct StagedFile {
+  std::string path;
+  std::string sha256;
+  uint64_t bytes = 0;
+};
+
+// An upload in progress. Destroying it before Finish() deletes the file, so
+// a stream that breaks off leaves nothing behind.
+class Upload {
+ public:
+  ~Upload();
+  absl::Status Append(absl::string_view chunk);
+  uint64_t size() const { return file_->size(); }
+  // fsyncs the file and returns it. REQUIRES: called at most once.
+  absl::StatusOr<StagedFile> Finish();
+
+ private:
+  friend class ModelStore;
+  Upload(std::string path, std::unique_ptr<AppendFile> file)
+      : path_(std::move(path)), file_(std::move(file)) {}
+  std::string path_;
+  std::unique_ptr<AppendFile> file_;
+  Sha256 sha_;
+  bool finished_ = false;
+};
+
+// One model folder as found on disk.
+struct StoredModel {
+  std::string name;
+  // The manifest, or why the entry is unusable (INTERNAL / DATA_LOSS).
+  absl::StatusOr<ModelRecord> record;
+};
+
+class ModelStore {
+ public:
+  // Creates the folders if needed and clears staging/ and trash/.
+  static absl::StatusOr<std::unique_ptr<ModelStore>> Open(
+      const std::string& root);
+
+  const std::string& root() const { return root_; }
+
+  absl::StatusOr<std::unique_ptr<Upload>> BeginUpload();
+
+  // Every model folder, sorted by name. Verifies each artifact's checksum and
+  // deletes unreferenced files.
+  std::vector<StoredModel> Scan();
+  // One model folder, verified like Scan(). NOT_FOUND if absent.
+  StoredModel Read(const std::string& name);
+
+  // Writes `record` as a new generation of its model holding exactly one
+  // variant, `variant`, made from `file` (which is consumed). Variants of
+  // earlier generations are dropped: they were derived from other weights.
+  // On success `record` is updated with what was stored.
+  absl::Status PutModel(ModelRecord* record, const std::string& variant,
+                        const StagedFile& file);
+  // Adds or replaces one variant of an existing model.
+  absl::Status PutVariant(ModelRecord* record, const std::string& variant,
+                          const StagedFile& file);
+  // Removes the model folder (moved to trash/ atomically, then deleted).
+  absl::Status RemoveModel(const std::string& name);
+
+  // Absolute path of a variant's artifact.
+  std::string VariantPath(const std::string& model,
+                          const VariantRecord& v) const;
+
+ private:
+  explicit ModelStore(std::string root) : root_(std::move(root)) {}
+  std::string ModelDir(const std::string& name) const;
+  StoredModel ReadLocked(const std::string& name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status InstallLocked(ModelRecord* record, const std::string& variant,
+                             const StagedFile& file)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string root_;
+  absl::Mutex mu_;  // serializes writes to the models/ tree
+};
+
+// Model names become folder names: 1-128 of [A-Za-z0-9_.-], not starting
+// with '.', no "..". INVALID_ARGUMENT otherwise, saying what is wrong.
+absl::Status ValidateModelName(const std::string& name);
+
+// Milliseconds since the epoch.
+int64_t NowUnixMs();
+
+}  // namespace twinserve
+
+#endif  // TWINSERVE_SERVER_CORE_STORE_H_

@@ -1,0 +1,47 @@
+// twinserve.v1.ModelService over ServerCore: registration (client-streamed
+// upload), listing, inspection and removal of models.
+#ifndef TWINSERVE_SERVER_GRPC_MANAGEMENT_SERVICE_H_
+#define TWINSERVE_SERVER_GRPC_MANAGEMENT_SERVICE_H_
+
+#include <memory>
+
+#include "proto/twinserve.grpc.pb.h"
+#include "server/core/server_core.h"
+#include "server/core/thread_pool.h"
+
+namespace twinserve {
+
+class ManagementService final
+    : public twinserve::v1::ModelService::CallbackService {
+ public:
+  // `core` must outlive the service.
+  explicit ManagementService(ServerCore* core);
+  ~ManagementService() override;
+
+  grpc::ServerReadReactor<v1::RegisterModelRequest>* RegisterModel(
+      grpc::CallbackServerContext* ctx,
+      v1::RegisterModelResponse* response) override;
+  grpc::ServerUnaryReactor* UnregisterModel(
+      grpc::CallbackServerContext* ctx,
+      const v1::UnregisterModelRequest* request,
+      v1::UnregisterModelResponse* response) override;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* ctx,
+                                       const v1::ListModelsRequest* request,
+                                       v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* ctx,
+                                     const v1::GetModelRequest* request,
+                                     v1::ModelInfo* response) override;
+
+ private:
+  ServerCore* const core_;
+  // Model loads and checks take seconds: they run here, not on gRPC threads.
+  std::unique_ptr<ThreadPool> slow_work_;
+};
+
+// Conversions, exposed for tests.
+absl::StatusOr<TensorSpec> SpecFromProto(const v1::TensorSpec& proto);
+void ModelStatusToProto(const ModelStatus& status, v1::ModelInfo* out);
+
+}  // namespace twinserve
+
+#endif  // TWINSERVE_SERVER_GRPC_MANAGEMENT_SERVICE_H_

@@ -1,0 +1,175 @@
+#include "server/grpc/oip_codec.h"
+
+#include <cstring>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "server/core/status_macros.h"
+
+namespace twinserve {
+namespace {
+
+using inference::InferTensorContents;
+using inference::ModelInferRequest;
+
+template <typename To, typename Repeated>
+absl::StatusOr<std::string> Pack(const Repeated& values,
+                                 const std::string& name) {
+  std::string bytes(values.size() * sizeof(To), '\0');
+  To* out = reinterpret_cast<To*>(bytes.data());
+  for (int i = 0; i < values.size(); ++i) {
+    const auto v = values.Get(i);
+    if constexpr (std::is_integral_v<To> && !std::is_same_v<To, bool>) {
+      if (v < std::numeric_limits<To>::min() ||
+          v > std::numeric_limits<To>::max()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("input '", name, "': element ", i, " (", v,
+                         ") is out of range for its datatype"));
+      }
+    }
+    out[i] = static_cast<To>(v);
+  }
+  return bytes;
+}
+
+// The typed-contents field that carries `dtype`, as the OIP spec assigns it.
+absl::StatusOr<std::string> PackContents(const std::string& name,
+                                         DataType dtype,
+                                         const InferTensorContents& c,
+                                         int64_t expected_count) {
+  int count = 0;
+  absl::StatusOr<std::string> bytes;
+  switch (dtype) {
+    case DataType::kBool:
+      count = c.bool_contents_size();
+      bytes = Pack<bool>(c.bool_contents(), name);
+      break;
+    case DataType::kUint8:
+      count = c.uint_contents_size();
+      bytes = Pack<uint8_t>(c.uint_contents(), name);
+      break;
+    case DataType::kInt8:
+      count = c.int_contents_size();
+      bytes = Pack<int8_t>(c.int_contents(), name);
+      break;
+    case DataType::kInt16:
+      count = c.int_contents_size();
+      bytes = Pack<int16_t>(c.int_contents(), name);
+      break;
+    case DataType::kInt32:
+      count = c.int_contents_size();
+      bytes = Pack<int32_t>(c.int_contents(), name);
+      break;
+    case DataType::kInt64:
+      count = c.int64_contents_size();
+      bytes = Pack<int64_t>(c.int64_contents(), name);
+      break;
+    case DataType::kFp32:
+      count = c.fp32_contents_size();
+      bytes = Pack<float>(c.fp32_contents(), name);
+      break;
+    case DataType::kFp64:
+      count = c.fp64_contents_size();
+      bytes = Pack<double>(c.fp64_contents(), name);
+      break;
+    case DataType::kFp16:
+    case DataType::kBf16:
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", name, "': ", DataTypeName(dtype),
+                       " has no typed contents field; send it in "
+                       "raw_input_contents"));
+    case DataType::kInvalid:
+      return absl::InvalidArgumentError("invalid datatype");
+  }
+  if (count != expected_count) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input '", name, "': shape needs ", expected_count, " ",
+        DataTypeName(dtype), " elements, contents hold ", count));
+  }
+  return bytes;
+}
+
+}  // namespace
+
+absl::StatusOr<InferRequest> DecodeInferRequest(
+    const ModelInferRequest& request) {
+  InferRequest out;
+  out.model = request.model_name();
+  out.version = request.model_version();
+  const bool raw = request.raw_input_contents_size() > 0;
+  if (raw && request.raw_input_contents_size() != request.inputs_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "raw_input_contents has ", request.raw_input_contents_size(),
+        " entries for ", request.inputs_size(),
+        " inputs; send one per input, in order"));
+  }
+  out.inputs.reserve(request.inputs_size());
+  for (int i = 0; i < request.inputs_size(); ++i) {
+    const auto& in = request.inputs(i);
+    auto dtype = ParseDataType(in.datatype());
+    if (!dtype.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", in.name(), "': ", dtype.status().message()));
+    }
+    Shape shape(in.shape().begin(), in.shape().end());
+    for (int64_t d : shape) {
+      if (d < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("input '", in.name(), "': shape ",
+                         ShapeToString(shape), " has a negative dim"));
+      }
+    }
+    if (raw) {
+      if (in.has_contents()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "input '", in.name(),
+            "' has typed contents while raw_input_contents is used; use one "
+            "or the other"));
+      }
+      HostTensor t;
+      t.name = in.name();
+      t.dtype = *dtype;
+      t.shape = std::move(shape);
+      const std::string& bytes = request.raw_input_contents(i);
+      t.data = bytes.data();
+      t.byte_size = bytes.size();
+      out.inputs.push_back(std::move(t));
+      continue;
+    }
+    const int64_t count = ElementCount(shape);
+    if (count < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", in.name(), "': shape ", ShapeToString(shape),
+          " is too large"));
+    }
+    TS_ASSIGN_OR_RETURN(
+        std::string bytes,
+        PackContents(in.name(), *dtype, in.contents(), count));
+    out.inputs.push_back(
+        HostTensor::Owned(in.name(), *dtype, std::move(shape), std::move(bytes)));
+  }
+  out.requested_outputs.reserve(request.outputs_size());
+  for (const auto& o : request.outputs()) {
+    out.requested_outputs.push_back(o.name());
+  }
+  return out;
+}
+
+void EncodeInferResponse(const ModelInferRequest& request,
+                         const InferResult& result,
+                         inference::ModelInferResponse* response) {
+  response->set_model_name(result.model);
+  response->set_model_version(result.variant);
+  response->set_id(request.id());
+  (*response->mutable_parameters())[kVariantParameter].set_string_param(
+      result.variant);
+  for (const HostTensor& t : result.outputs) {
+    auto* out = response->add_outputs();
+    out->set_name(t.name);
+    out->set_datatype(DataTypeName(t.dtype));
+    for (int64_t d : t.shape) out->add_shape(d);
+    response->add_raw_output_contents()->assign(t.data, t.byte_size);
+  }
+}
+
+}  // namespace twinserve

@@ -1,0 +1,419 @@
+#include "server/grpc/oip_service.h"
+
+#include <deque>
+#include <memory>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "server/grpc/grpc_status_util.h"
+#include "server/grpc/oip_codec.h"
+
+namespace twinserve {
+namespace {
+
+using grpc::CallbackServerContext;
+using grpc::ServerUnaryReactor;
+
+constexpr char kPlatform[] = "pytorch_libtorch";
+
+ServerUnaryReactor* Done(CallbackServerContext* ctx,
+                         const absl::Status& status) {
+  ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+ServerUnaryReactor* Unimplemented(CallbackServerContext* ctx,
+                                  const char* what) {
+  return Done(ctx, absl::UnimplementedError(absl::StrCat(
+                       what, " is not supported by twinserve: it serves "
+                             "tensors sent in the request on CPU only")));
+}
+
+inference::DataType ConfigType(DataType t) {
+  switch (t) {
+    case DataType::kBool:
+      return inference::TYPE_BOOL;
+    case DataType::kUint8:
+      return inference::TYPE_UINT8;
+    case DataType::kInt8:
+      return inference::TYPE_INT8;
+    case DataType::kInt16:
+      return inference::TYPE_INT16;
+    case DataType::kInt32:
+      return inference::TYPE_INT32;
+    case DataType::kInt64:
+      return inference::TYPE_INT64;
+    case DataType::kFp16:
+      return inference::TYPE_FP16;
+    case DataType::kBf16:
+      return inference::TYPE_BF16;
+    case DataType::kFp32:
+      return inference::TYPE_FP32;
+    case DataType::kFp64:
+      return inference::TYPE_FP64;
+    case DataType::kInvalid:
+      break;
+  }
+  return inference::TYPE_INVALID;
+}
+
+void SetDuration(const DurationStat& d, inference::StatisticDuration* out) {
+  out->set_count(d.count);
+  out->set_ns(d.ns);
+}
+
+// A model must exist and, if a version is named, have that variant.
+absl::StatusOr<ModelStatus> GetModelVersion(ModelRegistry* registry,
+                                            const std::string& name,
+                                            const std::string& version) {
+  auto status = registry->Get(name);
+  if (!status.ok() || version.empty()) return status;
+  for (const VariantStatus& v : status->variants) {
+    if (v.name == version) return status;
+  }
+  return absl::NotFoundError(
+      absl::StrCat("model '", name, "' has no version '", version, "'"));
+}
+
+// Runs ModelStreamInfer: reads requests as they come, runs them
+// concurrently, writes each response (or its error_message) as it finishes,
+// one write at a time as gRPC requires.
+class StreamInferReactor
+    : public grpc::ServerBidiReactor<inference::ModelInferRequest,
+                                     inference::ModelStreamInferResponse> {
+ public:
+  explicit StreamInferReactor(InferenceEngine* engine) : engine_(engine) {
+    StartRead(&incoming_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      absl::MutexLock lock(&mu_);
+      reads_done_ = true;
+      MaybeFinishLocked();
+      return;
+    }
+    auto request =
+        std::make_shared<inference::ModelInferRequest>(std::move(incoming_));
+    incoming_.Clear();
+    {
+      absl::MutexLock lock(&mu_);
+      ++pending_;
+    }
+    auto decoded = DecodeInferRequest(*request);
+    if (!decoded.ok()) {
+      Complete(*request, decoded.status());
+    } else {
+      engine_->Infer(std::move(*decoded),
+                     [this, request](absl::StatusOr<InferResult> result) {
+                       Complete(*request, std::move(result));
+                     });
+    }
+    StartRead(&incoming_);
+  }
+
+  void OnWriteDone(bool /*ok*/) override {
+    absl::MutexLock lock(&mu_);
+    writes_.pop_front();
+    if (!writes_.empty()) {
+      StartWrite(writes_.front().get());
+    } else {
+      writing_ = false;
+      MaybeFinishLocked();
+    }
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Complete(const inference::ModelInferRequest& request,
+                absl::StatusOr<InferResult> result) {
+    auto response = std::make_unique<inference::ModelStreamInferResponse>();
+    if (result.ok()) {
+      EncodeInferResponse(request, *result, response->mutable_infer_response());
+    } else {
+      response->set_error_message(std::string(result.status().message()));
+      response->mutable_infer_response()->set_model_name(request.model_name());
+      response->mutable_infer_response()->set_id(request.id());
+    }
+    absl::MutexLock lock(&mu_);
+    --pending_;
+    writes_.push_back(std::move(response));
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(writes_.front().get());
+    }
+  }
+
+  void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (reads_done_ && pending_ == 0 && !writing_ && !finished_) {
+      finished_ = true;
+      Finish(grpc::Status::OK);
+    }
+  }
+
+  InferenceEngine* const engine_;
+  inference::ModelInferRequest incoming_;  // only touched by the read chain
+  absl::Mutex mu_;
+  std::deque<std::unique_ptr<inference::ModelStreamInferResponse>> writes_
+      ABSL_GUARDED_BY(mu_);
+  int pending_ ABSL_GUARDED_BY(mu_) = 0;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+ServerUnaryReactor* OipService::ServerLive(
+    CallbackServerContext* ctx, const inference::ServerLiveRequest*,
+    inference::ServerLiveResponse* response) {
+  response->set_live(true);
+  return Done(ctx, absl::OkStatus());
+}
+
+ServerUnaryReactor* OipService::ServerReady(
+    CallbackServerContext* ctx, const inference::ServerReadyRequest*,
+    inference::ServerReadyResponse* response) {
+  response->set_ready(core_->ready());
+  return Done(ctx, absl::OkStatus());
+}
+
+ServerUnaryReactor* OipService::ModelReady(
+    CallbackServerContext* ctx, const inference::ModelReadyRequest* request,
+    inference::ModelReadyResponse* response) {
+  // As Triton: an unknown or unready model is "not ready", not an error.
+  response->set_ready(
+      core_->registry()->Acquire(request->name(), request->version()).ok());
+  return Done(ctx, absl::OkStatus());
+}
+
+ServerUnaryReactor* OipService::ServerMetadata(
+    CallbackServerContext* ctx, const inference::ServerMetadataRequest*,
+    inference::ServerMetadataResponse* response) {
+  response->set_name(kServerName);
+  response->set_version(kServerVersion);
+  for (const char* ext : {"model_repository", "model_configuration",
+                          "statistics", "parameters"}) {
+    response->add_extensions(ext);
+  }
+  return Done(ctx, absl::OkStatus());
+}
+
+ServerUnaryReactor* OipService::ModelMetadata(
+    CallbackServerContext* ctx, const inference::ModelMetadataRequest* request,
+    inference::ModelMetadataResponse* response) {
+  auto status =
+      GetModelVersion(core_->registry(), request->name(), request->version());
+  if (!status.ok()) return Done(ctx, status.status());
+  response->set_name(status->name);
+  response->set_platform(kPlatform);
+  for (const VariantStatus& v : status->variants) {
+    response->add_versions(v.name);
+  }
+  for (const TensorSpec& s : status->signature.inputs) {
+    auto* t = response->add_inputs();
+    t->set_name(s.name);
+    t->set_datatype(DataTypeName(s.dtype));
+    for (int64_t d : s.shape) t->add_shape(d);
+  }
+  for (const TensorSpec& s : status->signature.outputs) {
+    auto* t = response->add_outputs();
+    t->set_name(s.name);
+    t->set_datatype(DataTypeName(s.dtype));
+    for (int64_t d : s.shape) t->add_shape(d);
+  }
+  return Done(ctx, absl::OkStatus());
+}
+
+ServerUnaryReactor* OipService::ModelConfig(
+    CallbackServerContext* ctx, const inference::ModelConfigRequest* request,
+    inference::ModelConfigResponse* response) {
+  auto status =
+      GetModelVersion(core_->registry(), request->name(), request->version());
+  if (!status.ok()) return Done(ctx, status.status());
+  auto* config = response->mutable_config();
+  config->set_name(status->name);
+  config->set_platform(kPlatform);
+  config->set_backend("pytorch");
+  // max_batch_size 0: shapes are given in full, batch dim included, as the
+  // registration declared them.
+  config->set_max_batch_size(0);
+  for (const TensorSpec& s : status->signature.inputs) {
+    auto* in = config->add_input();
+    in->set_name(s.name);
+    in->set_data_type(ConfigType(s.dtype));
+    for (int64_t d : s.shape) in->add_dims(d);
+  }
+  for (const TensorSpec& s : status->signature.outputs) {
+    auto* out = config->add_output();
+    out->set_name(s.name);
+    out->set_data_type(ConfigType(s.dtype));
+    for (int64_t d : s.shape) out->add_dims(d);
+  }
+  return Done(ctx, absl::OkStatus());
+}
+
+ServerUnaryReactor* OipService::ModelInfer(
+    CallbackServerContext* ctx, const inference::ModelInferRequest* request,
+    inference::ModelInferResponse* response) {
+  ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto decoded = DecodeInferRequest(*request);
+  if (!decoded.ok()) {
+    reactor->Finish(ToGrpcStatus(decoded.status()));
+    return reactor;
+  }
+  core_->engine()->Infer(
+      std::move(*decoded),
+      [request, response, reactor](absl::StatusOr<InferResult> result) {
+        if (!result.ok()) {
+          reactor->Finish(ToGrpcStatus(result.status()));
+          return;
+        }
+        EncodeInferResponse(*request, *result, response);
+        reactor->Finish(grpc::Status::OK);
+      });
+  return reactor;
+}
+
+grpc::ServerBidiReactor<inference::ModelInferRequest,
+                        inference::ModelStreamInferResponse>*
+OipService::ModelStreamInfer(CallbackServerContext*) {
+  return new StreamInferReactor(core_->engine());
+}
+
+ServerUnaryReactor* OipService::ModelStatistics(
+    CallbackServerContext* ctx,
+    const inference::ModelStatisticsRequest* request,
+    inference::ModelStatisticsResponse* response) {
+  if (!request->name().empty()) {
+    auto status = GetModelVersion(core_->registry(), request->name(),
+                                  request->version());
+    if (!status.ok()) return Done(ctx, status.status());
+  }
+  for (const auto& e :
+       core_->registry()->Stats(request->name(), request->version())) {
+    auto* m = response->add_model_stats();
+    m->set_name(e.model);
+    m->set_version(e.variant);
+    m->set_last_inference(e.stats.last_inference_ms);
+    m->set_inference_count(e.stats.inference_count);
+    m->set_execution_count(e.stats.execution_count);
+    auto* s = m->mutable_inference_stats();
+    SetDuration(e.stats.success, s->mutable_success());
+    SetDuration(e.stats.fail, s->mutable_fail());
+    SetDuration(e.stats.queue, s->mutable_queue());
+    SetDuration(e.stats.compute_input, s->mutable_compute_input());
+    SetDuration(e.stats.compute_infer, s->mutable_compute_infer());
+    SetDuration(e.stats.compute_output, s->mutable_compute_output());
+    for (const auto& [size, b] : e.stats.batches) {
+      auto* bs = m->add_batch_stats();
+      bs->set_batch_size(size);
+      SetDuration(b.compute_input, bs->mutable_compute_input());
+      SetDuration(b.compute_infer, bs->mutable_compute_infer());
+      SetDuration(b.compute_output, bs->mutable_compute_output());
+    }
+  }
+  return Done(ctx, absl::OkStatus());
+}
+
+ServerUnaryReactor* OipService::RepositoryIndex(
+    CallbackServerContext* ctx, const inference::RepositoryIndexRequest* request,
+    inference::RepositoryIndexResponse* response) {
+  for (const ModelStatus& m : core_->registry()->List()) {
+    if (m.variants.empty()) {  // a broken store entry
+      if (request->ready()) continue;
+      auto* idx = response->add_models();
+      idx->set_name(m.name);
+      idx->set_state("UNAVAILABLE");
+      idx->set_reason(m.last_error);
+      continue;
+    }
+    for (const VariantStatus& v : m.variants) {
+      const bool ready = v.state == VariantState::kReady;
+      if (request->ready() && !ready) continue;
+      auto* idx = response->add_models();
+      idx->set_name(m.name);
+      idx->set_version(v.name);
+      idx->set_state(ready ? "READY" : VariantStateName(v.state));
+      idx->set_reason(v.last_error);
+    }
+  }
+  return Done(ctx, absl::OkStatus());
+}
+
+ServerUnaryReactor* OipService::RepositoryModelLoad(
+    CallbackServerContext* ctx,
+    const inference::RepositoryModelLoadRequest* request,
+    inference::RepositoryModelLoadResponse*) {
+  if (!request->parameters().empty()) {
+    return Done(ctx, absl::InvalidArgumentError(
+                         "RepositoryModelLoad parameters (config override, "
+                         "file upload) are not supported; register models "
+                         "with twinserve.v1.ModelService/RegisterModel"));
+  }
+  // Loading can take seconds; this runs on a gRPC callback thread, which is
+  // acceptable for a rare operator call.
+  return Done(ctx, core_->registry()->Load(request->model_name()));
+}
+
+ServerUnaryReactor* OipService::RepositoryModelUnload(
+    CallbackServerContext* ctx,
+    const inference::RepositoryModelUnloadRequest* request,
+    inference::RepositoryModelUnloadResponse*) {
+  return Done(ctx, core_->registry()->Unload(request->model_name()));
+}
+
+ServerUnaryReactor* OipService::SystemSharedMemoryStatus(
+    CallbackServerContext* ctx,
+    const inference::SystemSharedMemoryStatusRequest*,
+    inference::SystemSharedMemoryStatusResponse*) {
+  return Unimplemented(ctx, "System shared memory");
+}
+ServerUnaryReactor* OipService::SystemSharedMemoryRegister(
+    CallbackServerContext* ctx,
+    const inference::SystemSharedMemoryRegisterRequest*,
+    inference::SystemSharedMemoryRegisterResponse*) {
+  return Unimplemented(ctx, "System shared memory");
+}
+ServerUnaryReactor* OipService::SystemSharedMemoryUnregister(
+    CallbackServerContext* ctx,
+    const inference::SystemSharedMemoryUnregisterRequest*,
+    inference::SystemSharedMemoryUnregisterResponse*) {
+  return Unimplemented(ctx, "System shared memory");
+}
+ServerUnaryReactor* OipService::CudaSharedMemoryStatus(
+    CallbackServerContext* ctx, const inference::CudaSharedMemoryStatusRequest*,
+    inference::CudaSharedMemoryStatusResponse*) {
+  return Unimplemented(ctx, "CUDA shared memory");
+}
+ServerUnaryReactor* OipService::CudaSharedMemoryRegister(
+    CallbackServerContext* ctx,
+    const inference::CudaSharedMemoryRegisterRequest*,
+    inference::CudaSharedMemoryRegisterResponse*) {
+  return Unimplemented(ctx, "CUDA shared memory");
+}
+ServerUnaryReactor* OipService::CudaSharedMemoryUnregister(
+    CallbackServerContext* ctx,
+    const inference::CudaSharedMemoryUnregisterRequest*,
+    inference::CudaSharedMemoryUnregisterResponse*) {
+  return Unimplemented(ctx, "CUDA shared memory");
+}
+ServerUnaryReactor* OipService::TraceSetting(
+    CallbackServerContext* ctx, const inference::TraceSettingRequest*,
+    inference::TraceSettingResponse*) {
+  return Done(ctx, absl::UnimplementedError(
+                       "Trace settings are not supported by twinserve; use "
+                       "the Prometheus metrics and ModelStatistics"));
+}
+ServerUnaryReactor* OipService::LogSettings(
+    CallbackServerContext* ctx, const inference::LogSettingsRequest*,
+    inference::LogSettingsResponse*) {
+  return Done(ctx, absl::UnimplementedError(
+                       "Log settings cannot be changed over RPC; start "
+                       "twinserve with --log_level"));
+}
+
+}  // namespace twinserve

@@ -1,0 +1,141 @@
+// twinserve: serves TorchScript models over the Open Inference Protocol,
+// with twinserve.v1 for model management. See README.md.
+#include <signal.h>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "server/core/logging.h"
+#include "server/core/runner.h"
+#include "server/core/server_core.h"
+#include "server/grpc/management_service.h"
+#include "server/grpc/oip_service.h"
+
+namespace {
+
+std::string DefaultStore() {
+  const char* home = std::getenv("TWINSERVE_HOME");
+  if (home != nullptr && *home) return absl::StrCat(home, "/store");
+  const char* user_home = std::getenv("HOME");
+  return absl::StrCat(user_home ? user_home : ".", "/.twinserve/store");
+}
+
+int DefaultInferenceThreads() {
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return cores > 0 ? cores : 1;
+}
+
+}  // namespace
+
+ABSL_FLAG(std::string, address, "0.0.0.0:8001",
+          "gRPC listen address (host:port) for the OIP and management "
+          "services.");
+ABSL_FLAG(std::string, store, DefaultStore(),
+          "Folder of the durable model store (default $TWINSERVE_HOME/store, "
+          "else ~/.twinserve/store). Created if missing.");
+ABSL_FLAG(int, intra_op_threads, 1,
+          "LibTorch intra-op threads per forward pass. With the default "
+          "inference_threads this keeps threads <= cores.");
+ABSL_FLAG(int, inference_threads, 0,
+          "Worker threads running forward passes concurrently; 0 = cores / "
+          "intra_op_threads.");
+ABSL_FLAG(int, max_message_bytes, 64 << 20,
+          "Largest gRPC message accepted or sent; larger requests get "
+          "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, max_model_bytes, int64_t{4} << 30,
+          "Largest model file a registration may upload.");
+ABSL_FLAG(bool, optimize_fp32, true,
+          "Serve FP32 through torch::jit::freeze + optimize_for_inference "
+          "(LibTorch's fastest FP32 path).");
+ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "twinserve --address=HOST:PORT --store=DIR [flags]\n"
+      "Serves TorchScript models over the Open Inference Protocol (KServe "
+      "v2) gRPC API, with model management in twinserve.v1.ModelService.");
+  absl::ParseCommandLine(argc, argv);
+
+  twinserve::LogLevel level;
+  if (!twinserve::ParseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {
+    std::fprintf(stderr, "unknown --log_level '%s'\n",
+                 absl::GetFlag(FLAGS_log_level).c_str());
+    return 2;
+  }
+  twinserve::SetLogLevel(level);
+
+  // Signals are taken by a dedicated thread; block them before any other
+  // thread starts so they inherit the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const int intra = std::max(1, absl::GetFlag(FLAGS_intra_op_threads));
+  int workers = absl::GetFlag(FLAGS_inference_threads);
+  if (workers <= 0) workers = std::max(1, DefaultInferenceThreads() / intra);
+  twinserve::ConfigureTorchThreads(intra, 1);
+
+  twinserve::ServerOptions options;
+  options.store_path = absl::GetFlag(FLAGS_store);
+  options.runner.optimize = absl::GetFlag(FLAGS_optimize_fp32);
+  options.engine.worker_threads = workers;
+  options.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
+  auto core = twinserve::ServerCore::Create(options);
+  if (!core.ok()) {
+    TS_LOG(ERROR) << "cannot open the store " << options.store_path << ": "
+                  << core.status();
+    return 1;
+  }
+
+  twinserve::OipService oip(core->get());
+  twinserve::ManagementService management(core->get());
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(absl::GetFlag(FLAGS_address),
+                           grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  builder.RegisterService(&oip);
+  builder.RegisterService(&management);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    TS_LOG(ERROR) << "cannot listen on " << absl::GetFlag(FLAGS_address);
+    return 1;
+  }
+  auto* health = server->GetHealthCheckService();
+  health->SetServingStatus(false);
+  TS_LOG(INFO) << "twinserve listening on port " << port << ", store "
+               << options.store_path << ", " << workers
+               << " inference threads x " << intra << " intra-op threads";
+
+  (*core)->LoadStoredModels();
+  health->SetServingStatus(true);
+  TS_LOG(INFO) << "ready: " << (*core)->registry()->List().size()
+               << " models";
+
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    TS_LOG(INFO) << "signal " << sig << ": shutting down";
+    health->SetServingStatus(false);
+    server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+  });
+  server->Wait();
+  signal_thread.join();
+  return 0;
+}
