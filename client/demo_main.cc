@@ -66,12 +66,12 @@ int Main() {
     auto t0 = std::chrono::steady_clock::now();
     info = client.Register(options, ss.str());
     if (!info.ok()) return Fail("register", info.status());
-    std::printf("registered in %.0f ms: %llu bytes, variants:",
-                std::chrono::duration<double, std::milli>(
-                    std::chrono::steady_clock::now() - t0)
-                    .count(),
-                static_cast<unsigned long long>(
-                    info->variants(0).serialized_bytes()));
+    std::printf(
+        "registered in %.0f ms: %llu bytes, variants:",
+        std::chrono::duration<double, std::milli>(
+            std::chrono::steady_clock::now() - t0)
+            .count(),
+        static_cast<unsigned long long>(info->variants(0).serialized_bytes()));
     for (const auto& v : info->variants()) {
       std::printf(" %s(%s)", v.name().c_str(),
                   v1::VariantState_Name(v.state()).c_str());
@@ -121,9 +121,9 @@ int Main() {
       std::printf("\n");
     }
   }
-  const double secs = std::chrono::duration<double>(
-                          std::chrono::steady_clock::now() - start)
-                          .count();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   std::sort(latencies_us.begin(), latencies_us.end());
   std::printf(
       "\n%d requests: top-1 accuracy %.2f%%, p50 %.0f us, p99 %.0f us, "

@@ -8,15 +8,15 @@ namespace twinserve {
 
 absl::StatusOr<HostTensor> ReadIdx(const std::string& path) {
   gzFile f = gzopen(path.c_str(), "rb");  // reads plain files too
-  if (f == nullptr) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  if (f == nullptr)
+    return absl::NotFoundError(absl::StrCat("cannot open ", path));
   std::string bytes;
   char buf[1 << 16];
   int n;
   while ((n = gzread(f, buf, sizeof(buf))) > 0) bytes.append(buf, n);
   gzclose(f);
   if (n < 0 || bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not an IDX file"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not an IDX file"));
   }
   if (bytes[2] != 0x08) {
     return absl::InvalidArgumentError(
@@ -37,11 +37,11 @@ absl::StatusOr<HostTensor> ReadIdx(const std::string& path) {
   const size_t offset = 4 + 4 * ndim;
   const int64_t count = ElementCount(shape);
   if (count < 0 || bytes.size() - offset != static_cast<size_t>(count)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": data size does not match dims ",
-                     ShapeToString(shape)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": data size does not match dims ", ShapeToString(shape)));
   }
-  return HostTensor::Owned("idx", DataType::kUint8, shape, bytes.substr(offset));
+  return HostTensor::Owned("idx", DataType::kUint8, shape,
+                           bytes.substr(offset));
 }
 
 HostTensor ImagesToFloat(const HostTensor& images) {

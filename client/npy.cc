@@ -69,8 +69,9 @@ absl::StatusOr<HostTensor> ParseNpy(absl::string_view bytes,
     if (bytes.size() < 12) return absl::InvalidArgumentError("truncated npy");
     header_len = 0;
     for (int i = 0; i < 4; ++i) {
-      header_len |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + i]))
-                    << (8 * i);
+      header_len |=
+          static_cast<size_t>(static_cast<unsigned char>(bytes[8 + i]))
+          << (8 * i);
     }
     offset = 12;
   } else {
@@ -148,15 +149,15 @@ absl::StatusOr<std::string> SerializeNpy(const HostTensor& t) {
     if (x.dtype == t.dtype) descr = x.descr;
   }
   if (descr == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tensor '", t.name, "' is ", DataTypeName(t.dtype),
-        ", which has no NumPy dtype"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor '", t.name, "' is ", DataTypeName(t.dtype),
+                     ", which has no NumPy dtype"));
   }
   std::string shape = absl::StrJoin(t.shape, ", ");
   if (t.shape.size() == 1) shape += ",";
-  std::string header = absl::StrCat("{'descr': '", descr,
-                                    "', 'fortran_order': False, 'shape': (",
-                                    shape, "), }");
+  std::string header =
+      absl::StrCat("{'descr': '", descr,
+                   "', 'fortran_order': False, 'shape': (", shape, "), }");
   // Pad so the data starts on a 64-byte boundary, ending with '\n'.
   const size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');

@@ -92,8 +92,8 @@ absl::StatusOr<v1::ModelInfo> TwinClient::Register(
     chunk.set_chunk(model_bytes.substr(off, options.chunk_bytes));
     ok = writer->Write(chunk);
     if (progress) {
-      progress(std::min<uint64_t>(off + options.chunk_bytes,
-                                  model_bytes.size()));
+      progress(
+          std::min<uint64_t>(off + options.chunk_bytes, model_bytes.size()));
     }
   }
   writer->WritesDone();
@@ -115,8 +115,7 @@ absl::StatusOr<std::vector<v1::ModelInfo>> TwinClient::List() {
   v1::ListModelsResponse resp;
   grpc::Status st = management_->ListModels(&ctx, {}, &resp);
   if (!st.ok()) return FromGrpcStatus(st);
-  return std::vector<v1::ModelInfo>(resp.models().begin(),
-                                    resp.models().end());
+  return std::vector<v1::ModelInfo>(resp.models().begin(), resp.models().end());
 }
 
 absl::StatusOr<v1::ModelInfo> TwinClient::Get(const std::string& name) {
@@ -155,9 +154,9 @@ absl::StatusOr<InferOutputs> DecodeInferResponse(
   out.version = resp.model_version();
   out.id = resp.id();
   if (resp.raw_output_contents_size() != resp.outputs_size()) {
-    return absl::InternalError(absl::StrCat(
-        "response has ", resp.outputs_size(), " outputs but ",
-        resp.raw_output_contents_size(), " raw contents"));
+    return absl::InternalError(
+        absl::StrCat("response has ", resp.outputs_size(), " outputs but ",
+                     resp.raw_output_contents_size(), " raw contents"));
   }
   for (int i = 0; i < resp.outputs_size(); ++i) {
     const auto& o = resp.outputs(i);

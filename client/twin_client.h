@@ -63,8 +63,7 @@ class TwinClient {
   absl::StatusOr<InferOutputs> Infer(
       const std::string& model, const std::vector<HostTensor>& inputs,
       const std::string& version = "",
-      const std::vector<std::string>& outputs = {},
-      const std::string& id = "");
+      const std::vector<std::string>& outputs = {}, const std::string& id = "");
   // The raw OIP call, for tests that need full control of the message.
   grpc::Status RawInfer(const inference::ModelInferRequest& request,
                         inference::ModelInferResponse* response);

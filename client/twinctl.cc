@@ -222,10 +222,9 @@ void PrintTopK(const HostTensor& t, int k,
     std::vector<int> idx(cols);
     for (int i = 0; i < cols; ++i) idx[i] = i;
     const int kk = std::min<int64_t>(k, cols);
-    std::partial_sort(idx.begin(), idx.begin() + kk, idx.end(),
-                      [&](int a, int b) {
-                        return data[r * cols + a] > data[r * cols + b];
-                      });
+    std::partial_sort(
+        idx.begin(), idx.begin() + kk, idx.end(),
+        [&](int a, int b) { return data[r * cols + a] > data[r * cols + b]; });
     std::printf("%s[%lld] top-%d:", t.name.c_str(), static_cast<long long>(r),
                 kk);
     for (int i = 0; i < kk; ++i) {
@@ -251,7 +250,8 @@ int Infer(TwinClient& client, const Args& args) {
     auto info = client.Get(model);
     if (!info.ok()) return Fail(info.status());
     if (info->inputs_size() != 1) {
-      return Usage("the model has several inputs: name each, --input NAME=FILE");
+      return Usage(
+          "the model has several inputs: name each, --input NAME=FILE");
     }
     input_names.push_back(info->inputs(0).name());
   }

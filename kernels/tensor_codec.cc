@@ -67,8 +67,7 @@ absl::StatusOr<DataType> FromScalarType(at::ScalarType type) {
 
 bool CanWrapWithoutCopy(const HostTensor& tensor) {
   const size_t align = DataTypeSize(tensor.dtype);
-  return align != 0 &&
-         reinterpret_cast<uintptr_t>(tensor.data) % align == 0;
+  return align != 0 && reinterpret_cast<uintptr_t>(tensor.data) % align == 0;
 }
 
 absl::StatusOr<at::Tensor> ToTorch(const HostTensor& tensor) {

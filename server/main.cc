@@ -1,10 +1,9 @@
 // twinserve: serves TorchScript models over the Open Inference Protocol,
 // with twinserve.v1 for model management. See README.md.
-#include <signal.h>
-
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
 
 #include <cstdlib>
 #include <memory>
@@ -15,6 +14,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "server/core/file_util.h"
 #include "server/core/logging.h"
 #include "server/core/runner.h"
 #include "server/core/server_core.h"
@@ -58,6 +58,9 @@ ABSL_FLAG(bool, optimize_fp32, true,
           "Serve FP32 through torch::jit::freeze + optimize_for_inference "
           "(LibTorch's fastest FP32 path).");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+ABSL_FLAG(std::string, port_file, "",
+          "If set, the bound gRPC port is written here once listening (for "
+          "--address=HOST:0 in tests and scripts).");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
@@ -116,6 +119,11 @@ int main(int argc, char** argv) {
     TS_LOG(ERROR) << "cannot listen on " << absl::GetFlag(FLAGS_address);
     return 1;
   }
+  if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
+    // Written atomically so a reader never sees a partial number.
+    absl::Status st = twinserve::WriteFileAtomically(path, absl::StrCat(port));
+    if (!st.ok()) TS_LOG(ERROR) << "cannot write --port_file: " << st;
+  }
   auto* health = server->GetHealthCheckService();
   health->SetServingStatus(false);
   TS_LOG(INFO) << "twinserve listening on port " << port << ", store "
@@ -124,8 +132,7 @@ int main(int argc, char** argv) {
 
   (*core)->LoadStoredModels();
   health->SetServingStatus(true);
-  TS_LOG(INFO) << "ready: " << (*core)->registry()->List().size()
-               << " models";
+  TS_LOG(INFO) << "ready: " << (*core)->registry()->List().size() << " models";
 
   std::thread signal_thread([&] {
     int sig = 0;

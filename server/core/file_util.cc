@@ -180,7 +180,8 @@ std::string Sha256::HexDigest() {
   unsigned int len = 0;
   EVP_DigestFinal_ex(state_->ctx, md, &len);
   std::string hex;
-  for (unsigned int i = 0; i < len; ++i) absl::StrAppendFormat(&hex, "%02x", md[i]);
+  for (unsigned int i = 0; i < len; ++i)
+    absl::StrAppendFormat(&hex, "%02x", md[i]);
   return hex;
 }
 

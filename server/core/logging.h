@@ -34,10 +34,9 @@ class LogMessage {
 #define TS_LOG_WARNING ::twinserve::LogLevel::kWarning
 #define TS_LOG_ERROR ::twinserve::LogLevel::kError
 
-#define TS_LOG(severity)                                              \
-  if (TS_LOG_##severity < ::twinserve::GetLogLevel()) {               \
-  } else                                                              \
-    ::twinserve::LogMessage(TS_LOG_##severity, __FILE__, __LINE__)    \
-        .stream()
+#define TS_LOG(severity)                                \
+  if (TS_LOG_##severity < ::twinserve::GetLogLevel()) { \
+  } else                                                \
+    ::twinserve::LogMessage(TS_LOG_##severity, __FILE__, __LINE__).stream()
 
 #endif  // TWINSERVE_SERVER_CORE_LOGGING_H_

@@ -77,10 +77,9 @@ absl::StatusOr<ServableHandle> ModelRegistry::LoadVariant(
     const ModelRecord& record, const std::string& variant,
     std::shared_ptr<VariantStats> stats) const {
   const VariantRecord& vr = record.variants.at(variant);
-  TS_ASSIGN_OR_RETURN(
-      std::unique_ptr<Runner> runner,
-      Runner::Load(store_->VariantPath(record.name, vr), record.signature,
-                   runner_options_));
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<Runner> runner,
+                      Runner::Load(store_->VariantPath(record.name, vr),
+                                   record.signature, runner_options_));
   auto servable = std::make_shared<Servable>();
   servable->model = record.name;
   servable->variant = variant;
@@ -279,8 +278,8 @@ absl::Status ModelRegistry::Load(const std::string& name) {
   LoadEntry(name, stored.record);
   TS_ASSIGN_OR_RETURN(ModelStatus status, Get(name));
   if (status.state != VariantState::kReady) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "model '", name, "' did not load: ", status.last_error));
+    return absl::FailedPreconditionError(
+        absl::StrCat("model '", name, "' did not load: ", status.last_error));
   }
   return absl::OkStatus();
 }
@@ -362,9 +361,9 @@ absl::StatusOr<ServableHandle> ModelRegistry::Acquire(
   if (v == e.variants.end()) {
     std::vector<std::string> names;
     for (const auto& [n, slot] : e.variants) names.push_back(n);
-    return absl::NotFoundError(absl::StrCat(
-        "model '", name, "' has no version '", variant,
-        "' (versions: ", absl::StrJoin(names, ", "), ")"));
+    return absl::NotFoundError(
+        absl::StrCat("model '", name, "' has no version '", variant,
+                     "' (versions: ", absl::StrJoin(names, ", "), ")"));
   }
   if (v->second.state != VariantState::kReady) {
     return absl::UnavailableError(absl::StrCat(

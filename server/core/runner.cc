@@ -33,11 +33,27 @@ std::string FirstLine(const char* what) {
   return s;
 }
 
+// An exception raised inside TorchScript arrives as "The following
+// operation failed in the TorchScript interpreter." plus a TorchScript
+// traceback; the line that says what went wrong is the last one.
+std::string LastLine(const std::string& s) {
+  size_t end = s.find_last_not_of(" \n");
+  if (end == std::string::npos) return s;
+  size_t start = s.rfind('\n', end);
+  start = start == std::string::npos ? 0 : start + 1;
+  return s.substr(start, end - start + 1);
+}
+
 std::string ExceptionMessage(const std::exception& e) {
+  const char* what = e.what();
   if (auto* c10 = dynamic_cast<const c10::Error*>(&e)) {
-    return FirstLine(c10->what_without_backtrace());
+    what = c10->what_without_backtrace();
   }
-  return FirstLine(e.what());
+  const std::string text(what);
+  if (text.rfind("The following operation failed in the TorchScript", 0) == 0) {
+    return LastLine(text);
+  }
+  return FirstLine(what);
 }
 
 // Flattens forward()'s return value (a tensor, or a tuple/list of tensors).
@@ -48,9 +64,9 @@ absl::StatusOr<std::vector<at::Tensor>> Flatten(const c10::IValue& value) {
   } else if (value.isTuple()) {
     for (const auto& e : value.toTupleRef().elements()) {
       if (!e.isTensor()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "forward returned a tuple holding a ", e.tagKind(),
-            "; only tensors are supported"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("forward returned a tuple holding a ", e.tagKind(),
+                         "; only tensors are supported"));
       }
       out.push_back(e.toTensor());
     }
@@ -89,6 +105,14 @@ class TorchRunner : public Runner {
   absl::StatusOr<std::vector<HostTensor>> Run(
       const std::vector<HostTensor>& inputs,
       RunTimings* timings) const override {
+    // OpenMP thread counts are per thread: a fresh worker thread would run
+    // oneDNN kernels with one OpenMP thread per core (spinning against the
+    // other workers) unless it adopts at::set_num_threads' setting first.
+    thread_local bool threads_initialized = false;
+    if (!threads_initialized) {
+      at::init_num_threads();
+      threads_initialized = true;
+    }
     try {
       c10::InferenceMode guard;
       uint64_t t0 = NowNs();
@@ -105,10 +129,9 @@ class TorchRunner : public Runner {
       auto flat = Flatten(result);
       if (!flat.ok()) return absl::InternalError(flat.status().message());
       if (flat->size() != signature_.outputs.size()) {
-        return absl::InternalError(
-            absl::StrCat("forward returned ", flat->size(),
-                         " tensors; the model declares ",
-                         signature_.outputs.size(), " outputs"));
+        return absl::InternalError(absl::StrCat(
+            "forward returned ", flat->size(), " tensors; the model declares ",
+            signature_.outputs.size(), " outputs"));
       }
       std::vector<HostTensor> outputs;
       outputs.reserve(flat->size());
@@ -131,9 +154,7 @@ class TorchRunner : public Runner {
 
   const Signature& signature() const override { return signature_; }
   uint64_t parameter_bytes() const override { return parameter_bytes_; }
-  const std::string& execution_path() const override {
-    return execution_path_;
-  }
+  const std::string& execution_path() const override { return execution_path_; }
 
  private:
   // forward() is const-callable in effect but not declared so by LibTorch.
@@ -154,9 +175,9 @@ absl::StatusOr<std::vector<HostTensor>> ExampleInputs(
           absl::StrCat("input '", spec.name, "' example shape ",
                        ShapeToString(shape), " is too large"));
     }
-    HostTensor t = HostTensor::Owned(
-        spec.name, spec.dtype, shape,
-        std::string(n * DataTypeSize(spec.dtype), '\0'));
+    HostTensor t =
+        HostTensor::Owned(spec.name, spec.dtype, shape,
+                          std::string(n * DataTypeSize(spec.dtype), '\0'));
     inputs.push_back(std::move(t));
   }
   return inputs;
@@ -169,10 +190,10 @@ absl::Status CheckOutputs(const Signature& signature,
     const TensorSpec& spec = signature.outputs[i];
     const HostTensor& out = outputs[i];
     if (out.dtype != spec.dtype) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "output '", spec.name, "' (position ", i, ") is declared ",
-          DataTypeName(spec.dtype), " but the model returned ",
-          DataTypeName(out.dtype)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("output '", spec.name, "' (position ", i,
+                       ") is declared ", DataTypeName(spec.dtype),
+                       " but the model returned ", DataTypeName(out.dtype)));
     }
     if (!spec.Matches(out.shape)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -193,8 +214,8 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Load(
   try {
     module = torch::jit::load(path);
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "not a loadable TorchScript file: ", ExceptionMessage(e)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a loadable TorchScript file: ", ExceptionMessage(e)));
   }
   if (!module.find_method("forward")) {
     return absl::InvalidArgumentError("the TorchScript module has no forward");

@@ -9,10 +9,10 @@
 #define TS_CONCAT_INNER_(a, b) a##b
 #define TS_CONCAT_(a, b) TS_CONCAT_INNER_(a, b)
 
-#define TS_RETURN_IF_ERROR(expr)                \
-  do {                                          \
-    ::absl::Status _ts_status = (expr);         \
-    if (!_ts_status.ok()) return _ts_status;    \
+#define TS_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status _ts_status = (expr);      \
+    if (!_ts_status.ok()) return _ts_status; \
   } while (0)
 
 #define TS_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \

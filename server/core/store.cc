@@ -1,8 +1,7 @@
 #include "server/core/store.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -92,8 +91,7 @@ absl::StatusOr<ModelRecord> FromManifest(const std::string& text) {
     }
     return r;
   } catch (const std::exception& e) {
-    return absl::DataLossError(
-        absl::StrCat("manifest is corrupt: ", e.what()));
+    return absl::DataLossError(absl::StrCat("manifest is corrupt: ", e.what()));
   }
 }
 
@@ -106,9 +104,8 @@ absl::Status ValidateModelName(const std::string& name) {
     return absl::InvalidArgumentError("model name is empty");
   }
   if (name.size() > 128) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("model name is ", name.size(),
-                     " characters long; the limit is 128"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model name is ", name.size(), " characters long; the limit is 128"));
   }
   for (unsigned char c : name) {
     if (c < 0x20 || c == 0x7f) {
@@ -120,9 +117,9 @@ absl::Status ValidateModelName(const std::string& name) {
           absl::StrCat("model name '", name, "' contains a path separator"));
     }
     if (!(std::isalnum(c) || c == '_' || c == '-' || c == '.')) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model name '", name, "' contains '", std::string(1, c),
-          "'; allowed are letters, digits, '_', '-' and '.'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model name '", name, "' contains '", std::string(1, c),
+                       "'; allowed are letters, digits, '_', '-' and '.'"));
     }
   }
   if (absl::StrContains(name, "..")) {
@@ -214,8 +211,8 @@ StoredModel ModelStore::ReadLocked(const std::string& name) {
   StoredModel out{name, absl::UnknownError("unset")};
   const std::string dir = ModelDir(name);
   if (!PathExists(dir)) {
-    out.record = absl::NotFoundError(absl::StrCat("model '", name,
-                                                  "' is not in the store"));
+    out.record = absl::NotFoundError(
+        absl::StrCat("model '", name, "' is not in the store"));
     return out;
   }
   auto text = ReadFile(JoinPath(dir, kManifest));
@@ -231,9 +228,9 @@ StoredModel ModelStore::ReadLocked(const std::string& name) {
     return out;
   }
   if (record->name != name) {
-    out.record = absl::DataLossError(
-        absl::StrCat("manifest names model '", record->name,
-                     "' but lives in folder '", name, "'"));
+    out.record =
+        absl::DataLossError(absl::StrCat("manifest names model '", record->name,
+                                         "' but lives in folder '", name, "'"));
     return out;
   }
   // Garbage from interrupted writes: files no manifest references.
@@ -256,10 +253,10 @@ StoredModel ModelStore::ReadLocked(const std::string& name) {
       return out;
     }
     if (*sha != vr.sha256) {
-      out.record = absl::DataLossError(absl::StrCat(
-          "variant '", v, "': checksum mismatch for ", vr.file,
-          " (stored file is corrupt: sha256 ", *sha, ", manifest says ",
-          vr.sha256, ")"));
+      out.record = absl::DataLossError(
+          absl::StrCat("variant '", v, "': checksum mismatch for ", vr.file,
+                       " (stored file is corrupt: sha256 ", *sha,
+                       ", manifest says ", vr.sha256, ")"));
       return out;
     }
   }

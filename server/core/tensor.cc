@@ -95,10 +95,9 @@ absl::Status ValidateSpec(const TensorSpec& spec) {
   }
   for (int64_t d : spec.shape) {
     if (d == 0 || d < -1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tensor spec '", spec.name, "' has shape ",
-                       ShapeToString(spec.shape),
-                       "; each dim must be positive or -1 (free)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tensor spec '", spec.name, "' has shape ", ShapeToString(spec.shape),
+          "; each dim must be positive or -1 (free)"));
     }
   }
   return absl::OkStatus();
@@ -130,9 +129,9 @@ absl::Status ValidateTensor(const TensorSpec& spec, const HostTensor& tensor) {
   }
   const int64_t count = ElementCount(tensor.shape);
   if (count < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input '", spec.name, "': shape ", ShapeToString(tensor.shape),
-        " is too large"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("input '", spec.name, "': shape ",
+                     ShapeToString(tensor.shape), " is too large"));
   }
   const uint64_t expected =
       static_cast<uint64_t>(count) * DataTypeSize(spec.dtype);

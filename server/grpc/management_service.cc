@@ -44,7 +44,8 @@ void SpecToProto(const TensorSpec& spec, v1::TensorSpec* out) {
 }
 
 // Receives the upload, then hands registration to the slow-work pool.
-class RegisterReactor : public grpc::ServerReadReactor<v1::RegisterModelRequest> {
+class RegisterReactor
+    : public grpc::ServerReadReactor<v1::RegisterModelRequest> {
  public:
   RegisterReactor(ServerCore* core, ThreadPool* pool,
                   CallbackServerContext* ctx, v1::RegisterModelResponse* resp)
@@ -95,9 +96,9 @@ class RegisterReactor : public grpc::ServerReadReactor<v1::RegisterModelRequest>
     const std::string& chunk = message_.chunk();
     const uint64_t max = core_->options().max_model_bytes;
     if (upload_->size() + chunk.size() > max) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "model file exceeds the limit of ", max,
-          " bytes (server flag --max_model_bytes)"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("model file exceeds the limit of ", max,
+                       " bytes (server flag --max_model_bytes)"));
     }
     return upload_->Append(chunk);
   }

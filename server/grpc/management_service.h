@@ -25,9 +25,9 @@ class ManagementService final
       grpc::CallbackServerContext* ctx,
       const v1::UnregisterModelRequest* request,
       v1::UnregisterModelResponse* response) override;
-  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* ctx,
-                                       const v1::ListModelsRequest* request,
-                                       v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* ListModels(
+      grpc::CallbackServerContext* ctx, const v1::ListModelsRequest* request,
+      v1::ListModelsResponse* response) override;
   grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* ctx,
                                      const v1::GetModelRequest* request,
                                      v1::ModelInfo* response) override;

@@ -82,9 +82,9 @@ absl::StatusOr<std::string> PackContents(const std::string& name,
       return absl::InvalidArgumentError("invalid datatype");
   }
   if (count != expected_count) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input '", name, "': shape needs ", expected_count, " ",
-        DataTypeName(dtype), " elements, contents hold ", count));
+    return absl::InvalidArgumentError(
+        absl::StrCat("input '", name, "': shape needs ", expected_count, " ",
+                     DataTypeName(dtype), " elements, contents hold ", count));
   }
   return bytes;
 }
@@ -138,15 +138,14 @@ absl::StatusOr<InferRequest> DecodeInferRequest(
     }
     const int64_t count = ElementCount(shape);
     if (count < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "input '", in.name(), "': shape ", ShapeToString(shape),
-          " is too large"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", in.name(), "': shape ", ShapeToString(shape),
+                       " is too large"));
     }
-    TS_ASSIGN_OR_RETURN(
-        std::string bytes,
-        PackContents(in.name(), *dtype, in.contents(), count));
-    out.inputs.push_back(
-        HostTensor::Owned(in.name(), *dtype, std::move(shape), std::move(bytes)));
+    TS_ASSIGN_OR_RETURN(std::string bytes,
+                        PackContents(in.name(), *dtype, in.contents(), count));
+    out.inputs.push_back(HostTensor::Owned(in.name(), *dtype, std::move(shape),
+                                           std::move(bytes)));
   }
   out.requested_outputs.reserve(request.outputs_size());
   for (const auto& o : request.outputs()) {

@@ -27,8 +27,9 @@ ServerUnaryReactor* Done(CallbackServerContext* ctx,
 ServerUnaryReactor* Unimplemented(CallbackServerContext* ctx,
                                   const char* what) {
   return Done(ctx, absl::UnimplementedError(absl::StrCat(
-                       what, " is not supported by twinserve: it serves "
-                             "tensors sent in the request on CPU only")));
+                       what,
+                       " is not supported by twinserve: it serves "
+                       "tensors sent in the request on CPU only")));
 }
 
 inference::DataType ConfigType(DataType t) {
@@ -289,8 +290,8 @@ ServerUnaryReactor* OipService::ModelStatistics(
     const inference::ModelStatisticsRequest* request,
     inference::ModelStatisticsResponse* response) {
   if (!request->name().empty()) {
-    auto status = GetModelVersion(core_->registry(), request->name(),
-                                  request->version());
+    auto status =
+        GetModelVersion(core_->registry(), request->name(), request->version());
     if (!status.ok()) return Done(ctx, status.status());
   }
   for (const auto& e :
@@ -320,7 +321,8 @@ ServerUnaryReactor* OipService::ModelStatistics(
 }
 
 ServerUnaryReactor* OipService::RepositoryIndex(
-    CallbackServerContext* ctx, const inference::RepositoryIndexRequest* request,
+    CallbackServerContext* ctx,
+    const inference::RepositoryIndexRequest* request,
     inference::RepositoryIndexResponse* response) {
   for (const ModelStatus& m : core_->registry()->List()) {
     if (m.variants.empty()) {  // a broken store entry

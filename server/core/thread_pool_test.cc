@@ -1,0 +1,41 @@
+#include "server/core/thread_pool.h"
+
+#include <atomic>
+
+#include "gtest/gtest.h"
+
+namespace twinserve {
+namespace {
+
+TEST(ThreadPoolTest, RunsEverythingBeforeDestruction) {
+  std::atomic<int> done{0};
+  {
+    ThreadPool pool("test", 3);
+    EXPECT_EQ(pool.num_threads(), 3);
+    for (int i = 0; i < 1000; ++i) pool.Schedule([&] { ++done; });
+  }
+  EXPECT_EQ(done.load(), 1000);
+}
+
+TEST(ThreadPoolTest, RunsConcurrently) {
+  ThreadPool pool("test", 2);
+  absl::Mutex mu;
+  int arrived = 0;
+  std::atomic<int> passed{0};
+  // Both closures wait for each other: only two threads make progress.
+  for (int i = 0; i < 2; ++i) {
+    pool.Schedule([&] {
+      absl::MutexLock lock(&mu);
+      ++arrived;
+      mu.Await(absl::Condition(
+          +[](int* a) { return *a == 2; }, &arrived));
+      ++passed;
+    });
+  }
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(
+      +[](std::atomic<int>* p) { return p->load() == 2; }, &passed));
+}
+
+}  // namespace
+}  // namespace twinserve

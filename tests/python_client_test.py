@@ -1,0 +1,162 @@
+"""An independent client of the same protocol: Python grpcio with stubs
+generated from proto/*.proto, against the real twinserve binary."""
+import os
+import signal
+import struct
+import subprocess
+import tempfile
+import time
+import unittest
+
+import grpc
+
+import grpc_service_pb2 as oip
+import grpc_service_pb2_grpc as oip_grpc
+import health_pb2
+import health_pb2_grpc
+import twinserve_pb2 as ts
+import twinserve_pb2_grpc as ts_grpc
+
+FIXTURES = "tests/fixtures"
+
+
+class Server:
+    def __init__(self):
+        tmp = os.environ.get("TEST_TMPDIR", tempfile.gettempdir())
+        self.dir = tempfile.mkdtemp(dir=tmp)
+        port_file = os.path.join(self.dir, "port")
+        self.log = open(os.path.join(self.dir, "server.log"), "w")
+        self.proc = subprocess.Popen(
+            ["server/twinserve", "--address=127.0.0.1:0",
+             "--store=" + os.path.join(self.dir, "store"),
+             "--port_file=" + port_file],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while not os.path.exists(port_file):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("twinserve did not start")
+            time.sleep(0.05)
+        self.address = "127.0.0.1:" + open(port_file).read().strip()
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+
+def register(stub, name, path, inputs, outputs, chunk=4096):
+    def messages():
+        header = ts.RegisterModelHeader(name=name, total_bytes=os.path.getsize(path))
+        for n, d, s in inputs:
+            header.inputs.add(name=n, datatype=d, shape=s)
+        for n, d, s in outputs:
+            header.outputs.add(name=n, datatype=d, shape=s)
+        yield ts.RegisterModelRequest(header=header)
+        with open(path, "rb") as f:
+            while True:
+                data = f.read(chunk)
+                if not data:
+                    break
+                yield ts.RegisterModelRequest(chunk=data)
+    return stub.RegisterModel(messages())
+
+
+class PythonClientTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+        cls.channel = grpc.insecure_channel(cls.server.address)
+        grpc.channel_ready_future(cls.channel).result(timeout=30)
+        cls.oip = oip_grpc.GRPCInferenceServiceStub(cls.channel)
+        cls.mgmt = ts_grpc.ModelServiceStub(cls.channel)
+        deadline = time.time() + 30
+        while not cls.oip.ServerReady(oip.ServerReadyRequest()).ready:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        register(cls.mgmt, "addsub", os.path.join(FIXTURES, "add_sub.pt"),
+                 [("a", "FP32", [-1, 4]), ("b", "FP32", [-1, 4])],
+                 [("sum", "FP32", [-1, 4]), ("diff", "FP32", [-1, 4])])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        cls.server.stop()
+
+    def test_health_and_server_metadata(self):
+        health = health_pb2_grpc.HealthStub(self.channel)
+        resp = health.Check(health_pb2.HealthCheckRequest(service=""))
+        self.assertEqual(resp.status, health_pb2.HealthCheckResponse.SERVING)
+        self.assertTrue(self.oip.ServerLive(oip.ServerLiveRequest()).live)
+        md = self.oip.ServerMetadata(oip.ServerMetadataRequest())
+        self.assertEqual(md.name, "twinserve")
+
+    def test_model_metadata(self):
+        md = self.oip.ModelMetadata(oip.ModelMetadataRequest(name="addsub"))
+        self.assertEqual([i.name for i in md.inputs], ["a", "b"])
+        self.assertEqual(list(md.inputs[0].shape), [-1, 4])
+        self.assertEqual(md.outputs[1].datatype, "FP32")
+        self.assertIn("fp32", md.versions)
+
+    def test_infer_raw_and_typed(self):
+        req = oip.ModelInferRequest(model_name="addsub", id="py-1")
+        for name in ("a", "b"):
+            req.inputs.add(name=name, datatype="FP32", shape=[1, 4])
+        req.raw_input_contents.append(struct.pack("<4f", 1, 2, 3, 4))
+        req.raw_input_contents.append(struct.pack("<4f", 1, 1, 1, 1))
+        resp = self.oip.ModelInfer(req)
+        self.assertEqual(resp.id, "py-1")
+        self.assertEqual(resp.model_version, "fp32")
+        self.assertEqual(resp.parameters["twinserve_variant"].string_param, "fp32")
+        self.assertEqual([o.name for o in resp.outputs], ["sum", "diff"])
+        self.assertEqual(struct.unpack("<4f", resp.raw_output_contents[0]), (2, 3, 4, 5))
+
+        typed = oip.ModelInferRequest(model_name="addsub")
+        for name in ("a", "b"):
+            t = typed.inputs.add(name=name, datatype="FP32", shape=[1, 4])
+            t.contents.fp32_contents.extend([0.5, 1.5, 2.5, 3.5])
+        typed.outputs.add(name="sum")
+        resp = self.oip.ModelInfer(typed)
+        self.assertEqual(struct.unpack("<4f", resp.raw_output_contents[0]), (1, 3, 5, 7))
+
+    def test_errors_carry_grpc_codes(self):
+        with self.assertRaises(grpc.RpcError) as e:
+            self.oip.ModelInfer(oip.ModelInferRequest(model_name="ghost"))
+        self.assertEqual(e.exception.code(), grpc.StatusCode.NOT_FOUND)
+        req = oip.ModelInferRequest(model_name="addsub")
+        req.inputs.add(name="a", datatype="FP32", shape=[1, 3])
+        req.inputs.add(name="b", datatype="FP32", shape=[1, 4])
+        req.raw_input_contents.append(b"\0" * 12)
+        req.raw_input_contents.append(b"\0" * 16)
+        with self.assertRaises(grpc.RpcError) as e:
+            self.oip.ModelInfer(req)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("input 'a'", e.exception.details())
+        with self.assertRaises(grpc.RpcError) as e:
+            register(self.mgmt, "../evil", os.path.join(FIXTURES, "add_sub.pt"),
+                     [("a", "FP32", [4])], [("y", "FP32", [4])])
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
+    def test_stream_infer(self):
+        def requests():
+            for i in range(3):
+                req = oip.ModelInferRequest(model_name="addsub", id=str(i))
+                for name in ("a", "b"):
+                    req.inputs.add(name=name, datatype="FP32", shape=[1, 4])
+                    req.raw_input_contents.append(struct.pack("<4f", i, i, i, i))
+                yield req
+        got = {r.infer_response.id: r for r in self.oip.ModelStreamInfer(requests())}
+        self.assertEqual(sorted(got), ["0", "1", "2"])
+        self.assertEqual(struct.unpack("<4f", got["2"].infer_response.raw_output_contents[0]),
+                         (4, 4, 4, 4))
+
+    def test_management_list_and_statistics(self):
+        models = self.mgmt.ListModels(ts.ListModelsRequest()).models
+        self.assertIn("addsub", [m.name for m in models])
+        info = self.mgmt.GetModel(ts.GetModelRequest(name="addsub"))
+        self.assertEqual(info.state, ts.READY)
+        self.assertEqual(info.variants[0].name, "fp32")
+        stats = self.oip.ModelStatistics(oip.ModelStatisticsRequest(name="addsub"))
+        self.assertEqual(stats.model_stats[0].version, "fp32")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,116 @@
+#include "tests/test_util.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "client/twin_client.h"
+#include "server/core/file_util.h"
+
+namespace twinserve {
+namespace testing {
+namespace {
+
+[[noreturn]] void Die(const std::string& why) {
+  std::fprintf(stderr, "test_util: %s\n", why.c_str());
+  std::abort();
+}
+
+std::string TempRoot() {
+  const char* t = std::getenv("TEST_TMPDIR");
+  return t != nullptr ? t : "/tmp";
+}
+
+}  // namespace
+
+std::string FixturePath(const std::string& name) {
+  return absl::StrCat("tests/fixtures/", name);
+}
+
+std::string NewTempDir(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  const std::string dir =
+      absl::StrCat(TempRoot(), "/", prefix, "-", getpid(), "-", counter++);
+  RemoveAll(dir).IgnoreError();
+  if (!MakeDirs(dir).ok()) Die("cannot create " + dir);
+  return dir;
+}
+
+std::string ReadFileOrDie(const std::string& path) {
+  auto s = ReadFile(path);
+  if (!s.ok()) Die(std::string(s.status().message()));
+  return *s;
+}
+
+ServerProcess::ServerProcess(const std::string& store,
+                             std::vector<std::string> flags) {
+  const std::string dir = NewTempDir("server");
+  const std::string port_file = dir + "/port";
+  log_path_ = dir + "/server.log";
+  std::vector<std::string> args = {"server/twinserve", "--address=127.0.0.1:0",
+                                   "--store=" + store,
+                                   "--port_file=" + port_file};
+  for (auto& f : flags) args.push_back(std::move(f));
+  pid_ = fork();
+  if (pid_ < 0) Die("fork failed");
+  if (pid_ == 0) {
+    const int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!PathExists(port_file)) {
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      Die("twinserve exited at start; log:\n" + ReadFileOrDie(log_path_));
+    }
+    if (std::chrono::steady_clock::now() > deadline) Die("no port file");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  address_ = "127.0.0.1:" + ReadFileOrDie(port_file);
+  TwinClient client(address_);
+  absl::Status st = client.WaitForReady(std::chrono::seconds(60));
+  if (!st.ok()) Die("server not ready: " + std::string(st.message()));
+}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0) Stop();
+}
+
+void ServerProcess::Kill9() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+int ServerProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return status;
+}
+
+}  // namespace testing
+}  // namespace twinserve

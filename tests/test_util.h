@@ -1,0 +1,46 @@
+// Helpers shared by the C++ tests: fixture paths, temp folders, and a real
+// twinserve process on a loopback port.
+#ifndef TWINSERVE_TESTS_TEST_UTIL_H_
+#define TWINSERVE_TESTS_TEST_UTIL_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace twinserve {
+namespace testing {
+
+// Path of a file in tests/fixtures (generated or committed), from runfiles.
+std::string FixturePath(const std::string& name);
+// A fresh, empty folder under the test's temp dir.
+std::string NewTempDir(const std::string& prefix);
+std::string ReadFileOrDie(const std::string& path);
+
+// Runs bazel-bin/server/twinserve as a child process.
+class ServerProcess {
+ public:
+  // Starts on 127.0.0.1 with an ephemeral port, the given store and extra
+  // flags, and waits until it is ready (aborts the test binary if not).
+  ServerProcess(const std::string& store, std::vector<std::string> flags = {});
+  // SIGTERM and wait, unless already stopped.
+  ~ServerProcess();
+
+  const std::string& address() const { return address_; }
+  // kill -9, as a crash would.
+  void Kill9();
+  // SIGTERM; returns the exit status.
+  int Stop();
+  bool running() const { return pid_ > 0; }
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::string address_;
+  std::string log_path_;
+};
+
+}  // namespace testing
+}  // namespace twinserve
+
+#endif  // TWINSERVE_TESTS_TEST_UTIL_H_

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# twinctl and the demo client against a real twinserve: every command, its
+# output, and non-zero exit codes with clear messages on failure.
+set -uo pipefail
+cd "${TEST_SRCDIR}/twinserve"
+TMP="${TEST_TMPDIR:-$(mktemp -d)}"
+fails=0
+check() {  # check NAME CONDITION...
+  local name=$1; shift
+  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
+}
+
+server/twinserve --address=127.0.0.1:0 --store="$TMP/store" \
+  --port_file="$TMP/port" >"$TMP/server.log" 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
+for _ in $(seq 200); do [ -s "$TMP/port" ] && break; sleep 0.05; done
+export TWINSERVE_SERVER="127.0.0.1:$(cat "$TMP/port")"
+T=client/twinctl
+
+out=$($T health 2>&1); check "health" grep -q "health: SERVING" <<<"$out"
+
+out=$($T register fashion tests/fixtures/fashion_cnn.pt \
+  --input image:FP32:-1,1,28,28 --output logits:FP32:-1,10 \
+  --description "demo model" 2>&1)
+check "register prints the model" grep -q "fp32 *READY" <<<"$out"
+
+out=$($T register fashion tests/fixtures/fashion_cnn.pt \
+  --input image:FP32:-1,1,28,28 --output logits:FP32:-1,10 2>&1); rc=$?
+check "register twice exits 1" test $rc -eq 1
+check "register twice says ALREADY_EXISTS" grep -q "ALREADY_EXISTS" <<<"$out"
+
+out=$($T register bad tests/fixtures/fashion_cnn.pt --input image:FLOAT:1 \
+  --output x:FP32:1 2>&1); rc=$?
+check "bad spec is a usage error (2)" test $rc -eq 2
+
+out=$($T list 2>&1); check "list" grep -q "^fashion *READY" <<<"$out"
+out=$($T show fashion 2>&1); check "show" grep -q "description: demo model" <<<"$out"
+out=$($T show ghost 2>&1); rc=$?
+check "show unknown exits 1 with NOT_FOUND" test $rc -eq 1
+check "show unknown names the model" grep -q "NOT_FOUND: model 'ghost'" <<<"$out"
+
+/usr/bin/python3 - "$TMP" <<'PY'
+import sys, gzip, numpy as np
+d = sys.argv[1]
+raw = gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").read()
+x = np.frombuffer(raw, np.uint8, offset=16)[: 4 * 784].reshape(4, 1, 28, 28)
+np.save(d + "/images.npy", (x / 255.0).astype(np.float32))
+PY
+mkdir -p "$TMP/out"
+out=$($T infer fashion --input "$TMP/images.npy" --top-k 3 \
+  --labels tests/fixtures/fashion_mnist_labels.txt --output-dir "$TMP/out" 2>&1)
+check "infer served by fp32" grep -q "version fp32" <<<"$out"
+check "infer prints top-3 with names" grep -q "logits\[0\] top-3:  Ankle boot" <<<"$out"
+check "infer wrote logits.npy" /usr/bin/python3 -c "
+import numpy as np; y = np.load('$TMP/out/logits.npy'); assert y.shape == (4, 10), y.shape"
+
+out=$($T infer fashion --input "$TMP/missing.npy" 2>&1); rc=$?
+check "infer with a missing file exits 2" test $rc -eq 2
+
+out=$(client/demo --server="$TWINSERVE_SERVER" --requests=500 \
+  --model_file=tests/fixtures/fashion_cnn.pt \
+  --labels_file=tests/fixtures/fashion_mnist_labels.txt 2>&1)
+check "demo reports accuracy" grep -qE "top-1 accuracy (8|9)[0-9]\.[0-9]+%" <<<"$out"
+
+out=$($T unregister fashion 2>&1); check "unregister" grep -q "unregistered fashion" <<<"$out"
+out=$($T list 2>&1); check "list is empty" test "$(wc -l <<<"$out")" -eq 1
+
+echo "twinctl_test: $fails failures"
+[ $fails -eq 0 ]
