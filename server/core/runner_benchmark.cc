@@ -1,7 +1,7 @@
 // Raw LibTorch forward vs the Runner (codec + forward + output copy) on the
 // bundled Fashion-MNIST model, batch 1, one intra-op thread, side by side.
-//   bazel run -c opt //server/core:runner_benchmark -- \
-//     --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   bazel run //server/core:runner_benchmark --
+//       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 #include <torch/csrc/jit/passes/freeze_module.h>
