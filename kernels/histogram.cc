@@ -75,6 +75,11 @@ int EntropyBin(const std::vector<double>& bins, int levels) {
         if (bins[j] != 0) q[j] = mass / nonzero;
       }
     }
+    // Bin 0 holds the exact zeros (a ReLU output is half zeros), which any
+    // range represents exactly; left in, that spike dominates KL and drives
+    // the threshold far too low.
+    p[0] = 0;
+    q[0] = 0;
     double psum = 0, qsum = 0;
     for (int j = 0; j < t; ++j) {
       psum += p[j];
@@ -181,8 +186,11 @@ ClipRange ChooseClipRange(const double* bins, int num_bins, float lo, float hi,
       t = PercentileBin(m.bins, std::clamp(param, 0.0, 100.0) / 100.0);
       break;
     case RangeMethod::kEntropy:
-      // Signed values spend half the codes on each side.
-      t = EntropyBin(m.bins, one_sided ? levels - 1 : levels / 2);
+      // Signed values spend half the codes on each side. KL alone can clip
+      // below a dense spike (a constant image background normalizes to one
+      // value holding half the mass), so it may clip at most 0.1% of values.
+      t = std::max(EntropyBin(m.bins, one_sided ? levels - 1 : levels / 2),
+                   PercentileBin(m.bins, 0.999));
       break;
     case RangeMethod::kMse:
       t = MseBin(m.bins, m.width, one_sided ? levels : levels / 2);

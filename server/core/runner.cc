@@ -83,23 +83,11 @@ absl::StatusOr<std::vector<at::Tensor>> Flatten(const c10::IValue& value) {
 class TorchRunner : public Runner {
  public:
   TorchRunner(torch::jit::Module module, Signature signature,
-              std::string execution_path)
+              std::string execution_path, uint64_t parameter_bytes)
       : module_(std::move(module)),
         signature_(std::move(signature)),
-        execution_path_(std::move(execution_path)) {
-    for (const auto& p : module_.parameters()) parameter_bytes_ += p.nbytes();
-    for (const auto& b : module_.buffers()) parameter_bytes_ += b.nbytes();
-    // Frozen modules hold weights as constants in the graph, not as
-    // parameters; count those too.
-    if (parameter_bytes_ == 0 && module_.find_method("forward")) {
-      auto graph = module_.get_method("forward").graph();
-      for (const torch::jit::Node* n : graph->nodes()) {
-        if (n->kind() == c10::prim::Constant && n->hasAttributes() &&
-            n->output()->type()->kind() == c10::TypeKind::TensorType) {
-          parameter_bytes_ += n->t(c10::attr::value).nbytes();
-        }
-      }
-    }
+        execution_path_(std::move(execution_path)),
+        parameter_bytes_(parameter_bytes) {
   }
 
   absl::StatusOr<std::vector<HostTensor>> Run(
@@ -161,7 +149,7 @@ class TorchRunner : public Runner {
   mutable torch::jit::Module module_;
   Signature signature_;
   std::string execution_path_;
-  uint64_t parameter_bytes_ = 0;
+  const uint64_t parameter_bytes_;
 };
 
 absl::StatusOr<std::vector<HostTensor>> ExampleInputs(
@@ -228,6 +216,11 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Load(
         signature.inputs.size()));
   }
   module.eval();
+  // Counted before freezing: a frozen module holds its weights as graph
+  // constants (prepacked for oneDNN), where they are no longer parameters.
+  uint64_t parameter_bytes = 0;
+  for (const auto& p : module.parameters()) parameter_bytes += p.nbytes();
+  for (const auto& b : module.buffers()) parameter_bytes += b.nbytes();
 
   std::string execution_path = "scripted";
   if (options.optimize) {
@@ -249,8 +242,8 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Load(
     }
   }
 
-  auto runner = std::make_unique<TorchRunner>(std::move(module), signature,
-                                              execution_path);
+  auto runner = std::make_unique<TorchRunner>(
+      std::move(module), signature, execution_path, parameter_bytes);
   auto inputs = ExampleInputs(signature);
   if (!inputs.ok()) return inputs.status();
   for (int i = 0; i < std::max(1, options.warmup_runs); ++i) {

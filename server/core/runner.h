@@ -64,7 +64,9 @@ class Runner {
       const std::vector<HostTensor>& inputs, RunTimings* timings) const = 0;
 
   virtual const Signature& signature() const = 0;
-  // Bytes held by parameters and buffers of the served module.
+  // Bytes held by the model's parameters and buffers as loaded, before
+  // freezing. 0 for a module saved frozen (a quantized one): the quantizer
+  // reports those.
   virtual uint64_t parameter_bytes() const = 0;
   // "frozen+optimized", "frozen" or "scripted".
   virtual const std::string& execution_path() const = 0;

@@ -1,0 +1,52 @@
+// Observer modules for LibTorch's graph-mode quantization passes, built in
+// C++ as TorchScript (no Python). Activation observers record min/max
+// (phase 0) and a histogram over that range (phase 1), then choose their
+// range with kernels/histogram.h; in phase 2 they measure the SQNR their own
+// quantization costs. Weight observers are min/max, per channel or per
+// tensor, symmetric int8 (what oneDNN wants).
+#ifndef TWINSERVE_QUANT_OBSERVERS_H_
+#define TWINSERVE_QUANT_OBSERVERS_H_
+
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/passes/quantization/insert_observers.h>
+
+#include <string>
+#include <vector>
+
+#include "kernels/histogram.h"
+
+namespace twinserve {
+
+struct ObserverOptions {
+  RangeMethod method = RangeMethod::kMinMax;
+  double percentile = 99.99;
+  bool per_channel_weights = true;
+  int histogram_bins = 2048;
+};
+
+// (activation observer, weight observer) for InsertObservers.
+torch::jit::QConfig MakeQConfig(const ObserverOptions& options);
+
+// One observer inside a prepared module, with a readable name for what it
+// observes ("block1.conv1 output", "fc.weight").
+struct ObserverRef {
+  torch::jit::Module module;
+  std::string target;
+  bool is_weight = false;
+};
+
+// Every observer in `prepared` (after InsertObservers), in graph order.
+std::vector<ObserverRef> FindObservers(const torch::jit::Module& prepared);
+
+// Phases: 0 min/max, 1 histogram, 2 measure SQNR (after FreezeQParams).
+void SetPhase(const std::vector<ObserverRef>& observers, int64_t phase);
+// Whether the method needs the histogram pass at all.
+bool NeedsHistogram(const ObserverOptions& options);
+// Computes each observer's qparams once and stores them for phase 2.
+void FreezeQParams(const std::vector<ObserverRef>& observers);
+// SQNR in dB measured during phase 2 (+inf when the noise is zero).
+double MeasuredSqnrDb(const ObserverRef& observer);
+
+}  // namespace twinserve
+
+#endif  // TWINSERVE_QUANT_OBSERVERS_H_
