@@ -83,6 +83,7 @@ absl::StatusOr<v1::ModelInfo> TwinClient::Register(
   header->set_description(options.description);
   header->set_replace(options.replace);
   header->set_total_bytes(model_bytes.size());
+  header->set_variant(options.variant);
   for (const auto& s : options.inputs) SpecToProto(s, header->add_inputs());
   for (const auto& s : options.outputs) SpecToProto(s, header->add_outputs());
   bool ok = writer->Write(msg);
@@ -124,6 +125,142 @@ absl::StatusOr<v1::ModelInfo> TwinClient::Get(const std::string& name) {
   req.set_name(name);
   v1::ModelInfo resp;
   grpc::Status st = management_->GetModel(&ctx, req, &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return resp;
+}
+
+absl::StatusOr<v1::CalibrationSetInfo> TwinClient::UploadCalibration(
+    const std::string& model, const std::string& set,
+    const std::vector<HostTensor>& inputs, const std::vector<int64_t>& labels,
+    bool replace, int64_t per_message,
+    std::function<void(int64_t, int64_t)> progress) {
+  if (inputs.empty() || inputs[0].shape.empty()) {
+    return absl::InvalidArgumentError("no samples to upload");
+  }
+  const int64_t n = inputs[0].shape[0];
+  grpc::ClientContext ctx;
+  v1::CalibrationSetInfo resp;
+  auto writer = management_->UploadCalibration(&ctx, &resp);
+  v1::UploadCalibrationRequest header;
+  header.mutable_header()->set_model(model);
+  header.mutable_header()->set_set(set);
+  header.mutable_header()->set_replace(replace);
+  bool ok = writer->Write(header);
+  for (int64_t b = 0; ok && b < n; b += per_message) {
+    const int64_t e = std::min(n, b + per_message);
+    v1::UploadCalibrationRequest msg;
+    auto* samples = msg.mutable_samples();
+    for (const HostTensor& t : inputs) {
+      const size_t per = t.byte_size / std::max<int64_t>(1, t.shape[0]);
+      auto* in = samples->add_inputs();
+      in->set_name(t.name);
+      in->set_datatype(DataTypeName(t.dtype));
+      in->add_shape(e - b);
+      for (size_t d = 1; d < t.shape.size(); ++d) in->add_shape(t.shape[d]);
+      samples->add_raw_input_contents()->assign(t.data + b * per,
+                                                (e - b) * per);
+    }
+    if (!labels.empty()) {
+      for (int64_t i = b; i < e; ++i) samples->add_labels(labels[i]);
+    }
+    ok = writer->Write(msg);
+    if (progress) progress(e, n);
+  }
+  writer->WritesDone();
+  grpc::Status st = writer->Finish();
+  if (!st.ok()) return FromGrpcStatus(st);
+  return resp;
+}
+
+absl::StatusOr<std::vector<v1::CalibrationSetInfo>>
+TwinClient::ListCalibrationSets(const std::string& model) {
+  grpc::ClientContext ctx;
+  v1::ListCalibrationSetsRequest req;
+  req.set_model(model);
+  v1::ListCalibrationSetsResponse resp;
+  grpc::Status st = management_->ListCalibrationSets(&ctx, req, &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return std::vector<v1::CalibrationSetInfo>(resp.sets().begin(),
+                                             resp.sets().end());
+}
+
+absl::Status TwinClient::DeleteCalibrationSet(const std::string& model,
+                                              const std::string& set) {
+  grpc::ClientContext ctx;
+  v1::DeleteCalibrationSetRequest req;
+  req.set_model(model);
+  req.set_set(set);
+  v1::DeleteCalibrationSetResponse resp;
+  return FromGrpcStatus(management_->DeleteCalibrationSet(&ctx, req, &resp));
+}
+
+absl::StatusOr<v1::Job> TwinClient::Quantize(
+    const v1::QuantizeRequest& request) {
+  grpc::ClientContext ctx;
+  v1::Job job;
+  grpc::Status st = management_->Quantize(&ctx, request, &job);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return job;
+}
+
+absl::StatusOr<v1::Job> TwinClient::GetJob(const std::string& id) {
+  grpc::ClientContext ctx;
+  v1::GetJobRequest req;
+  req.set_id(id);
+  v1::Job job;
+  grpc::Status st = management_->GetJob(&ctx, req, &job);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return job;
+}
+
+absl::StatusOr<v1::Job> TwinClient::CancelJob(const std::string& id) {
+  grpc::ClientContext ctx;
+  v1::GetJobRequest req;
+  req.set_id(id);
+  v1::Job job;
+  grpc::Status st = management_->CancelJob(&ctx, req, &job);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return job;
+}
+
+absl::StatusOr<std::vector<v1::Job>> TwinClient::ListJobs(
+    const std::string& model) {
+  grpc::ClientContext ctx;
+  v1::ListJobsRequest req;
+  req.set_model(model);
+  v1::ListJobsResponse resp;
+  grpc::Status st = management_->ListJobs(&ctx, req, &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return std::vector<v1::Job>(resp.jobs().begin(), resp.jobs().end());
+}
+
+absl::StatusOr<v1::Job> TwinClient::WatchJob(
+    const std::string& id, std::function<void(const v1::Job&)> on_update) {
+  grpc::ClientContext ctx;
+  v1::GetJobRequest req;
+  req.set_id(id);
+  auto reader = management_->WatchJob(&ctx, req);
+  v1::Job job, last;
+  bool any = false;
+  while (reader->Read(&job)) {
+    last = job;
+    any = true;
+    if (on_update) on_update(job);
+  }
+  grpc::Status st = reader->Finish();
+  if (!st.ok()) return FromGrpcStatus(st);
+  if (!any) return absl::InternalError("WatchJob sent nothing");
+  return last;
+}
+
+absl::StatusOr<v1::QuantizationReport> TwinClient::GetReport(
+    const std::string& model, const std::string& variant) {
+  grpc::ClientContext ctx;
+  v1::GetQuantizationReportRequest req;
+  req.set_model(model);
+  req.set_variant(variant);
+  v1::QuantizationReport resp;
+  grpc::Status st = management_->GetQuantizationReport(&ctx, req, &resp);
   if (!st.ok()) return FromGrpcStatus(st);
   return resp;
 }

@@ -27,6 +27,9 @@ struct RegisterOptions {
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
   bool replace = false;
+  // Empty for a new model; else the upload becomes this variant of an
+  // existing model (e.g. "int8" from quantization-aware training).
+  std::string variant;
   // Upload chunk size; models of any size stream in chunks of this.
   size_t chunk_bytes = 1 << 20;
 };
@@ -59,6 +62,27 @@ class TwinClient {
   absl::Status Unregister(const std::string& name);
   absl::StatusOr<std::vector<v1::ModelInfo>> List();
   absl::StatusOr<v1::ModelInfo> Get(const std::string& name);
+
+  // Uploads samples as set `set` of `model`: `inputs` hold all samples along
+  // dim 0, sent `per_message` at a time; `labels` empty or one per sample.
+  absl::StatusOr<v1::CalibrationSetInfo> UploadCalibration(
+      const std::string& model, const std::string& set,
+      const std::vector<HostTensor>& inputs, const std::vector<int64_t>& labels,
+      bool replace, int64_t per_message = 64,
+      std::function<void(int64_t, int64_t)> progress = nullptr);
+  absl::StatusOr<std::vector<v1::CalibrationSetInfo>> ListCalibrationSets(
+      const std::string& model);
+  absl::Status DeleteCalibrationSet(const std::string& model,
+                                    const std::string& set);
+  absl::StatusOr<v1::Job> Quantize(const v1::QuantizeRequest& request);
+  absl::StatusOr<v1::Job> GetJob(const std::string& id);
+  absl::StatusOr<v1::Job> CancelJob(const std::string& id);
+  absl::StatusOr<std::vector<v1::Job>> ListJobs(const std::string& model);
+  // Streams the job until it ends; returns the final state.
+  absl::StatusOr<v1::Job> WatchJob(const std::string& id,
+                                   std::function<void(const v1::Job&)> on_update);
+  absl::StatusOr<v1::QuantizationReport> GetReport(const std::string& model,
+                                                   const std::string& variant);
 
   absl::StatusOr<InferOutputs> Infer(
       const std::string& model, const std::vector<HostTensor>& inputs,

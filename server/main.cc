@@ -14,6 +14,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "quant/quantizer.h"
 #include "server/core/file_util.h"
 #include "server/core/logging.h"
 #include "server/core/runner.h"
@@ -58,6 +59,12 @@ ABSL_FLAG(bool, optimize_fp32, true,
           "Serve FP32 through torch::jit::freeze + optimize_for_inference "
           "(LibTorch's fastest FP32 path).");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+ABSL_FLAG(int64_t, max_calibration_samples, 100000,
+          "Most samples one calibration set may hold; more is "
+          "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, max_calibration_bytes, int64_t{2} << 30,
+          "Most bytes one calibration set may hold (held in memory while it "
+          "uploads).");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound gRPC port is written here once listening (for "
           "--address=HOST:0 in tests and scripts).");
@@ -89,12 +96,16 @@ int main(int argc, char** argv) {
   int workers = absl::GetFlag(FLAGS_inference_threads);
   if (workers <= 0) workers = std::max(1, DefaultInferenceThreads() / intra);
   twinserve::ConfigureTorchThreads(intra, 1);
+  twinserve::UseOneDnnQuantizedEngine();
 
   twinserve::ServerOptions options;
   options.store_path = absl::GetFlag(FLAGS_store);
   options.runner.optimize = absl::GetFlag(FLAGS_optimize_fp32);
   options.engine.worker_threads = workers;
   options.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
+  options.calibration.max_samples =
+      absl::GetFlag(FLAGS_max_calibration_samples);
+  options.calibration.max_bytes = absl::GetFlag(FLAGS_max_calibration_bytes);
   auto core = twinserve::ServerCore::Create(options);
   if (!core.ok()) {
     TS_LOG(ERROR) << "cannot open the store " << options.store_path << ": "

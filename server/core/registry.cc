@@ -27,6 +27,18 @@ absl::Status ValidateSpecs(const std::vector<TensorSpec>& specs,
   return absl::OkStatus();
 }
 
+bool SameInputs(const Signature& a, const Signature& b) {
+  if (a.inputs.size() != b.inputs.size()) return false;
+  for (size_t i = 0; i < a.inputs.size(); ++i) {
+    if (a.inputs[i].name != b.inputs[i].name ||
+        a.inputs[i].dtype != b.inputs[i].dtype ||
+        a.inputs[i].shape != b.inputs[i].shape) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 const char* VariantStateName(VariantState state) {
@@ -51,6 +63,14 @@ const char* VariantStateName(VariantState state) {
 
 ModelRegistry::ModelRegistry(ModelStore* store, RunnerOptions runner_options)
     : store_(store), runner_options_(runner_options) {}
+
+RunnerOptions ModelRegistry::OptionsFor(const std::string& variant) const {
+  RunnerOptions o = runner_options_;
+  // Derived variants are saved frozen (quantized modules are finalized);
+  // the FP32 optimization passes do not apply to them.
+  if (variant != kFp32Variant) o.optimize = false;
+  return o;
+}
 
 absl::Status ModelRegistry::BeginChange(const std::string& name) {
   absl::MutexLock lock(&mu_);
@@ -79,7 +99,7 @@ absl::StatusOr<ServableHandle> ModelRegistry::LoadVariant(
   const VariantRecord& vr = record.variants.at(variant);
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Runner> runner,
                       Runner::Load(store_->VariantPath(record.name, vr),
-                                   record.signature, runner_options_));
+                                   record.signature, OptionsFor(variant)));
   auto servable = std::make_shared<Servable>();
   servable->model = record.name;
   servable->variant = variant;
@@ -180,6 +200,11 @@ absl::StatusOr<ModelStatus> ModelRegistry::Register(const RegisterArgs& args,
       if (it->second.record.ok()) {
         record.created_unix_ms = it->second.record->created_unix_ms;
         record.generation = it->second.record->generation;
+        // Samples stay valid while the inputs do.
+        const Signature& old = it->second.record->signature;
+        if (SameInputs(old, args.signature)) {
+          record.calibration_sets = it->second.record->calibration_sets;
+        }
       }
       if (auto v = it->second.variants.find(kFp32Variant);
           v != it->second.variants.end()) {
@@ -305,16 +330,20 @@ ModelStatus ModelRegistry::StatusLocked(const std::string& name,
     vs.name = v;
     vs.state = slot.state;
     vs.last_error = slot.last_error;
-    if (auto it = r.variants.find(v); it != r.variants.end()) {
-      vs.serialized_bytes = it->second.bytes;
-      vs.sha256 = it->second.sha256;
-      vs.created_unix_ms = it->second.created_unix_ms;
-    }
+    vs.pending = slot.pending;
     if (slot.servable) {
       vs.parameter_bytes = slot.servable->runner->parameter_bytes();
       vs.execution_path = slot.servable->runner->execution_path();
     }
-    if (slot.state == VariantState::kFailed) {
+    if (auto it = r.variants.find(v); it != r.variants.end()) {
+      vs.serialized_bytes = it->second.bytes;
+      vs.sha256 = it->second.sha256;
+      vs.created_unix_ms = it->second.created_unix_ms;
+      if (it->second.parameter_bytes > 0) {
+        vs.parameter_bytes = it->second.parameter_bytes;
+      }
+    }
+    if (slot.state == VariantState::kFailed && !slot.pending) {
       s.state = VariantState::kFailed;
       s.last_error = absl::StrCat(v, ": ", slot.last_error);
     } else if (slot.state == VariantState::kLoading &&
@@ -372,6 +401,111 @@ absl::StatusOr<ServableHandle> ModelRegistry::Acquire(
         v->second.last_error.empty() ? "" : ": ", v->second.last_error));
   }
   return v->second.servable;
+}
+
+absl::StatusOr<ModelStatus> ModelRegistry::RegisterVariant(
+    const std::string& name, const std::string& variant,
+    const StagedFile& file) {
+  struct Cleanup {
+    const std::string path;
+    bool keep = false;
+    ~Cleanup() {
+      if (!keep) RemoveAll(path).IgnoreError();
+    }
+  } cleanup{file.path};
+  if (variant == kFp32Variant) {
+    return absl::InvalidArgumentError(
+        "variant 'fp32' is the model itself; register it without a variant");
+  }
+  TS_RETURN_IF_ERROR(ValidateModelName(variant));
+  TS_RETURN_IF_ERROR(BeginChange(name));
+  struct EndGuard {
+    ModelRegistry* r;
+    const std::string& name;
+    ~EndGuard() { r->EndChange(name); }
+  } end_guard{this, name};
+  TS_ASSIGN_OR_RETURN(ModelRecord record, GetRecord(name));
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<Runner> runner,
+                      Runner::Load(file.path, record.signature,
+                                   OptionsFor(variant)));
+  VariantRecord extra;
+  extra.parameter_bytes = runner->parameter_bytes();
+  TS_RETURN_IF_ERROR(store_->PutVariant(&record, variant, file, extra));
+  cleanup.keep = true;
+  TS_RETURN_IF_ERROR(PublishVariant(record, variant, std::move(runner)));
+  return Get(name);
+}
+
+absl::StatusOr<ModelRecord> ModelRegistry::GetRecord(
+    const std::string& name) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("model '", name, "' is not registered"));
+  }
+  return it->second.record;
+}
+
+absl::Status ModelRegistry::UpdateRecord(const ModelRecord& record) {
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(record.name);
+  if (it == models_.end() || !it->second.record.ok() ||
+      it->second.record->generation != record.generation) {
+    return absl::AbortedError(absl::StrCat(
+        "model '", record.name, "' was replaced or removed meanwhile"));
+  }
+  it->second.record = record;
+  return absl::OkStatus();
+}
+
+absl::Status ModelRegistry::PublishVariant(const ModelRecord& record,
+                                           const std::string& variant,
+                                           std::unique_ptr<Runner> runner) {
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(record.name);
+  if (it == models_.end() || !it->second.record.ok() ||
+      it->second.record->generation != record.generation) {
+    return absl::AbortedError(absl::StrCat(
+        "model '", record.name, "' was replaced or removed meanwhile"));
+  }
+  it->second.record = record;
+  VariantSlot& slot = it->second.variants[variant];
+  auto servable = std::make_shared<Servable>();
+  servable->model = record.name;
+  servable->variant = variant;
+  servable->generation = record.generation;
+  servable->runner = std::move(runner);
+  servable->stats = slot.stats;
+  slot.servable = std::move(servable);  // old one lives on in its handles
+  slot.state = it->second.unloaded ? VariantState::kUnloaded
+                                   : VariantState::kReady;
+  slot.last_error.clear();
+  slot.pending = false;
+  TS_LOG(INFO) << "published " << record.name << ":" << variant;
+  return absl::OkStatus();
+}
+
+void ModelRegistry::MarkVariantPending(const std::string& name,
+                                       const std::string& variant,
+                                       VariantState state) {
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return;
+  VariantSlot& slot = it->second.variants[variant];
+  slot.pending = true;
+  if (!slot.servable) slot.state = state;
+}
+
+void ModelRegistry::ClearVariantPending(const std::string& name,
+                                        const std::string& variant) {
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return;
+  auto v = it->second.variants.find(variant);
+  if (v == it->second.variants.end()) return;
+  v->second.pending = false;
+  if (!v->second.servable) it->second.variants.erase(v);
 }
 
 std::vector<ModelRegistry::StatsEntry> ModelRegistry::Stats(

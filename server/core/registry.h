@@ -65,6 +65,8 @@ struct VariantStatus {
   int64_t created_unix_ms = 0;
   std::string last_error;
   std::string execution_path;
+  // True while a job makes this variant anew (it may still serve).
+  bool pending = false;
 };
 
 struct ModelStatus {
@@ -106,6 +108,33 @@ class ModelRegistry {
   // the same model is in progress), storage errors.
   absl::StatusOr<ModelStatus> Register(const RegisterArgs& args,
                                        const StagedFile& file);
+  // Adds (or replaces) a variant of an existing model from an uploaded file
+  // that is already in its final form, e.g. an INT8 model from
+  // quantization-aware training. Checked against the model's signature.
+  // Errors as Register, plus NOT_FOUND for an unknown model and
+  // INVALID_ARGUMENT for the variant name "fp32" (register the model).
+  absl::StatusOr<ModelStatus> RegisterVariant(const std::string& name,
+                                              const std::string& variant,
+                                              const StagedFile& file);
+
+  // The stored record of a model. NOT_FOUND, or the store entry's error.
+  absl::StatusOr<ModelRecord> GetRecord(const std::string& name) const;
+  // Replaces the in-memory record after a store write that did not touch
+  // variants (calibration sets). ABORTED if the model's generation moved.
+  absl::Status UpdateRecord(const ModelRecord& record);
+  // Publishes a variant that was just stored as `record` (which holds it):
+  // the swap is atomic and requests in flight finish on the old servable.
+  // ABORTED if the model was replaced or removed since `generation`.
+  absl::Status PublishVariant(const ModelRecord& record,
+                              const std::string& variant,
+                              std::unique_ptr<Runner> runner);
+  // Shows a derived variant as being made (kQuantizing) while a job runs;
+  // a variant that already serves keeps serving and keeps its state.
+  void MarkVariantPending(const std::string& name, const std::string& variant,
+                          VariantState state);
+  // Ends MarkVariantPending without a result: a placeholder slot goes away.
+  void ClearVariantPending(const std::string& name, const std::string& variant);
+
   // Removes the model from memory and from the store. NOT_FOUND if unknown.
   absl::Status Unregister(const std::string& name);
   // RepositoryModelUnload / Load: stop serving a stored model, or (re)load
@@ -137,6 +166,7 @@ class ModelRegistry {
     std::string last_error;
     ServableHandle servable;  // set while kReady
     std::shared_ptr<VariantStats> stats = std::make_shared<VariantStats>();
+    bool pending = false;
   };
   struct Entry {
     absl::StatusOr<ModelRecord> record = absl::UnknownError("unset");
@@ -149,6 +179,7 @@ class ModelRegistry {
   absl::StatusOr<ServableHandle> LoadVariant(
       const ModelRecord& record, const std::string& variant,
       std::shared_ptr<VariantStats> stats) const;
+  RunnerOptions OptionsFor(const std::string& variant) const;
   ModelStatus StatusLocked(const std::string& name, const Entry& e) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Claims exclusive right to change `name`; ABORTED if someone holds it.

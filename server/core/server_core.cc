@@ -12,6 +12,10 @@ absl::StatusOr<std::unique_ptr<ServerCore>> ServerCore::Create(
       std::make_unique<ModelRegistry>(core->store_.get(), options.runner);
   core->engine_ =
       std::make_unique<InferenceEngine>(core->registry_.get(), options.engine);
+  core->jobs_ = std::make_unique<JobManager>(core->store_->JobsDir());
+  core->quantization_ = std::make_unique<QuantizationService>(
+      core->store_.get(), core->registry_.get(), core->jobs_.get(),
+      options.calibration);
   return core;
 }
 

@@ -9,6 +9,8 @@
 
 #include "absl/status/statusor.h"
 #include "server/core/inference.h"
+#include "server/core/jobs.h"
+#include "server/core/quantization.h"
 #include "server/core/registry.h"
 #include "server/core/store.h"
 
@@ -21,6 +23,7 @@ struct ServerOptions {
   EngineOptions engine;
   // Largest model file a registration may upload.
   uint64_t max_model_bytes = uint64_t{4} << 30;
+  CalibrationLimits calibration;
 };
 
 class ServerCore {
@@ -38,6 +41,7 @@ class ServerCore {
   ModelStore* store() { return store_.get(); }
   ModelRegistry* registry() { return registry_.get(); }
   InferenceEngine* engine() { return engine_.get(); }
+  QuantizationService* quantization() { return quantization_.get(); }
 
  private:
   explicit ServerCore(const ServerOptions& options) : options_(options) {}
@@ -46,6 +50,8 @@ class ServerCore {
   std::unique_ptr<ModelStore> store_;
   std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<InferenceEngine> engine_;
+  std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<QuantizationService> quantization_;
   std::atomic<bool> ready_{false};
 };
 

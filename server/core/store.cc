@@ -52,7 +52,18 @@ std::string ToManifest(const ModelRecord& r) {
     j["variants"][name] = json{{"file", v.file},
                                {"sha256", v.sha256},
                                {"bytes", v.bytes},
-                               {"created_unix_ms", v.created_unix_ms}};
+                               {"created_unix_ms", v.created_unix_ms},
+                               {"parameter_bytes", v.parameter_bytes},
+                               {"report", v.report_json}};
+  }
+  j["calibration_sets"] = json::object();
+  for (const auto& [name, c] : r.calibration_sets) {
+    j["calibration_sets"][name] = json{{"file", c.file},
+                                       {"sha256", c.sha256},
+                                       {"bytes", c.bytes},
+                                       {"samples", c.samples},
+                                       {"labels", c.labels},
+                                       {"created_unix_ms", c.created_unix_ms}};
   }
   return j.dump(2);
 }
@@ -87,12 +98,33 @@ absl::StatusOr<ModelRecord> FromManifest(const std::string& text) {
       vr.sha256 = v.at("sha256").get<std::string>();
       vr.bytes = v.at("bytes").get<uint64_t>();
       vr.created_unix_ms = v.at("created_unix_ms").get<int64_t>();
+      vr.parameter_bytes = v.value("parameter_bytes", uint64_t{0});
+      vr.report_json = v.value("report", std::string());
       r.variants[name] = vr;
+    }
+    if (j.contains("calibration_sets")) {
+      for (const auto& [name, c] : j.at("calibration_sets").items()) {
+        CalibrationRecord cr;
+        cr.file = c.at("file").get<std::string>();
+        cr.sha256 = c.at("sha256").get<std::string>();
+        cr.bytes = c.at("bytes").get<uint64_t>();
+        cr.samples = c.at("samples").get<int64_t>();
+        cr.labels = c.at("labels").get<bool>();
+        cr.created_unix_ms = c.at("created_unix_ms").get<int64_t>();
+        r.calibration_sets[name] = cr;
+      }
     }
     return r;
   } catch (const std::exception& e) {
     return absl::DataLossError(absl::StrCat("manifest is corrupt: ", e.what()));
   }
+}
+
+std::set<std::string> Referenced(const ModelRecord& r) {
+  std::set<std::string> out = {kManifest};
+  for (const auto& [v, vr] : r.variants) out.insert(vr.file);
+  for (const auto& [c, cr] : r.calibration_sets) out.insert(cr.file);
+  return out;
 }
 
 }  // namespace
@@ -154,7 +186,7 @@ absl::StatusOr<StagedFile> Upload::Finish() {
 
 absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(
     const std::string& root) {
-  for (const char* sub : {"models", "staging", "trash"}) {
+  for (const char* sub : {"models", "staging", "trash", "jobs"}) {
     absl::Status st = MakeDirs(JoinPath(root, sub));
     if (!st.ok()) return st;
   }
@@ -234,8 +266,7 @@ StoredModel ModelStore::ReadLocked(const std::string& name) {
     return out;
   }
   // Garbage from interrupted writes: files no manifest references.
-  std::set<std::string> referenced = {kManifest};
-  for (const auto& [v, vr] : record->variants) referenced.insert(vr.file);
+  std::set<std::string> referenced = Referenced(*record);
   if (auto files = ListDir(dir); files.ok()) {
     for (const auto& f : *files) {
       if (!referenced.count(f)) {
@@ -243,6 +274,16 @@ StoredModel ModelStore::ReadLocked(const std::string& name) {
                      << f;
         RemoveAll(JoinPath(dir, f)).IgnoreError();
       }
+    }
+  }
+  for (const auto& [set, cr] : record->calibration_sets) {
+    auto sha = Sha256File(JoinPath(dir, cr.file));
+    if (!sha.ok() || *sha != cr.sha256) {
+      out.record = absl::DataLossError(absl::StrCat(
+          "calibration set '", set, "': ",
+          sha.ok() ? "checksum mismatch for " + cr.file
+                   : std::string(sha.status().message())));
+      return out;
     }
   }
   for (const auto& [v, vr] : record->variants) {
@@ -264,56 +305,134 @@ StoredModel ModelStore::ReadLocked(const std::string& name) {
   return out;
 }
 
-absl::Status ModelStore::InstallLocked(ModelRecord* record,
-                                       const std::string& variant,
-                                       const StagedFile& file) {
-  const std::string dir = ModelDir(record->name);
+absl::StatusOr<std::string> ModelStore::AdoptLocked(
+    const std::string& model, const std::string& prefix,
+    const std::string& ext, const StagedFile& file) {
+  const std::string dir = ModelDir(model);
   absl::Status st = MakeDirs(dir);
   if (!st.ok()) return st;
-  VariantRecord vr;
-  vr.file = absl::StrCat(variant, "-g", record->generation, "-",
-                         RandomToken().substr(0, 8), ".pt");
-  vr.sha256 = file.sha256;
-  vr.bytes = file.bytes;
-  vr.created_unix_ms = NowUnixMs();
-  st = DurableRename(file.path, JoinPath(dir, vr.file));
+  const std::string name =
+      absl::StrCat(prefix, "-", RandomToken().substr(0, 8), ext);
+  st = DurableRename(file.path, JoinPath(dir, name));
   if (!st.ok()) return st;
-  ModelRecord next = *record;
-  next.variants[variant] = vr;
-  next.updated_unix_ms = vr.created_unix_ms;
-  // The commit point: before this rename the old manifest stands.
-  st = WriteFileAtomically(JoinPath(dir, kManifest), ToManifest(next));
+  return name;
+}
+
+absl::Status ModelStore::CommitLocked(const ModelRecord& next,
+                                      const std::string& adopted) {
+  const std::string dir = ModelDir(next.name);
+  absl::Status st =
+      WriteFileAtomically(JoinPath(dir, kManifest), ToManifest(next));
   if (!st.ok()) {
-    RemoveAll(JoinPath(dir, vr.file)).IgnoreError();
+    if (!adopted.empty()) RemoveAll(JoinPath(dir, adopted)).IgnoreError();
     return st;
   }
-  // Old artifacts are unreferenced now; delete them (a crash here leaves
-  // garbage that the next Scan removes).
-  std::set<std::string> referenced = {kManifest};
-  for (const auto& [v, r] : next.variants) referenced.insert(r.file);
+  // Files the new manifest no longer references are garbage now; a crash
+  // before they are gone leaves them for the next Scan.
+  const std::set<std::string> referenced = Referenced(next);
   if (auto files = ListDir(dir); files.ok()) {
     for (const auto& f : *files) {
       if (!referenced.count(f)) RemoveAll(JoinPath(dir, f)).IgnoreError();
     }
   }
-  *record = std::move(next);
   return absl::OkStatus();
-}
-
-absl::Status ModelStore::PutModel(ModelRecord* record,
-                                  const std::string& variant,
-                                  const StagedFile& file) {
-  absl::MutexLock lock(&mu_);
-  record->variants.clear();
-  if (record->created_unix_ms == 0) record->created_unix_ms = NowUnixMs();
-  return InstallLocked(record, variant, file);
 }
 
 absl::Status ModelStore::PutVariant(ModelRecord* record,
                                     const std::string& variant,
-                                    const StagedFile& file) {
+                                    const StagedFile& file,
+                                    const VariantRecord& extra) {
   absl::MutexLock lock(&mu_);
-  return InstallLocked(record, variant, file);
+  auto name = AdoptLocked(record->name,
+                          absl::StrCat(variant, "-g", record->generation),
+                          ".pt", file);
+  if (!name.ok()) return name.status();
+  ModelRecord next = *record;
+  VariantRecord vr = extra;
+  vr.file = *name;
+  vr.sha256 = file.sha256;
+  vr.bytes = file.bytes;
+  vr.created_unix_ms = NowUnixMs();
+  next.variants[variant] = vr;
+  next.updated_unix_ms = vr.created_unix_ms;
+  absl::Status st = CommitLocked(next, *name);
+  if (st.ok()) *record = std::move(next);
+  return st;
+}
+
+absl::Status ModelStore::PutCalibrationSet(ModelRecord* record,
+                                           const std::string& set,
+                                           const StagedFile& file,
+                                           const CalibrationRecord& meta) {
+  absl::MutexLock lock(&mu_);
+  auto name = AdoptLocked(record->name, "calib-" + set, ".bin", file);
+  if (!name.ok()) return name.status();
+  ModelRecord next = *record;
+  CalibrationRecord cr = meta;
+  cr.file = *name;
+  cr.sha256 = file.sha256;
+  cr.bytes = file.bytes;
+  cr.created_unix_ms = NowUnixMs();
+  next.calibration_sets[set] = cr;
+  absl::Status st = CommitLocked(next, *name);
+  if (st.ok()) *record = std::move(next);
+  return st;
+}
+
+absl::Status ModelStore::RemoveCalibrationSet(ModelRecord* record,
+                                              const std::string& set) {
+  absl::MutexLock lock(&mu_);
+  if (!record->calibration_sets.count(set)) {
+    return absl::NotFoundError(absl::StrCat(
+        "model '", record->name, "' has no calibration set '", set, "'"));
+  }
+  ModelRecord next = *record;
+  next.calibration_sets.erase(set);
+  absl::Status st = CommitLocked(next, "");
+  if (st.ok()) *record = std::move(next);
+  return st;
+}
+
+absl::StatusOr<StagedFile> ModelStore::StageBytes(absl::string_view bytes) {
+  auto upload = BeginUpload();
+  if (!upload.ok()) return upload.status();
+  absl::Status st = (*upload)->Append(bytes);
+  if (!st.ok()) return st;
+  return (*upload)->Finish();
+}
+
+std::string ModelStore::NewStagingPath(const std::string& suffix) const {
+  return JoinPath(JoinPath(root_, "staging"), RandomToken() + suffix);
+}
+
+absl::StatusOr<StagedFile> ModelStore::AdoptStagingFile(
+    const std::string& path) {
+  // fsync before the file is referenced anywhere.
+  auto bytes = ReadFile(path);
+  if (!bytes.ok()) return bytes.status();
+  absl::Status st = WriteFileAtomically(path, *bytes);
+  if (!st.ok()) return st;
+  Sha256 sha;
+  sha.Update(*bytes);
+  return StagedFile{path, sha.HexDigest(), bytes->size()};
+}
+
+std::string ModelStore::CalibrationPath(const std::string& model,
+                                        const CalibrationRecord& c) const {
+  return JoinPath(ModelDir(model), c.file);
+}
+
+std::string ModelStore::JobsDir() const { return JoinPath(root_, "jobs"); }
+
+absl::Status ModelStore::PutModel(ModelRecord* record,
+                                  const std::string& variant,
+                                  const StagedFile& file) {
+  ModelRecord next = *record;
+  next.variants.clear();
+  if (next.created_unix_ms == 0) next.created_unix_ms = NowUnixMs();
+  absl::Status st = PutVariant(&next, variant, file);
+  if (st.ok()) *record = std::move(next);
+  return st;
 }
 
 absl::Status ModelStore::RemoveModel(const std::string& name) {

@@ -5,8 +5,10 @@
 //                                    signature, and per variant its file,
 //                                    size and SHA-256
 //   models/<name>/<variant>-g<generation>-<token>.pt   variant artifacts
+//   models/<name>/calib-<set>-<token>.bin  calibration sets
 //   staging/                         uploads in progress (cleared on open)
 //   trash/                           removed models (cleared on open)
+//   jobs/<id>.json                   quantization job records
 //
 // Writes are crash-safe: artifacts are fsync'd and renamed into the model
 // folder first, then the manifest is replaced atomically. Files a manifest
@@ -39,6 +41,20 @@ struct VariantRecord {
   std::string sha256;
   uint64_t bytes = 0;
   int64_t created_unix_ms = 0;
+  // For derived variants: parameter bytes as quantized (a frozen module
+  // cannot tell) and the quantization report, JSON.
+  uint64_t parameter_bytes = 0;
+  std::string report_json;
+};
+
+// A calibration (or evaluation) set: samples uploaded for the model.
+struct CalibrationRecord {
+  std::string file;
+  std::string sha256;
+  uint64_t bytes = 0;
+  int64_t samples = 0;
+  bool labels = false;
+  int64_t created_unix_ms = 0;
 };
 
 struct ModelRecord {
@@ -49,6 +65,7 @@ struct ModelRecord {
   int64_t updated_unix_ms = 0;
   uint64_t generation = 0;
   std::map<std::string, VariantRecord> variants;  // by variant name
+  std::map<std::string, CalibrationRecord> calibration_sets;  // by set name
 };
 
 // A file uploaded into staging/, not yet part of any model.
@@ -107,23 +124,50 @@ class ModelStore {
   // On success `record` is updated with what was stored.
   absl::Status PutModel(ModelRecord* record, const std::string& variant,
                         const StagedFile& file);
-  // Adds or replaces one variant of an existing model.
+  // Adds or replaces one variant of an existing model; `extra` carries the
+  // report and parameter bytes (file fields are filled in here).
   absl::Status PutVariant(ModelRecord* record, const std::string& variant,
-                          const StagedFile& file);
+                          const StagedFile& file,
+                          const VariantRecord& extra = {});
+  // Adds or replaces a calibration set (`meta`'s file fields are filled in).
+  absl::Status PutCalibrationSet(ModelRecord* record, const std::string& set,
+                                 const StagedFile& file,
+                                 const CalibrationRecord& meta);
+  // Removes a set; NOT_FOUND if the model has none of that name.
+  absl::Status RemoveCalibrationSet(ModelRecord* record,
+                                    const std::string& set);
+  // A stage for bytes produced in the server (a serialized set, a model).
+  absl::StatusOr<StagedFile> StageBytes(absl::string_view bytes);
+  // Path of a staging file for a writer that saves by path (LibTorch).
+  std::string NewStagingPath(const std::string& suffix) const;
+  // Checksums a file written at a staging path.
+  absl::StatusOr<StagedFile> AdoptStagingFile(const std::string& path);
   // Removes the model folder (moved to trash/ atomically, then deleted).
   absl::Status RemoveModel(const std::string& name);
 
   // Absolute path of a variant's artifact.
   std::string VariantPath(const std::string& model,
                           const VariantRecord& v) const;
+  std::string CalibrationPath(const std::string& model,
+                              const CalibrationRecord& c) const;
+  // The folder for job records (jobs/).
+  std::string JobsDir() const;
 
  private:
   explicit ModelStore(std::string root) : root_(std::move(root)) {}
   std::string ModelDir(const std::string& name) const;
   StoredModel ReadLocked(const std::string& name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status InstallLocked(ModelRecord* record, const std::string& variant,
-                             const StagedFile& file)
+  // Moves `file` into the model folder as <prefix>-<token><ext>; returns
+  // the base name.
+  absl::StatusOr<std::string> AdoptLocked(const std::string& model,
+                                          const std::string& prefix,
+                                          const std::string& ext,
+                                          const StagedFile& file)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Replaces the manifest with `next` (the commit point), then deletes the
+  // files it no longer references. On failure deletes `adopted`.
+  absl::Status CommitLocked(const ModelRecord& next, const std::string& adopted)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string root_;

@@ -1,8 +1,13 @@
 #include "server/grpc/management_service.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "server/core/logging.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "server/grpc/grpc_status_util.h"
+#include "server/grpc/oip_codec.h"
 
 namespace twinserve {
 namespace {
@@ -123,6 +128,7 @@ class RegisterReactor
     }
     RegisterArgs args;
     args.name = header_.name();
+    // A variant upload takes its specs from the model.
     args.description = header_.description();
     args.replace = header_.replace();
     for (const auto& s : header_.inputs()) {
@@ -137,7 +143,11 @@ class RegisterReactor
     }
     auto staged = upload_->Finish();
     if (!staged.ok()) return staged.status();
-    auto status = core_->registry()->Register(args, *staged);
+    auto status =
+        header_.variant().empty()
+            ? core_->registry()->Register(args, *staged)
+            : core_->registry()->RegisterVariant(args.name, header_.variant(),
+                                                 *staged);
     if (!status.ok()) {
       TS_LOG(WARNING) << "registration of '" << args.name
                       << "' refused: " << status.status();
@@ -162,7 +172,252 @@ class RegisterReactor
   std::unique_ptr<Upload> upload_;
 };
 
+// Receives calibration samples into memory (bounded by the server's limits),
+// then stores the set in one durable write when the stream ends.
+class CalibrationReactor
+    : public grpc::ServerReadReactor<v1::UploadCalibrationRequest> {
+ public:
+  CalibrationReactor(ServerCore* core, ThreadPool* pool,
+                     CallbackServerContext* ctx, v1::CalibrationSetInfo* resp)
+      : core_(core), pool_(pool), ctx_(ctx), response_(resp) {
+    StartRead(&message_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      if (ctx_->IsCancelled()) {
+        Finish(ToGrpcStatus(absl::CancelledError(
+            "the upload stream broke off; nothing was stored")));
+        return;
+      }
+      if (!set_.has_value()) {
+        Finish(ToGrpcStatus(
+            absl::InvalidArgumentError("UploadCalibration stream was empty")));
+        return;
+      }
+      pool_->Schedule([this] {
+        auto info = core_->quantization()->PutSet(header_.model(), *set_,
+                                                  header_.replace());
+        if (info.ok()) {
+          response_->set_model(info->model);
+          response_->set_name(info->name);
+          response_->set_samples(info->samples);
+          response_->set_bytes(info->bytes);
+          response_->set_labels(info->labels);
+          response_->set_created_unix_ms(info->created_unix_ms);
+        }
+        Finish(ToGrpcStatus(info.status()));
+      });
+      return;
+    }
+    absl::Status st = Consume();
+    if (!st.ok()) {
+      Finish(ToGrpcStatus(st));
+      return;
+    }
+    StartRead(&message_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  absl::Status Consume() {
+    if (!set_.has_value()) {
+      if (!message_.has_header()) {
+        return absl::InvalidArgumentError(
+            "the first UploadCalibration message must carry the header");
+      }
+      header_ = message_.header();
+      const std::string name = header_.set().empty() ? "calib" : header_.set();
+      auto set = core_->quantization()->NewSet(header_.model(), name);
+      if (!set.ok()) return set.status();
+      set_ = std::move(*set);
+      return absl::OkStatus();
+    }
+    if (!message_.has_samples()) {
+      return absl::InvalidArgumentError(
+          "UploadCalibration got a second header; send it once, first");
+    }
+    const auto& samples = message_.samples();
+    auto tensors =
+        DecodeTensors(samples.inputs(), samples.raw_input_contents());
+    if (!tensors.ok()) return tensors.status();
+    std::vector<int64_t> labels(samples.labels().begin(),
+                                samples.labels().end());
+    return set_->Append(*tensors, labels,
+                        core_->quantization()->limits());
+  }
+
+  ServerCore* const core_;
+  ThreadPool* const pool_;
+  CallbackServerContext* const ctx_;
+  v1::CalibrationSetInfo* const response_;
+  v1::UploadCalibrationRequest message_;
+  v1::CalibrationHeader header_;
+  std::optional<CalibrationSet> set_;
+};
+
+// Streams a job's status: the latest state is written whenever the stream
+// is free, so a slow reader sees fewer, never stale, updates.
+class WatchReactor : public grpc::ServerWriteReactor<v1::Job> {
+ public:
+  WatchReactor(JobManager* jobs, const std::string& id)
+      : jobs_(jobs), state_(std::make_shared<State>()) {
+    state_->reactor = this;
+    std::shared_ptr<State> state = state_;
+    auto token = jobs_->Subscribe(id, [state](const JobStatus& s) {
+      absl::MutexLock lock(&state->mu);
+      if (state->reactor == nullptr) return;
+      state->latest = s;
+      state->reactor->MaybeWriteLocked();
+    });
+    if (!token.ok()) {
+      Finish(ToGrpcStatus(token.status()));
+      return;
+    }
+    token_ = *token;
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&state_->mu);
+    state_->writing = false;
+    if (!ok) {
+      FinishLocked(grpc::Status::OK);
+      return;
+    }
+    MaybeWriteLocked();
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&state_->mu);
+    FinishLocked(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    if (token_ != 0) jobs_->Unsubscribe(token_);
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->reactor = nullptr;
+    }
+    delete this;
+  }
+
+ private:
+  struct State {
+    absl::Mutex mu;
+    WatchReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
+    std::optional<JobStatus> latest ABSL_GUARDED_BY(mu);
+    uint64_t written_version ABSL_GUARDED_BY(mu) = 0;
+    bool any_written ABSL_GUARDED_BY(mu) = false;
+    bool writing ABSL_GUARDED_BY(mu) = false;
+    bool finished ABSL_GUARDED_BY(mu) = false;
+  };
+
+  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    if (state_->writing || state_->finished || !state_->latest) return;
+    const JobStatus& s = *state_->latest;
+    if (state_->any_written && s.version == state_->written_version) {
+      if (IsTerminal(s.state)) FinishLocked(grpc::Status::OK);
+      return;
+    }
+    JobToProto(s, &out_);
+    state_->written_version = s.version;
+    state_->any_written = true;
+    state_->writing = true;
+    StartWrite(&out_);
+  }
+
+  void FinishLocked(const grpc::Status& st)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    if (state_->finished) return;
+    state_->finished = true;
+    Finish(st);
+  }
+
+  JobManager* const jobs_;
+  std::shared_ptr<State> state_;
+  uint64_t token_ = 0;
+  v1::Job out_;
+};
+
 }  // namespace
+
+void JobToProto(const JobStatus& s, v1::Job* out) {
+  out->set_id(s.id);
+  out->set_model(s.model);
+  out->set_variant(s.variant);
+  out->set_kind(s.kind);
+  switch (s.state) {
+    case JobState::kQueued:
+      out->set_state(v1::JOB_QUEUED);
+      break;
+    case JobState::kRunning:
+      out->set_state(v1::JOB_RUNNING);
+      break;
+    case JobState::kSucceeded:
+      out->set_state(v1::JOB_SUCCEEDED);
+      break;
+    case JobState::kFailed:
+      out->set_state(v1::JOB_FAILED);
+      break;
+    case JobState::kCancelled:
+      out->set_state(v1::JOB_CANCELLED);
+      break;
+    case JobState::kInterrupted:
+      out->set_state(v1::JOB_INTERRUPTED);
+      break;
+  }
+  out->set_stage(s.stage);
+  out->set_done(s.done);
+  out->set_total(s.total);
+  out->set_percent(s.percent());
+  const int64_t end = s.ended_unix_ms != 0 ? s.ended_unix_ms : NowUnixMs();
+  out->set_elapsed_seconds((end - s.started_unix_ms) / 1000.0);
+  out->set_message(s.message);
+  out->set_created_unix_ms(s.created_unix_ms);
+  out->set_ended_unix_ms(s.ended_unix_ms);
+}
+
+absl::StatusOr<QuantizeRequest> QuantizeRequestFromProto(
+    const v1::QuantizeRequest& p) {
+  QuantizeRequest r;
+  r.model = p.model();
+  if (!p.variant().empty()) r.variant = p.variant();
+  if (!p.mode().empty() && p.mode() != "static") {
+    return absl::UnimplementedError(absl::StrCat(
+        "quantization mode '", p.mode(),
+        "' is not implemented yet; use \"static\" (INT8 weights and "
+        "activations)"));
+  }
+  if (!p.calibration_set().empty()) r.calibration_set = p.calibration_set();
+  r.eval_set = p.eval_set();
+  QuantizeOptions& o = r.options;
+  if (!p.method().empty()) {
+    auto m = ParseRangeMethod(p.method());
+    if (!m.ok()) return m.status();
+    o.method = *m;
+  }
+  if (p.has_percentile()) {
+    if (p.percentile() <= 0 || p.percentile() > 100) {
+      return absl::InvalidArgumentError("percentile must be in (0, 100]");
+    }
+    o.percentile = p.percentile();
+  }
+  o.per_channel_weights = !p.per_tensor_weights();
+  o.fp32_modules.assign(p.fp32_modules().begin(), p.fp32_modules().end());
+  if (p.has_max_samples()) {
+    if (p.max_samples() <= 0) {
+      return absl::InvalidArgumentError("max_samples must be positive");
+    }
+    o.max_calibration_samples = p.max_samples();
+  }
+  if (p.has_max_agreement_loss()) o.max_agreement_loss = p.max_agreement_loss();
+  if (p.has_max_accuracy_loss()) o.max_accuracy_loss = p.max_accuracy_loss();
+  o.auto_fallback = p.auto_fallback();
+  if (p.has_max_trials()) o.max_trials = p.max_trials();
+  if (p.has_time_limit_seconds()) o.time_limit_seconds = p.time_limit_seconds();
+  return r;
+}
 
 absl::StatusOr<TensorSpec> SpecFromProto(const v1::TensorSpec& proto) {
   TensorSpec spec;
@@ -197,6 +452,8 @@ void ModelStatusToProto(const ModelStatus& s, v1::ModelInfo* out) {
     vi->set_sha256(v.sha256);
     vi->set_created_unix_ms(v.created_unix_ms);
     vi->set_last_error(v.last_error);
+    vi->set_pending(v.pending);
+    vi->set_execution_path(v.execution_path);
   }
   out->set_created_unix_ms(s.created_unix_ms);
   out->set_updated_unix_ms(s.updated_unix_ms);
@@ -229,6 +486,123 @@ ServerUnaryReactor* ManagementService::ListModels(
     ModelStatusToProto(m, response->add_models());
   }
   return Done(ctx, absl::OkStatus());
+}
+
+grpc::ServerReadReactor<v1::UploadCalibrationRequest>*
+ManagementService::UploadCalibration(CallbackServerContext* ctx,
+                                     v1::CalibrationSetInfo* response) {
+  return new CalibrationReactor(core_, slow_work_.get(), ctx, response);
+}
+
+ServerUnaryReactor* ManagementService::ListCalibrationSets(
+    CallbackServerContext* ctx, const v1::ListCalibrationSetsRequest* request,
+    v1::ListCalibrationSetsResponse* response) {
+  auto sets = core_->quantization()->ListSets(request->model());
+  if (sets.ok()) {
+    for (const CalibrationInfo& c : *sets) {
+      auto* out = response->add_sets();
+      out->set_model(c.model);
+      out->set_name(c.name);
+      out->set_samples(c.samples);
+      out->set_bytes(c.bytes);
+      out->set_labels(c.labels);
+      out->set_created_unix_ms(c.created_unix_ms);
+    }
+  }
+  return Done(ctx, sets.status());
+}
+
+ServerUnaryReactor* ManagementService::DeleteCalibrationSet(
+    CallbackServerContext* ctx, const v1::DeleteCalibrationSetRequest* request,
+    v1::DeleteCalibrationSetResponse*) {
+  return Done(ctx, core_->quantization()->DeleteSet(request->model(),
+                                                    request->set()));
+}
+
+ServerUnaryReactor* ManagementService::Quantize(
+    CallbackServerContext* ctx, const v1::QuantizeRequest* request,
+    v1::Job* response) {
+  auto req = QuantizeRequestFromProto(*request);
+  if (!req.ok()) return Done(ctx, req.status());
+  auto job = core_->quantization()->StartQuantize(*req);
+  if (job.ok()) JobToProto(*job, response);
+  return Done(ctx, job.status());
+}
+
+ServerUnaryReactor* ManagementService::GetJob(CallbackServerContext* ctx,
+                                              const v1::GetJobRequest* request,
+                                              v1::Job* response) {
+  auto job = core_->quantization()->jobs()->Get(request->id());
+  if (job.ok()) JobToProto(*job, response);
+  return Done(ctx, job.status());
+}
+
+grpc::ServerWriteReactor<v1::Job>* ManagementService::WatchJob(
+    CallbackServerContext*, const v1::GetJobRequest* request) {
+  return new WatchReactor(core_->quantization()->jobs(), request->id());
+}
+
+ServerUnaryReactor* ManagementService::ListJobs(
+    CallbackServerContext* ctx, const v1::ListJobsRequest* request,
+    v1::ListJobsResponse* response) {
+  for (const JobStatus& j :
+       core_->quantization()->jobs()->List(request->model())) {
+    JobToProto(j, response->add_jobs());
+  }
+  return Done(ctx, absl::OkStatus());
+}
+
+ServerUnaryReactor* ManagementService::CancelJob(
+    CallbackServerContext* ctx, const v1::GetJobRequest* request,
+    v1::Job* response) {
+  auto job = core_->quantization()->jobs()->Cancel(request->id());
+  if (job.ok()) JobToProto(*job, response);
+  return Done(ctx, job.status());
+}
+
+ServerUnaryReactor* ManagementService::GetQuantizationReport(
+    CallbackServerContext* ctx,
+    const v1::GetQuantizationReportRequest* request,
+    v1::QuantizationReport* out) {
+  const std::string variant =
+      request->variant().empty() ? "int8" : request->variant();
+  auto r = core_->quantization()->GetReport(request->model(), variant);
+  if (r.ok()) {
+    out->set_model(request->model());
+    out->set_variant(variant);
+    out->set_method(r->method);
+    out->set_percentile(r->percentile);
+    out->set_per_channel_weights(r->per_channel_weights);
+    out->set_calibration_samples(r->calibration_samples);
+    out->set_eval_samples(r->eval_samples);
+    for (const LayerReport& l : r->layers) {
+      auto* lr = out->add_layers();
+      lr->set_name(l.name);
+      lr->set_is_weight(l.is_weight);
+      lr->set_sqnr_db(l.sqnr_db);
+      lr->set_quantized(l.quantized);
+    }
+    for (const auto& m : r->fp32_modules) out->add_fp32_modules(m);
+    for (const auto& m : r->fallback_log) out->add_fallback_log(m);
+    out->set_trials(r->trials);
+    out->set_criterion_met(r->criterion_met);
+    out->set_top1_agreement(r->top1_agreement);
+    out->set_cosine_mean(r->cosine_mean);
+    out->set_max_abs_error(r->max_abs_error);
+    out->set_mean_abs_error(r->mean_abs_error);
+    out->set_fp32_accuracy(r->fp32_accuracy);
+    out->set_int8_accuracy(r->int8_accuracy);
+    out->set_fp32_serialized_bytes(r->fp32_serialized_bytes);
+    out->set_int8_serialized_bytes(r->int8_serialized_bytes);
+    out->set_fp32_parameter_bytes(r->fp32_parameter_bytes);
+    out->set_int8_parameter_bytes(r->int8_parameter_bytes);
+    out->set_fp32_latency_ms_b1(r->fp32_latency_ms_b1);
+    out->set_int8_latency_ms_b1(r->int8_latency_ms_b1);
+    out->set_fp32_latency_ms_b32(r->fp32_latency_ms_b32);
+    out->set_int8_latency_ms_b32(r->int8_latency_ms_b32);
+    out->set_duration_seconds(r->duration_seconds);
+  }
+  return Done(ctx, r.status());
 }
 
 ServerUnaryReactor* ManagementService::GetModel(

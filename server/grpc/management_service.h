@@ -31,6 +31,36 @@ class ManagementService final
   grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* ctx,
                                      const v1::GetModelRequest* request,
                                      v1::ModelInfo* response) override;
+  grpc::ServerReadReactor<v1::UploadCalibrationRequest>* UploadCalibration(
+      grpc::CallbackServerContext* ctx,
+      v1::CalibrationSetInfo* response) override;
+  grpc::ServerUnaryReactor* ListCalibrationSets(
+      grpc::CallbackServerContext* ctx,
+      const v1::ListCalibrationSetsRequest* request,
+      v1::ListCalibrationSetsResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteCalibrationSet(
+      grpc::CallbackServerContext* ctx,
+      const v1::DeleteCalibrationSetRequest* request,
+      v1::DeleteCalibrationSetResponse* response) override;
+  grpc::ServerUnaryReactor* Quantize(grpc::CallbackServerContext* ctx,
+                                     const v1::QuantizeRequest* request,
+                                     v1::Job* response) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx,
+                                   const v1::GetJobRequest* request,
+                                   v1::Job* response) override;
+  grpc::ServerWriteReactor<v1::Job>* WatchJob(
+      grpc::CallbackServerContext* ctx,
+      const v1::GetJobRequest* request) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* ctx,
+                                     const v1::ListJobsRequest* request,
+                                     v1::ListJobsResponse* response) override;
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* ctx,
+                                      const v1::GetJobRequest* request,
+                                      v1::Job* response) override;
+  grpc::ServerUnaryReactor* GetQuantizationReport(
+      grpc::CallbackServerContext* ctx,
+      const v1::GetQuantizationReportRequest* request,
+      v1::QuantizationReport* response) override;
 
  private:
   ServerCore* const core_;
@@ -41,6 +71,11 @@ class ManagementService final
 // Conversions, exposed for tests.
 absl::StatusOr<TensorSpec> SpecFromProto(const v1::TensorSpec& proto);
 void ModelStatusToProto(const ModelStatus& status, v1::ModelInfo* out);
+void JobToProto(const JobStatus& status, v1::Job* out);
+// QuantizeRequest -> core request with defaults; INVALID_ARGUMENT or
+// UNIMPLEMENTED (modes other than static).
+absl::StatusOr<QuantizeRequest> QuantizeRequestFromProto(
+    const v1::QuantizeRequest& proto);
 
 }  // namespace twinserve
 

@@ -91,21 +91,20 @@ absl::StatusOr<std::string> PackContents(const std::string& name,
 
 }  // namespace
 
-absl::StatusOr<InferRequest> DecodeInferRequest(
-    const ModelInferRequest& request) {
-  InferRequest out;
-  out.model = request.model_name();
-  out.version = request.model_version();
-  const bool raw = request.raw_input_contents_size() > 0;
-  if (raw && request.raw_input_contents_size() != request.inputs_size()) {
+absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
+    const google::protobuf::RepeatedPtrField<
+        inference::ModelInferRequest::InferInputTensor>& inputs,
+    const google::protobuf::RepeatedPtrField<std::string>& raw_contents) {
+  std::vector<HostTensor> out;
+  const bool raw = raw_contents.size() > 0;
+  if (raw && raw_contents.size() != inputs.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "raw_input_contents has ", request.raw_input_contents_size(),
-        " entries for ", request.inputs_size(),
-        " inputs; send one per input, in order"));
+        "raw_input_contents has ", raw_contents.size(), " entries for ",
+        inputs.size(), " inputs; send one per input, in order"));
   }
-  out.inputs.reserve(request.inputs_size());
-  for (int i = 0; i < request.inputs_size(); ++i) {
-    const auto& in = request.inputs(i);
+  out.reserve(inputs.size());
+  for (int i = 0; i < inputs.size(); ++i) {
+    const auto& in = inputs.Get(i);
     auto dtype = ParseDataType(in.datatype());
     if (!dtype.ok()) {
       return absl::InvalidArgumentError(
@@ -130,23 +129,34 @@ absl::StatusOr<InferRequest> DecodeInferRequest(
       t.name = in.name();
       t.dtype = *dtype;
       t.shape = std::move(shape);
-      const std::string& bytes = request.raw_input_contents(i);
+      const std::string& bytes = raw_contents.Get(i);
       t.data = bytes.data();
       t.byte_size = bytes.size();
-      out.inputs.push_back(std::move(t));
+      out.push_back(std::move(t));
       continue;
     }
     const int64_t count = ElementCount(shape);
     if (count < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("input '", in.name(), "': shape ", ShapeToString(shape),
-                       " is too large"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", in.name(), "': shape ", ShapeToString(shape),
+          " is too large"));
     }
-    TS_ASSIGN_OR_RETURN(std::string bytes,
-                        PackContents(in.name(), *dtype, in.contents(), count));
-    out.inputs.push_back(HostTensor::Owned(in.name(), *dtype, std::move(shape),
-                                           std::move(bytes)));
+    TS_ASSIGN_OR_RETURN(
+        std::string bytes,
+        PackContents(in.name(), *dtype, in.contents(), count));
+    out.push_back(HostTensor::Owned(in.name(), *dtype, std::move(shape),
+                                    std::move(bytes)));
   }
+  return out;
+}
+
+absl::StatusOr<InferRequest> DecodeInferRequest(
+    const ModelInferRequest& request) {
+  InferRequest out;
+  out.model = request.model_name();
+  out.version = request.model_version();
+  TS_ASSIGN_OR_RETURN(out.inputs, DecodeTensors(request.inputs(),
+                                                request.raw_input_contents()));
   out.requested_outputs.reserve(request.outputs_size());
   for (const auto& o : request.outputs()) {
     out.requested_outputs.push_back(o.name());

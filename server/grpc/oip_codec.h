@@ -20,6 +20,13 @@ inline constexpr char kVariantParameter[] = "twinserve_variant";
 absl::StatusOr<InferRequest> DecodeInferRequest(
     const inference::ModelInferRequest& request);
 
+// The tensors of a request-like message (also used for calibration
+// uploads): raw contents become views into `raw_contents`.
+absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
+    const google::protobuf::RepeatedPtrField<
+        inference::ModelInferRequest::InferInputTensor>& inputs,
+    const google::protobuf::RepeatedPtrField<std::string>& raw_contents);
+
 // Fills `response` (model, version = variant, id, outputs as raw bytes).
 void EncodeInferResponse(const inference::ModelInferRequest& request,
                          const InferResult& result,

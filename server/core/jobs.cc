@@ -1,0 +1,298 @@
+#include "server/core/jobs.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "server/core/file_util.h"
+#include "server/core/logging.h"
+#include "server/core/store.h"
+
+namespace twinserve {
+
+const char* JobStateName(JobState state) {
+  switch (state) {
+    case JobState::kQueued:
+      return "QUEUED";
+    case JobState::kRunning:
+      return "RUNNING";
+    case JobState::kSucceeded:
+      return "SUCCEEDED";
+    case JobState::kFailed:
+      return "FAILED";
+    case JobState::kCancelled:
+      return "CANCELLED";
+    case JobState::kInterrupted:
+      return "INTERRUPTED";
+  }
+  return "UNKNOWN";
+}
+
+bool IsTerminal(JobState s) {
+  return s != JobState::kQueued && s != JobState::kRunning;
+}
+
+struct JobManager::Job {
+  JobStatus status;
+  std::atomic<bool> cancel{false};
+  int64_t last_notify_ms = 0;
+};
+
+class JobManager::Context : public JobContext {
+ public:
+  Context(JobManager* m, std::shared_ptr<Job> job) : m_(m), job_(job) {}
+  void Progress(const std::string& stage, int64_t done,
+                int64_t total) override {
+    const int64_t now = NowUnixMs();
+    // Subscribers see at most ~10 updates a second, and every stage change.
+    bool notify;
+    {
+      absl::MutexLock lock(&m_->mu_);
+      notify = stage != job_->status.stage || now - job_->last_notify_ms >= 100;
+      if (notify) job_->last_notify_ms = now;
+    }
+    if (!notify) {
+      absl::MutexLock lock(&m_->mu_);
+      job_->status.done = done;
+      job_->status.total = total;
+      return;
+    }
+    m_->Update(job_->status.id,
+               [&](JobStatus& s) {
+                 s.stage = stage;
+                 s.done = done;
+                 s.total = total;
+               },
+               /*persist=*/false);
+  }
+  const std::atomic<bool>* cancel_flag() const override {
+    return &job_->cancel;
+  }
+
+ private:
+  JobManager* m_;
+  std::shared_ptr<Job> job_;
+};
+
+namespace {
+
+std::string ToJson(const JobStatus& s) {
+  nlohmann::json j = {{"id", s.id},
+                      {"model", s.model},
+                      {"variant", s.variant},
+                      {"kind", s.kind},
+                      {"state", JobStateName(s.state)},
+                      {"stage", s.stage},
+                      {"done", s.done},
+                      {"total", s.total},
+                      {"created_unix_ms", s.created_unix_ms},
+                      {"started_unix_ms", s.started_unix_ms},
+                      {"ended_unix_ms", s.ended_unix_ms},
+                      {"message", s.message}};
+  return j.dump(2);
+}
+
+bool FromJson(const std::string& text, JobStatus* s) {
+  try {
+    auto j = nlohmann::json::parse(text);
+    s->id = j.at("id");
+    s->model = j.at("model");
+    s->variant = j.at("variant");
+    s->kind = j.at("kind");
+    const std::string state = j.at("state");
+    s->state = JobState::kInterrupted;
+    for (JobState st : {JobState::kQueued, JobState::kRunning,
+                        JobState::kSucceeded, JobState::kFailed,
+                        JobState::kCancelled, JobState::kInterrupted}) {
+      if (state == JobStateName(st)) s->state = st;
+    }
+    s->stage = j.at("stage");
+    s->done = j.at("done");
+    s->total = j.at("total");
+    s->created_unix_ms = j.at("created_unix_ms");
+    s->started_unix_ms = j.at("started_unix_ms");
+    s->ended_unix_ms = j.at("ended_unix_ms");
+    s->message = j.at("message");
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+JobManager::JobManager(std::string dir) : dir_(std::move(dir)) {
+  MakeDirs(dir_).IgnoreError();
+  auto files = ListDir(dir_);
+  if (!files.ok()) return;
+  absl::MutexLock lock(&mu_);
+  for (const std::string& f : *files) {
+    auto text = ReadFile(JoinPath(dir_, f));
+    auto job = std::make_shared<Job>();
+    if (!text.ok() || !FromJson(*text, &job->status)) continue;
+    if (!IsTerminal(job->status.state)) {
+      job->status.state = JobState::kInterrupted;
+      job->status.message =
+          "the server stopped while this job ran; nothing it made was "
+          "published. Start it again.";
+      job->status.ended_unix_ms = NowUnixMs();
+      Persist(job->status);
+    }
+    jobs_[job->status.id] = job;
+  }
+}
+
+JobManager::~JobManager() {
+  std::vector<std::thread> threads;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, job] : jobs_) job->cancel = true;
+    threads.swap(threads_);
+  }
+  for (auto& t : threads) t.join();
+}
+
+void JobManager::Persist(const JobStatus& status) {
+  absl::Status st =
+      WriteFileAtomically(JoinPath(dir_, status.id + ".json"), ToJson(status));
+  if (!st.ok()) TS_LOG(ERROR) << "cannot persist job " << status.id << ": " << st;
+}
+
+void JobManager::Update(const std::string& id,
+                        const std::function<void(JobStatus&)>& change,
+                        bool persist) {
+  JobStatus copy;
+  std::vector<std::function<void(const JobStatus&)>> fns;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) return;
+    change(it->second->status);
+    it->second->status.version++;
+    copy = it->second->status;
+    if (persist) Persist(copy);
+    for (const auto& [token, sub] : subscribers_) {
+      if (sub.first == id) fns.push_back(sub.second);
+    }
+  }
+  for (auto& fn : fns) fn(copy);
+}
+
+absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
+                                            const std::string& variant,
+                                            const std::string& kind,
+                                            Work work) {
+  auto job = std::make_shared<Job>();
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, j] : jobs_) {
+      if (j->status.model == model && !IsTerminal(j->status.state)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "job ", id, " is already ", JobStateName(j->status.state),
+            " for model '", model,
+            "'; one job per model at a time (wait for it or cancel it)"));
+      }
+    }
+    const int64_t now = NowUnixMs();
+    job->status.id = absl::StrFormat("q-%d-%s", now, RandomToken().substr(0, 6));
+    job->status.model = model;
+    job->status.variant = variant;
+    job->status.kind = kind;
+    job->status.state = JobState::kRunning;
+    job->status.stage = "starting";
+    job->status.created_unix_ms = now;
+    job->status.started_unix_ms = now;
+    Persist(job->status);
+    jobs_[job->status.id] = job;
+    const std::string id = job->status.id;
+    threads_.emplace_back([this, job, id, work = std::move(work)] {
+      Context ctx(this, job);
+      absl::StatusOr<std::string> result = work(ctx);
+      Update(id,
+             [&](JobStatus& s) {
+               s.ended_unix_ms = NowUnixMs();
+               if (result.ok()) {
+                 s.state = JobState::kSucceeded;
+                 s.stage = "done";
+                 s.done = s.total;
+                 s.message = *result;
+               } else if (absl::IsCancelled(result.status())) {
+                 s.state = JobState::kCancelled;
+                 s.message = std::string(result.status().message());
+               } else {
+                 s.state = JobState::kFailed;
+                 s.message = std::string(result.status().message());
+               }
+             },
+             /*persist=*/true);
+      TS_LOG(INFO) << "job " << id << " ended";
+    });
+  }
+  return Get(job->status.id);
+}
+
+absl::StatusOr<JobStatus> JobManager::Get(const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) {
+    return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
+  }
+  return it->second->status;
+}
+
+std::vector<JobStatus> JobManager::List(const std::string& model) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<JobStatus> out;
+  for (const auto& [id, j] : jobs_) {
+    if (model.empty() || j->status.model == model) out.push_back(j->status);
+  }
+  std::sort(out.begin(), out.end(), [](const JobStatus& a, const JobStatus& b) {
+    return a.created_unix_ms > b.created_unix_ms;
+  });
+  return out;
+}
+
+absl::StatusOr<JobStatus> JobManager::Cancel(const std::string& id) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) {
+      return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
+    }
+    if (IsTerminal(it->second->status.state)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", id, " already ended ",
+                       JobStateName(it->second->status.state)));
+    }
+    it->second->cancel = true;
+  }
+  return Get(id);
+}
+
+absl::StatusOr<uint64_t> JobManager::Subscribe(
+    const std::string& id, std::function<void(const JobStatus&)> fn) {
+  JobStatus now;
+  uint64_t token;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) {
+      return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
+    }
+    token = next_token_++;
+    subscribers_[token] = {id, fn};
+    now = it->second->status;
+  }
+  fn(now);
+  return token;
+}
+
+void JobManager::Unsubscribe(uint64_t token) {
+  absl::MutexLock lock(&mu_);
+  subscribers_.erase(token);
+}
+
+}  // namespace twinserve

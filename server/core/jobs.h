@@ -1,0 +1,112 @@
+// JobManager: long-running operator jobs (quantization) on their own
+// threads, with progress, cancellation, subscribers for streaming, and a
+// durable record per job so that a job cut short by a crash shows as
+// INTERRUPTED after restart.
+//
+// Policy: one active job per model; a second Start for the same model is
+// refused with FAILED_PRECONDITION (documented in the proto).
+#ifndef TWINSERVE_SERVER_CORE_JOBS_H_
+#define TWINSERVE_SERVER_CORE_JOBS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+
+namespace twinserve {
+
+enum class JobState {
+  kQueued,
+  kRunning,
+  kSucceeded,
+  kFailed,
+  kCancelled,
+  kInterrupted,  // the server stopped while the job ran
+};
+const char* JobStateName(JobState state);
+bool IsTerminal(JobState state);
+
+struct JobStatus {
+  std::string id;
+  std::string model;
+  std::string variant;
+  std::string kind;
+  JobState state = JobState::kQueued;
+  std::string stage;
+  int64_t done = 0;
+  int64_t total = 0;
+  int64_t created_unix_ms = 0;
+  int64_t started_unix_ms = 0;
+  int64_t ended_unix_ms = 0;
+  std::string message;  // the reason for FAILED, a summary on success
+  uint64_t version = 0;  // bumps on every change
+  double percent() const {
+    return total > 0 ? 100.0 * done / total : (IsTerminal(state) ? 100 : 0);
+  }
+};
+
+// Handed to a job's work function.
+class JobContext {
+ public:
+  virtual ~JobContext() = default;
+  // Reports progress (throttled for subscribers).
+  virtual void Progress(const std::string& stage, int64_t done,
+                        int64_t total) = 0;
+  virtual const std::atomic<bool>* cancel_flag() const = 0;
+};
+
+class JobManager {
+ public:
+  // `dir` holds the job records; those left RUNNING or QUEUED by a previous
+  // process are marked INTERRUPTED.
+  explicit JobManager(std::string dir);
+  // Cancels running jobs and waits for them.
+  ~JobManager();
+
+  using Work = std::function<absl::StatusOr<std::string>(JobContext&)>;
+  // Runs `work` on a new thread. Its result string becomes the message of a
+  // SUCCEEDED job; an error status FAILED (CANCELLED for kCancelled).
+  absl::StatusOr<JobStatus> Start(const std::string& model,
+                                  const std::string& variant,
+                                  const std::string& kind, Work work);
+  absl::StatusOr<JobStatus> Get(const std::string& id) const;
+  // Newest first; `model` empty for all.
+  std::vector<JobStatus> List(const std::string& model) const;
+  // Asks a job to stop; it ends CANCELLED at its next check. NOT_FOUND, or
+  // FAILED_PRECONDITION if it already ended.
+  absl::StatusOr<JobStatus> Cancel(const std::string& id);
+
+  // Calls `fn` with the current status now and on every change until the job
+  // ends (the last call carries the terminal state). Returns a token for
+  // Unsubscribe. NOT_FOUND for an unknown job.
+  absl::StatusOr<uint64_t> Subscribe(const std::string& id,
+                                     std::function<void(const JobStatus&)> fn);
+  void Unsubscribe(uint64_t token);
+
+ private:
+  struct Job;
+  class Context;
+  void Update(const std::string& id,
+              const std::function<void(JobStatus&)>& change, bool persist);
+  void Persist(const JobStatus& status);
+
+  const std::string dir_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<Job>> jobs_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::pair<std::string, std::function<void(const JobStatus&)>>>
+      subscribers_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace twinserve
+
+#endif  // TWINSERVE_SERVER_CORE_JOBS_H_

@@ -1,0 +1,80 @@
+// QuantizationService: calibration sets and quantization jobs for the
+// registry's models. Sets are stored durably per model; a job quantizes
+// from them in the background and publishes the new variant atomically,
+// while the FP32 variant keeps serving.
+#ifndef TWINSERVE_SERVER_CORE_QUANTIZATION_H_
+#define TWINSERVE_SERVER_CORE_QUANTIZATION_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "quant/calibration_set.h"
+#include "quant/quantizer.h"
+#include "server/core/jobs.h"
+#include "server/core/registry.h"
+#include "server/core/store.h"
+
+namespace twinserve {
+
+struct CalibrationInfo {
+  std::string model;
+  std::string name;
+  int64_t samples = 0;
+  uint64_t bytes = 0;
+  bool labels = false;
+  int64_t created_unix_ms = 0;
+};
+
+struct QuantizeRequest {
+  std::string model;
+  std::string variant = "int8";
+  std::string calibration_set = "calib";
+  std::string eval_set;  // empty: hold out a slice of the calibration set
+  QuantizeOptions options;
+};
+
+class QuantizationService {
+ public:
+  // All must outlive the service.
+  QuantizationService(ModelStore* store, ModelRegistry* registry,
+                      JobManager* jobs, CalibrationLimits limits);
+
+  const CalibrationLimits& limits() const { return limits_; }
+
+  // An empty set shaped for `model`'s inputs, to Append uploads to.
+  // NOT_FOUND, FAILED_PRECONDITION (inputs without a batch dim).
+  absl::StatusOr<CalibrationSet> NewSet(const std::string& model,
+                                        const std::string& set) const;
+  // Stores `samples` durably as `set` of `model`. ALREADY_EXISTS unless
+  // `replace`; FAILED_PRECONDITION for an empty set.
+  absl::StatusOr<CalibrationInfo> PutSet(const std::string& model,
+                                         const CalibrationSet& samples,
+                                         bool replace);
+  absl::StatusOr<std::vector<CalibrationInfo>> ListSets(
+      const std::string& model) const;
+  absl::Status DeleteSet(const std::string& model, const std::string& set);
+  absl::StatusOr<CalibrationSet> LoadSet(const std::string& model,
+                                         const std::string& set) const;
+
+  // Starts a quantization job. NOT_FOUND (model, set), FAILED_PRECONDITION
+  // (empty set, a job already active for the model), INVALID_ARGUMENT.
+  absl::StatusOr<JobStatus> StartQuantize(const QuantizeRequest& request);
+  absl::StatusOr<QuantizationReport> GetReport(const std::string& model,
+                                               const std::string& variant) const;
+
+  JobManager* jobs() { return jobs_; }
+
+ private:
+  absl::StatusOr<std::string> RunQuantize(const QuantizeRequest& request,
+                                          JobContext& ctx);
+
+  ModelStore* const store_;
+  ModelRegistry* const registry_;
+  JobManager* const jobs_;
+  const CalibrationLimits limits_;
+};
+
+}  // namespace twinserve
+
+#endif  // TWINSERVE_SERVER_CORE_QUANTIZATION_H_
