@@ -79,8 +79,8 @@ class TwinClient {
   absl::StatusOr<v1::Job> CancelJob(const std::string& id);
   absl::StatusOr<std::vector<v1::Job>> ListJobs(const std::string& model);
   // Streams the job until it ends; returns the final state.
-  absl::StatusOr<v1::Job> WatchJob(const std::string& id,
-                                   std::function<void(const v1::Job&)> on_update);
+  absl::StatusOr<v1::Job> WatchJob(
+      const std::string& id, std::function<void(const v1::Job&)> on_update);
   absl::StatusOr<v1::QuantizationReport> GetReport(const std::string& model,
                                                    const std::string& variant);
 

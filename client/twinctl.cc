@@ -3,6 +3,8 @@
 //   twinctl [--server=HOST:PORT] COMMAND [ARGS] [FLAGS]
 //
 // Exit codes: 0 success, 1 the server refused or failed, 2 bad usage.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -17,8 +19,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
-#include <unistd.h>
-
 #include "client/idx.h"
 #include "client/npy.h"
 #include "client/report.h"
@@ -84,7 +84,7 @@ struct Args {
   bool Has(const std::string& key) const { return flags.count(key) > 0; }
 };
 
-const char* const kBoolFlags[] = {"replace",  "help",       "per-tensor",
+const char* const kBoolFlags[] = {"replace",  "help",          "per-tensor",
                                   "no-watch", "auto-fallback", "brief"};
 
 bool ParseArgs(int argc, char** argv, Args* args) {
@@ -410,11 +410,13 @@ int Calibrate(TwinClient& client, const Args& args) {
       model, set, inputs, labels, args.Has("replace"), 64,
       [](int64_t done, int64_t total) {
         const int width = 30;
-        const int filled = static_cast<int>(width * done / std::max<int64_t>(1, total));
+        const int filled =
+            static_cast<int>(width * done / std::max<int64_t>(1, total));
         std::fprintf(stderr, "\r[%s%s] %lld/%lld samples",
                      std::string(filled, '#').c_str(),
                      std::string(width - filled, '.').c_str(),
-                     static_cast<long long>(done), static_cast<long long>(total));
+                     static_cast<long long>(done),
+                     static_cast<long long>(total));
       });
   std::fprintf(stderr, "\n");
   if (!info.ok()) return Fail(info.status());
@@ -430,8 +432,8 @@ int Sets(TwinClient& client, const Args& args) {
   if (args.positional.size() != 2) return Usage("sets needs NAME");
   auto sets = client.ListCalibrationSets(args.positional[1]);
   if (!sets.ok()) return Fail(sets.status());
-  std::printf("%-16s %10s %14s %-8s %s\n", "set", "samples", "bytes",
-              "labels", "created");
+  std::printf("%-16s %10s %14s %-8s %s\n", "set", "samples", "bytes", "labels",
+              "created");
   for (const auto& s : *sets) {
     std::printf("%-16s %10lld %14llu %-8s %s\n", s.name().c_str(),
                 static_cast<long long>(s.samples()),
@@ -473,23 +475,28 @@ int Quantize(TwinClient& client, const Args& args) {
   double d;
   int64_t n;
   if (args.Has("percentile")) {
-    if (!absl::SimpleAtod(args.Get("percentile"), &d)) return Usage("--percentile takes a number");
+    if (!absl::SimpleAtod(args.Get("percentile"), &d))
+      return Usage("--percentile takes a number");
     req.set_percentile(d);
   }
   if (args.Has("max-samples")) {
-    if (!absl::SimpleAtoi(args.Get("max-samples"), &n)) return Usage("--max-samples takes a number");
+    if (!absl::SimpleAtoi(args.Get("max-samples"), &n))
+      return Usage("--max-samples takes a number");
     req.set_max_samples(n);
   }
   if (args.Has("max-agreement-loss")) {
-    if (!absl::SimpleAtod(args.Get("max-agreement-loss"), &d)) return Usage("--max-agreement-loss takes a number");
+    if (!absl::SimpleAtod(args.Get("max-agreement-loss"), &d))
+      return Usage("--max-agreement-loss takes a number");
     req.set_max_agreement_loss(d);
   }
   if (args.Has("max-accuracy-loss")) {
-    if (!absl::SimpleAtod(args.Get("max-accuracy-loss"), &d)) return Usage("--max-accuracy-loss takes a number");
+    if (!absl::SimpleAtod(args.Get("max-accuracy-loss"), &d))
+      return Usage("--max-accuracy-loss takes a number");
     req.set_max_accuracy_loss(d);
   }
   if (args.Has("max-trials")) {
-    if (!absl::SimpleAtoi(args.Get("max-trials"), &n)) return Usage("--max-trials takes a number");
+    if (!absl::SimpleAtoi(args.Get("max-trials"), &n))
+      return Usage("--max-trials takes a number");
     req.set_max_trials(static_cast<int32_t>(n));
   }
   auto job = client.Quantize(req);
@@ -500,10 +507,11 @@ int Quantize(TwinClient& client, const Args& args) {
 }
 
 int Jobs(TwinClient& client, const Args& args) {
-  auto jobs = client.ListJobs(args.positional.size() > 1 ? args.positional[1] : "");
+  auto jobs =
+      client.ListJobs(args.positional.size() > 1 ? args.positional[1] : "");
   if (!jobs.ok()) return Fail(jobs.status());
-  std::printf("%-24s %-16s %-8s %-16s %7s %9s  %s\n", "job", "model",
-              "variant", "state", "percent", "elapsed", "message");
+  std::printf("%-24s %-16s %-8s %-16s %7s %9s  %s\n", "job", "model", "variant",
+              "state", "percent", "elapsed", "message");
   for (const auto& j : *jobs) {
     std::printf("%-24s %-16s %-8s %-16s %6.1f%% %8.1fs  %s\n", j.id().c_str(),
                 j.model().c_str(), j.variant().c_str(),

@@ -19,11 +19,12 @@ void AccumulateHistogram(const float* values, int64_t n, float lo, float hi,
 void MinMax(const float* values, int64_t n, float* min, float* max);
 
 enum class RangeMethod {
-  kMinMax = 0,      // the observed range
-  kPercentile = 1,  // clip to the p-th percentile of |x| (param = p, e.g. 99.99)
-  kEntropy = 2,     // minimize KL(P || Q), TensorRT's entropy calibrator,
-                    // clipping at most 0.1% of values
-  kMse = 3,         // minimize expected squared quantization error
+  kMinMax = 0,  // the observed range
+  kPercentile =
+      1,         // clip to the p-th percentile of |x| (param = p, e.g. 99.99)
+  kEntropy = 2,  // minimize KL(P || Q), TensorRT's entropy calibrator,
+                 // clipping at most 0.1% of values
+  kMse = 3,      // minimize expected squared quantization error
 };
 
 struct ClipRange {

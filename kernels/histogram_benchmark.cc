@@ -48,7 +48,8 @@ void BM_ChooseClipRange(benchmark::State& state) {
   AccumulateHistogram(v.data(), v.size(), 0.0f, 20.0f, bins.data(), 2048);
   const auto method = static_cast<RangeMethod>(state.range(0));
   for (auto _ : state) {
-    auto r = ChooseClipRange(bins.data(), 2048, 0.0f, 20.0f, method, 99.99, 256);
+    auto r =
+        ChooseClipRange(bins.data(), 2048, 0.0f, 20.0f, method, 99.99, 256);
     benchmark::DoNotOptimize(r);
   }
 }

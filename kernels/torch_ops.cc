@@ -25,8 +25,7 @@ at::Tensor HistogramObserve(const at::Tensor& x, at::Tensor hist, double lo,
 // (scale float32[1], zero_point int64[1]) for uint8 activations.
 std::tuple<at::Tensor, at::Tensor> ChooseQParams(const at::Tensor& hist,
                                                  double lo, double hi,
-                                                 int64_t method,
-                                                 double param) {
+                                                 int64_t method, double param) {
   at::Tensor h = hist.to(at::kDouble).contiguous();
   ClipRange range = ChooseClipRange(
       h.data_ptr<double>(), static_cast<int>(h.numel()), static_cast<float>(lo),
@@ -34,16 +33,19 @@ std::tuple<at::Tensor, at::Tensor> ChooseQParams(const at::Tensor& hist,
   double scale;
   int64_t zero_point;
   AffineQParams(range, 0, 255, &scale, &zero_point);
-  return {at::full({1}, scale, at::kFloat), at::full({1}, zero_point, at::kLong)};
+  return {at::full({1}, scale, at::kFloat),
+          at::full({1}, zero_point, at::kLong)};
 }
 
 TORCH_LIBRARY(twinserve, m) {
-  m.def("histogram_observe(Tensor x, Tensor(a!) hist, float lo, float hi) -> "
-        "Tensor(a!)",
-        &HistogramObserve);
-  m.def("choose_qparams(Tensor hist, float lo, float hi, int method, "
-        "float param) -> (Tensor, Tensor)",
-        &ChooseQParams);
+  m.def(
+      "histogram_observe(Tensor x, Tensor(a!) hist, float lo, float hi) -> "
+      "Tensor(a!)",
+      &HistogramObserve);
+  m.def(
+      "choose_qparams(Tensor hist, float lo, float hi, int method, "
+      "float param) -> (Tensor, Tensor)",
+      &ChooseQParams);
 }
 
 }  // namespace

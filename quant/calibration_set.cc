@@ -1,8 +1,7 @@
 #include "quant/calibration_set.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 
@@ -87,16 +86,14 @@ absl::Status CalibrationSet::Append(const std::vector<HostTensor>& inputs,
         "label every sample of a set or none of them");
   }
   if (num_samples_ + k > limits.max_samples) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("calibration set '", name_, "' would hold ",
-                     num_samples_ + k, " samples; the limit is ",
-                     limits.max_samples));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "calibration set '", name_, "' would hold ", num_samples_ + k,
+        " samples; the limit is ", limits.max_samples));
   }
   if (byte_size() + added_bytes > limits.max_bytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("calibration set '", name_, "' would hold ",
-                     byte_size() + added_bytes, " bytes; the limit is ",
-                     limits.max_bytes));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "calibration set '", name_, "' would hold ", byte_size() + added_bytes,
+        " bytes; the limit is ", limits.max_bytes));
   }
   for (size_t i = 0; i < specs_.size(); ++i) {
     sample_shape_[i] = Tail(ordered[i]->shape);
@@ -180,7 +177,8 @@ absl::StatusOr<CalibrationSet> CalibrationSet::Parse(absl::string_view bytes) {
     }
     if (header.at("labels").get<bool>()) {
       const size_t n = set.num_samples_ * sizeof(int64_t);
-      if (bytes.size() < pos + n) return absl::DataLossError("truncated labels");
+      if (bytes.size() < pos + n)
+        return absl::DataLossError("truncated labels");
       set.labels_.resize(set.num_samples_);
       std::memcpy(set.labels_.data(), bytes.data() + pos, n);
     }

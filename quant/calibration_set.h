@@ -55,10 +55,10 @@ class CalibrationSet {
 
  private:
   std::string name_;
-  std::vector<TensorSpec> specs_;   // shape[0] == -1
+  std::vector<TensorSpec> specs_;    // shape[0] == -1
   std::vector<Shape> sample_shape_;  // per input, without dim 0; set by the
                                      // first Append when specs have free dims
-  std::vector<std::string> data_;   // per input, concatenated samples
+  std::vector<std::string> data_;    // per input, concatenated samples
   std::vector<int64_t> labels_;
   int64_t num_samples_ = 0;
 };

@@ -16,9 +16,9 @@ Signature Sig() {
 
 HostTensor X(int64_t n, float v) {
   std::vector<float> f(n * 2, v);
-  return HostTensor::Owned("x", DataType::kFp32, {n, 2},
-                           std::string(reinterpret_cast<char*>(f.data()),
-                                       f.size() * 4));
+  return HostTensor::Owned(
+      "x", DataType::kFp32, {n, 2},
+      std::string(reinterpret_cast<char*>(f.data()), f.size() * 4));
 }
 HostTensor Ids(int64_t n) {
   return HostTensor::Owned("ids", DataType::kInt64, {n},

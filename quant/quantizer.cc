@@ -16,9 +16,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "kernels/tensor_codec.h"
-#include "absl/strings/str_format.h"
 #include "quant/observers.h"
 #include "server/core/file_util.h"
 
@@ -119,9 +119,9 @@ absl::StatusOr<Once> QuantizeOnce(
     torch::jit::QConfigDict dict;
     dict[""] = MakeQConfig(obs);
     for (const std::string& m : excluded) dict[m] = c10::nullopt;
-    torch::jit::Module prepared = torch::jit::InsertObservers(
-        folded, "forward", dict, /*inplace=*/false,
-        torch::jit::QuantType::STATIC);
+    torch::jit::Module prepared =
+        torch::jit::InsertObservers(folded, "forward", dict, /*inplace=*/false,
+                                    torch::jit::QuantType::STATIC);
     const auto observers = FindObservers(prepared);
     if (observers.empty()) {
       return absl::InvalidArgumentError(
@@ -171,8 +171,8 @@ absl::StatusOr<Once> QuantizeOnce(
     torch::jit::Module quantized = torch::jit::InsertQuantDeQuant(
         prepared, "forward", /*inplace=*/false, /*debug=*/false,
         torch::jit::QuantType::STATIC);
-    quantized = torch::jit::Finalize(quantized, torch::jit::QuantType::STATIC,
-                                     {});
+    quantized =
+        torch::jit::Finalize(quantized, torch::jit::QuantType::STATIC, {});
     quantized.save(path);
     return once;
   } catch (const std::exception& e) {
@@ -350,13 +350,15 @@ absl::StatusOr<QuantizeResult> QuantizeModel(
     eval = {in.evaluation, 0, in.evaluation->num_samples()};
   } else {
     const int64_t n = calib.size();
-    const int64_t held = n >= 2 ? std::max<int64_t>(
-                                      1, std::llround(n * options.holdout_fraction))
-                                : 0;
+    const int64_t held =
+        n >= 2
+            ? std::max<int64_t>(1, std::llround(n * options.holdout_fraction))
+            : 0;
     eval = held > 0 ? Samples{in.calibration, n - held, n} : calib;
     calib.end = n - held;
   }
-  calib.end = std::min(calib.end, calib.begin + options.max_calibration_samples);
+  calib.end =
+      std::min(calib.end, calib.begin + options.max_calibration_samples);
   eval.end = std::min(eval.end, eval.begin + options.max_eval_samples);
 
   QuantizationReport report;
@@ -449,7 +451,8 @@ absl::StatusOr<QuantizeResult> QuantizeModel(
   const int runs = std::max(3, options.latency_runs);
   report.fp32_latency_ms_b1 = MedianMs(*in.fp32_runner, b1, runs);
   report.int8_latency_ms_b1 = MedianMs(*runner, b1, runs);
-  report.fp32_latency_ms_b32 = MedianMs(*in.fp32_runner, b32, std::max(3, runs / 3));
+  report.fp32_latency_ms_b32 =
+      MedianMs(*in.fp32_runner, b32, std::max(3, runs / 3));
   report.int8_latency_ms_b32 = MedianMs(*runner, b32, std::max(3, runs / 3));
   report.duration_seconds = Seconds(start);
 
@@ -480,10 +483,11 @@ std::string QuantizationReport::ToJson() const {
   j["eval_samples"] = eval_samples;
   j["layers"] = nlohmann::json::array();
   for (const auto& l : layers) {
-    j["layers"].push_back({{"name", l.name},
-                           {"is_weight", l.is_weight},
-                           {"sqnr_db", std::isfinite(l.sqnr_db) ? l.sqnr_db : 999.0},
-                           {"quantized", l.quantized}});
+    j["layers"].push_back(
+        {{"name", l.name},
+         {"is_weight", l.is_weight},
+         {"sqnr_db", std::isfinite(l.sqnr_db) ? l.sqnr_db : 999.0},
+         {"quantized", l.quantized}});
   }
   j["fp32_modules"] = fp32_modules;
   j["fallback_log"] = fallback_log;

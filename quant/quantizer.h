@@ -53,9 +53,9 @@ struct QuantizeOptions {
 };
 
 struct LayerReport {
-  std::string name;     // "block1.conv1 output", "fc.weight"
+  std::string name;  // "block1.conv1 output", "fc.weight"
   bool is_weight = false;
-  double sqnr_db = 0;   // of this tensor's own quantization, eval set
+  double sqnr_db = 0;  // of this tensor's own quantization, eval set
   bool quantized = true;
 };
 

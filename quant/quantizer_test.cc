@@ -75,20 +75,21 @@ TEST_F(QuantizerTest, FashionMnistStaticInt8KeepsAccuracy) {
   auto result = QuantizeModel(
       Inputs(&calib, &eval), options, out,
       [&](const QuantizeProgress& p) {
-        if (stages.empty() || stages.back() != p.stage) stages.push_back(p.stage);
+        if (stages.empty() || stages.back() != p.stage)
+          stages.push_back(p.stage);
       },
       nullptr);
   ASSERT_TRUE(result.ok()) << result.status();
   const QuantizationReport& r = result->report;
-  std::printf("%s: fp32 %.2f%% int8 %.2f%% agreement %.2f%% cosine %.4f "
-              "size %llu -> %llu, b1 %.3f -> %.3f ms, b32 %.2f -> %.2f ms, "
-              "%.1f s\n",
-              r.method.c_str(), r.fp32_accuracy, r.int8_accuracy,
-              r.top1_agreement, r.cosine_mean,
-              (unsigned long long)r.fp32_parameter_bytes,
-              (unsigned long long)r.int8_parameter_bytes, r.fp32_latency_ms_b1,
-              r.int8_latency_ms_b1, r.fp32_latency_ms_b32,
-              r.int8_latency_ms_b32, r.duration_seconds);
+  std::printf(
+      "%s: fp32 %.2f%% int8 %.2f%% agreement %.2f%% cosine %.4f "
+      "size %llu -> %llu, b1 %.3f -> %.3f ms, b32 %.2f -> %.2f ms, "
+      "%.1f s\n",
+      r.method.c_str(), r.fp32_accuracy, r.int8_accuracy, r.top1_agreement,
+      r.cosine_mean, (unsigned long long)r.fp32_parameter_bytes,
+      (unsigned long long)r.int8_parameter_bytes, r.fp32_latency_ms_b1,
+      r.int8_latency_ms_b1, r.fp32_latency_ms_b32, r.int8_latency_ms_b32,
+      r.duration_seconds);
   for (const auto& l : r.layers) {
     std::printf("  %-32s %6.1f dB\n", l.name.c_str(), l.sqnr_db);
   }
@@ -180,8 +181,8 @@ TEST_F(QuantizerTest, BadInputs) {
                {"diff", DataType::kFp32, {-1, 4}}};
   auto runner = Runner::Load(FixturePath("add_sub.pt"), s, {});
   auto set = CalibrationSet::ForSignature(s, "c");
-  HostTensor a = HostTensor::Owned("a", DataType::kFp32, {2, 4},
-                                   std::string(32, '\0'));
+  HostTensor a =
+      HostTensor::Owned("a", DataType::kFp32, {2, 4}, std::string(32, '\0'));
   HostTensor b = a;
   b.name = "b";
   ASSERT_TRUE(set->Append({a, b}, {}, {}).ok());

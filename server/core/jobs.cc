@@ -1,8 +1,7 @@
 #include "server/core/jobs.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -60,13 +59,14 @@ class JobManager::Context : public JobContext {
       job_->status.total = total;
       return;
     }
-    m_->Update(job_->status.id,
-               [&](JobStatus& s) {
-                 s.stage = stage;
-                 s.done = done;
-                 s.total = total;
-               },
-               /*persist=*/false);
+    m_->Update(
+        job_->status.id,
+        [&](JobStatus& s) {
+          s.stage = stage;
+          s.done = done;
+          s.total = total;
+        },
+        /*persist=*/false);
   }
   const std::atomic<bool>* cancel_flag() const override {
     return &job_->cancel;
@@ -104,9 +104,9 @@ bool FromJson(const std::string& text, JobStatus* s) {
     s->kind = j.at("kind");
     const std::string state = j.at("state");
     s->state = JobState::kInterrupted;
-    for (JobState st : {JobState::kQueued, JobState::kRunning,
-                        JobState::kSucceeded, JobState::kFailed,
-                        JobState::kCancelled, JobState::kInterrupted}) {
+    for (JobState st :
+         {JobState::kQueued, JobState::kRunning, JobState::kSucceeded,
+          JobState::kFailed, JobState::kCancelled, JobState::kInterrupted}) {
       if (state == JobStateName(st)) s->state = st;
     }
     s->stage = j.at("stage");
@@ -158,7 +158,8 @@ JobManager::~JobManager() {
 void JobManager::Persist(const JobStatus& status) {
   absl::Status st =
       WriteFileAtomically(JoinPath(dir_, status.id + ".json"), ToJson(status));
-  if (!st.ok()) TS_LOG(ERROR) << "cannot persist job " << status.id << ": " << st;
+  if (!st.ok())
+    TS_LOG(ERROR) << "cannot persist job " << status.id << ": " << st;
 }
 
 void JobManager::Update(const std::string& id,
@@ -197,7 +198,8 @@ absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
       }
     }
     const int64_t now = NowUnixMs();
-    job->status.id = absl::StrFormat("q-%d-%s", now, RandomToken().substr(0, 6));
+    job->status.id =
+        absl::StrFormat("q-%d-%s", now, RandomToken().substr(0, 6));
     job->status.model = model;
     job->status.variant = variant;
     job->status.kind = kind;
@@ -211,23 +213,24 @@ absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
     threads_.emplace_back([this, job, id, work = std::move(work)] {
       Context ctx(this, job);
       absl::StatusOr<std::string> result = work(ctx);
-      Update(id,
-             [&](JobStatus& s) {
-               s.ended_unix_ms = NowUnixMs();
-               if (result.ok()) {
-                 s.state = JobState::kSucceeded;
-                 s.stage = "done";
-                 s.done = s.total;
-                 s.message = *result;
-               } else if (absl::IsCancelled(result.status())) {
-                 s.state = JobState::kCancelled;
-                 s.message = std::string(result.status().message());
-               } else {
-                 s.state = JobState::kFailed;
-                 s.message = std::string(result.status().message());
-               }
-             },
-             /*persist=*/true);
+      Update(
+          id,
+          [&](JobStatus& s) {
+            s.ended_unix_ms = NowUnixMs();
+            if (result.ok()) {
+              s.state = JobState::kSucceeded;
+              s.stage = "done";
+              s.done = s.total;
+              s.message = *result;
+            } else if (absl::IsCancelled(result.status())) {
+              s.state = JobState::kCancelled;
+              s.message = std::string(result.status().message());
+            } else {
+              s.state = JobState::kFailed;
+              s.message = std::string(result.status().message());
+            }
+          },
+          /*persist=*/true);
       TS_LOG(INFO) << "job " << id << " ended";
     });
   }

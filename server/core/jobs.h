@@ -46,7 +46,7 @@ struct JobStatus {
   int64_t created_unix_ms = 0;
   int64_t started_unix_ms = 0;
   int64_t ended_unix_ms = 0;
-  std::string message;  // the reason for FAILED, a summary on success
+  std::string message;   // the reason for FAILED, a summary on success
   uint64_t version = 0;  // bumps on every change
   double percent() const {
     return total > 0 ? 100.0 * done / total : (IsTerminal(state) ? 100 : 0);
@@ -101,7 +101,8 @@ class JobManager {
   const std::string dir_;
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Job>> jobs_ ABSL_GUARDED_BY(mu_);
-  std::map<uint64_t, std::pair<std::string, std::function<void(const JobStatus&)>>>
+  std::map<uint64_t,
+           std::pair<std::string, std::function<void(const JobStatus&)>>>
       subscribers_ ABSL_GUARDED_BY(mu_);
   uint64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);

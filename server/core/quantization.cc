@@ -33,7 +33,8 @@ absl::StatusOr<CalibrationInfo> QuantizationService::PutSet(
         absl::StrCat("model '", model, "' already has a calibration set '",
                      samples.name(), "'; set replace to overwrite it"));
   }
-  TS_ASSIGN_OR_RETURN(StagedFile staged, store_->StageBytes(samples.Serialize()));
+  TS_ASSIGN_OR_RETURN(StagedFile staged,
+                      store_->StageBytes(samples.Serialize()));
   CalibrationRecord meta;
   meta.samples = samples.num_samples();
   meta.labels = samples.has_labels();
@@ -45,7 +46,7 @@ absl::StatusOr<CalibrationInfo> QuantizationService::PutSet(
   }
   TS_RETURN_IF_ERROR(registry_->UpdateRecord(record));
   const CalibrationRecord& c = record.calibration_sets.at(samples.name());
-  return CalibrationInfo{model,  samples.name(), c.samples,
+  return CalibrationInfo{model,   samples.name(), c.samples,
                          c.bytes, c.labels,       c.created_unix_ms};
 }
 
@@ -54,8 +55,8 @@ absl::StatusOr<std::vector<CalibrationInfo>> QuantizationService::ListSets(
   TS_ASSIGN_OR_RETURN(ModelRecord record, registry_->GetRecord(model));
   std::vector<CalibrationInfo> out;
   for (const auto& [name, c] : record.calibration_sets) {
-    out.push_back({model, name, c.samples, c.bytes, c.labels,
-                   c.created_unix_ms});
+    out.push_back(
+        {model, name, c.samples, c.bytes, c.labels, c.created_unix_ms});
   }
   return out;
 }
@@ -97,9 +98,9 @@ absl::StatusOr<JobStatus> QuantizationService::StartQuantize(
   TS_ASSIGN_OR_RETURN(ModelRecord record, registry_->GetRecord(request.model));
   auto set = record.calibration_sets.find(request.calibration_set);
   if (set == record.calibration_sets.end()) {
-    return absl::NotFoundError(absl::StrCat(
-        "model '", request.model, "' has no calibration set '",
-        request.calibration_set, "'; upload samples first"));
+    return absl::NotFoundError(
+        absl::StrCat("model '", request.model, "' has no calibration set '",
+                     request.calibration_set, "'; upload samples first"));
   }
   if (set->second.samples == 0) {
     return absl::FailedPreconditionError("the calibration set is empty");
@@ -111,10 +112,9 @@ absl::StatusOr<JobStatus> QuantizationService::StartQuantize(
                                             request.eval_set, "'"));
   }
   TS_RETURN_IF_ERROR(registry_->Acquire(request.model, kFp32Variant).status());
-  return jobs_->Start(request.model, request.variant, "quantize",
-                      [this, request](JobContext& ctx) {
-                        return RunQuantize(request, ctx);
-                      });
+  return jobs_->Start(
+      request.model, request.variant, "quantize",
+      [this, request](JobContext& ctx) { return RunQuantize(request, ctx); });
 }
 
 absl::StatusOr<std::string> QuantizationService::RunQuantize(
@@ -155,14 +155,13 @@ absl::StatusOr<std::string> QuantizationService::RunQuantize(
   inputs.fp32_serialized_bytes = record.variants.at(kFp32Variant).bytes;
 
   staging = store_->NewStagingPath(".pt");
-  TS_ASSIGN_OR_RETURN(
-      QuantizeResult result,
-      QuantizeModel(
-          inputs, request.options, staging,
-          [&ctx](const QuantizeProgress& p) {
-            ctx.Progress(p.stage, p.done, p.total);
-          },
-          ctx.cancel_flag()));
+  TS_ASSIGN_OR_RETURN(QuantizeResult result,
+                      QuantizeModel(
+                          inputs, request.options, staging,
+                          [&ctx](const QuantizeProgress& p) {
+                            ctx.Progress(p.stage, p.done, p.total);
+                          },
+                          ctx.cancel_flag()));
   if (ctx.cancel_flag()->load()) {
     return absl::CancelledError("quantization was cancelled");
   }
@@ -200,9 +199,10 @@ absl::StatusOr<QuantizationReport> QuantizationService::GetReport(
         absl::StrCat("model '", model, "' has no variant '", variant, "'"));
   }
   if (it->second.report_json.empty()) {
-    return absl::NotFoundError(absl::StrCat(
-        "variant '", variant, "' was not made by quantization here; it has "
-        "no report"));
+    return absl::NotFoundError(
+        absl::StrCat("variant '", variant,
+                     "' was not made by quantization here; it has "
+                     "no report"));
   }
   return QuantizationReport::FromJson(it->second.report_json);
 }

@@ -60,8 +60,8 @@ class QuantizationService {
   // Starts a quantization job. NOT_FOUND (model, set), FAILED_PRECONDITION
   // (empty set, a job already active for the model), INVALID_ARGUMENT.
   absl::StatusOr<JobStatus> StartQuantize(const QuantizeRequest& request);
-  absl::StatusOr<QuantizationReport> GetReport(const std::string& model,
-                                               const std::string& variant) const;
+  absl::StatusOr<QuantizationReport> GetReport(
+      const std::string& model, const std::string& variant) const;
 
   JobManager* jobs() { return jobs_; }
 

@@ -425,9 +425,9 @@ absl::StatusOr<ModelStatus> ModelRegistry::RegisterVariant(
     ~EndGuard() { r->EndChange(name); }
   } end_guard{this, name};
   TS_ASSIGN_OR_RETURN(ModelRecord record, GetRecord(name));
-  TS_ASSIGN_OR_RETURN(std::unique_ptr<Runner> runner,
-                      Runner::Load(file.path, record.signature,
-                                   OptionsFor(variant)));
+  TS_ASSIGN_OR_RETURN(
+      std::unique_ptr<Runner> runner,
+      Runner::Load(file.path, record.signature, OptionsFor(variant)));
   VariantRecord extra;
   extra.parameter_bytes = runner->parameter_bytes();
   TS_RETURN_IF_ERROR(store_->PutVariant(&record, variant, file, extra));
@@ -478,8 +478,8 @@ absl::Status ModelRegistry::PublishVariant(const ModelRecord& record,
   servable->runner = std::move(runner);
   servable->stats = slot.stats;
   slot.servable = std::move(servable);  // old one lives on in its handles
-  slot.state = it->second.unloaded ? VariantState::kUnloaded
-                                   : VariantState::kReady;
+  slot.state =
+      it->second.unloaded ? VariantState::kUnloaded : VariantState::kReady;
   slot.last_error.clear();
   slot.pending = false;
   TS_LOG(INFO) << "published " << record.name << ":" << variant;

@@ -87,8 +87,7 @@ class TorchRunner : public Runner {
       : module_(std::move(module)),
         signature_(std::move(signature)),
         execution_path_(std::move(execution_path)),
-        parameter_bytes_(parameter_bytes) {
-  }
+        parameter_bytes_(parameter_bytes) {}
 
   absl::StatusOr<std::vector<HostTensor>> Run(
       const std::vector<HostTensor>& inputs,
@@ -242,8 +241,8 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Load(
     }
   }
 
-  auto runner = std::make_unique<TorchRunner>(
-      std::move(module), signature, execution_path, parameter_bytes);
+  auto runner = std::make_unique<TorchRunner>(std::move(module), signature,
+                                              execution_path, parameter_bytes);
   auto inputs = ExampleInputs(signature);
   if (!inputs.ok()) return inputs.status();
   for (int i = 0; i < std::max(1, options.warmup_runs); ++i) {

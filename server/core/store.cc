@@ -58,12 +58,10 @@ std::string ToManifest(const ModelRecord& r) {
   }
   j["calibration_sets"] = json::object();
   for (const auto& [name, c] : r.calibration_sets) {
-    j["calibration_sets"][name] = json{{"file", c.file},
-                                       {"sha256", c.sha256},
-                                       {"bytes", c.bytes},
-                                       {"samples", c.samples},
-                                       {"labels", c.labels},
-                                       {"created_unix_ms", c.created_unix_ms}};
+    j["calibration_sets"][name] =
+        json{{"file", c.file},     {"sha256", c.sha256},
+             {"bytes", c.bytes},   {"samples", c.samples},
+             {"labels", c.labels}, {"created_unix_ms", c.created_unix_ms}};
   }
   return j.dump(2);
 }
@@ -279,10 +277,10 @@ StoredModel ModelStore::ReadLocked(const std::string& name) {
   for (const auto& [set, cr] : record->calibration_sets) {
     auto sha = Sha256File(JoinPath(dir, cr.file));
     if (!sha.ok() || *sha != cr.sha256) {
-      out.record = absl::DataLossError(absl::StrCat(
-          "calibration set '", set, "': ",
-          sha.ok() ? "checksum mismatch for " + cr.file
-                   : std::string(sha.status().message())));
+      out.record = absl::DataLossError(
+          absl::StrCat("calibration set '", set, "': ",
+                       sha.ok() ? "checksum mismatch for " + cr.file
+                                : std::string(sha.status().message())));
       return out;
     }
   }
@@ -305,9 +303,10 @@ StoredModel ModelStore::ReadLocked(const std::string& name) {
   return out;
 }
 
-absl::StatusOr<std::string> ModelStore::AdoptLocked(
-    const std::string& model, const std::string& prefix,
-    const std::string& ext, const StagedFile& file) {
+absl::StatusOr<std::string> ModelStore::AdoptLocked(const std::string& model,
+                                                    const std::string& prefix,
+                                                    const std::string& ext,
+                                                    const StagedFile& file) {
   const std::string dir = ModelDir(model);
   absl::Status st = MakeDirs(dir);
   if (!st.ok()) return st;
@@ -343,9 +342,9 @@ absl::Status ModelStore::PutVariant(ModelRecord* record,
                                     const StagedFile& file,
                                     const VariantRecord& extra) {
   absl::MutexLock lock(&mu_);
-  auto name = AdoptLocked(record->name,
-                          absl::StrCat(variant, "-g", record->generation),
-                          ".pt", file);
+  auto name =
+      AdoptLocked(record->name, absl::StrCat(variant, "-g", record->generation),
+                  ".pt", file);
   if (!name.ok()) return name.status();
   ModelRecord next = *record;
   VariantRecord vr = extra;

@@ -64,7 +64,7 @@ struct ModelRecord {
   int64_t created_unix_ms = 0;
   int64_t updated_unix_ms = 0;
   uint64_t generation = 0;
-  std::map<std::string, VariantRecord> variants;  // by variant name
+  std::map<std::string, VariantRecord> variants;              // by variant name
   std::map<std::string, CalibrationRecord> calibration_sets;  // by set name
 };
 

@@ -2,10 +2,10 @@
 
 #include <optional>
 
-#include "absl/strings/str_cat.h"
-#include "server/core/logging.h"
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "server/core/logging.h"
 #include "server/grpc/grpc_status_util.h"
 #include "server/grpc/oip_codec.h"
 
@@ -143,11 +143,10 @@ class RegisterReactor
     }
     auto staged = upload_->Finish();
     if (!staged.ok()) return staged.status();
-    auto status =
-        header_.variant().empty()
-            ? core_->registry()->Register(args, *staged)
-            : core_->registry()->RegisterVariant(args.name, header_.variant(),
-                                                 *staged);
+    auto status = header_.variant().empty()
+                      ? core_->registry()->Register(args, *staged)
+                      : core_->registry()->RegisterVariant(
+                            args.name, header_.variant(), *staged);
     if (!status.ok()) {
       TS_LOG(WARNING) << "registration of '" << args.name
                       << "' refused: " << status.status();
@@ -244,8 +243,7 @@ class CalibrationReactor
     if (!tensors.ok()) return tensors.status();
     std::vector<int64_t> labels(samples.labels().begin(),
                                 samples.labels().end());
-    return set_->Append(*tensors, labels,
-                        core_->quantization()->limits());
+    return set_->Append(*tensors, labels, core_->quantization()->limits());
   }
 
   ServerCore* const core_;
@@ -515,8 +513,8 @@ ServerUnaryReactor* ManagementService::ListCalibrationSets(
 ServerUnaryReactor* ManagementService::DeleteCalibrationSet(
     CallbackServerContext* ctx, const v1::DeleteCalibrationSetRequest* request,
     v1::DeleteCalibrationSetResponse*) {
-  return Done(ctx, core_->quantization()->DeleteSet(request->model(),
-                                                    request->set()));
+  return Done(
+      ctx, core_->quantization()->DeleteSet(request->model(), request->set()));
 }
 
 ServerUnaryReactor* ManagementService::Quantize(
@@ -561,8 +559,7 @@ ServerUnaryReactor* ManagementService::CancelJob(
 }
 
 ServerUnaryReactor* ManagementService::GetQuantizationReport(
-    CallbackServerContext* ctx,
-    const v1::GetQuantizationReportRequest* request,
+    CallbackServerContext* ctx, const v1::GetQuantizationReportRequest* request,
     v1::QuantizationReport* out) {
   const std::string variant =
       request->variant().empty() ? "int8" : request->variant();

@@ -137,13 +137,12 @@ absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
     }
     const int64_t count = ElementCount(shape);
     if (count < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "input '", in.name(), "': shape ", ShapeToString(shape),
-          " is too large"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", in.name(), "': shape ", ShapeToString(shape),
+                       " is too large"));
     }
-    TS_ASSIGN_OR_RETURN(
-        std::string bytes,
-        PackContents(in.name(), *dtype, in.contents(), count));
+    TS_ASSIGN_OR_RETURN(std::string bytes,
+                        PackContents(in.name(), *dtype, in.contents(), count));
     out.push_back(HostTensor::Owned(in.name(), *dtype, std::move(shape),
                                     std::move(bytes)));
   }

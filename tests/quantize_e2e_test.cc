@@ -1,0 +1,360 @@
+// End to end: calibration upload, quantization jobs and INT8 serving on the
+// real twinserve binary, with the Fashion-MNIST data from the Debian package.
+#include <grpcpp/grpcpp.h>
+
+#include <cstring>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "client/idx.h"
+#include "client/twin_client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/core/file_util.h"
+#include "tests/test_util.h"
+
+namespace twinserve {
+namespace {
+
+using ::testing::HasSubstr;
+using ::twinserve::testing::FixturePath;
+using ::twinserve::testing::NewTempDir;
+using ::twinserve::testing::ReadFileOrDie;
+using ::twinserve::testing::ServerProcess;
+
+constexpr char kData[] = "/usr/share/datasets/fashion-mnist/";
+
+struct Split {
+  HostTensor images;  // FP32 [N,1,28,28]
+  std::vector<int64_t> labels;
+};
+
+Split LoadSplit(const std::string& prefix) {
+  Split s;
+  s.images = ImagesToFloat(*ReadIdx(std::string(kData) + prefix +
+                                    "-images-idx3-ubyte.gz"));
+  auto y = ReadIdx(std::string(kData) + prefix + "-labels-idx1-ubyte.gz");
+  for (size_t i = 0; i < y->byte_size; ++i) {
+    s.labels.push_back(static_cast<unsigned char>(y->data[i]));
+  }
+  return s;
+}
+
+HostTensor Rows(const HostTensor& t, int64_t begin, int64_t count) {
+  HostTensor out = t;
+  const size_t per = t.byte_size / t.shape[0];
+  out.shape[0] = count;
+  out.data = t.data + begin * per;
+  out.byte_size = count * per;
+  return out;
+}
+
+RegisterOptions Fashion(const std::string& name) {
+  RegisterOptions o;
+  o.name = name;
+  o.inputs = {{"image", DataType::kFp32, {-1, 1, 28, 28}}};
+  o.outputs = {{"logits", DataType::kFp32, {-1, 10}}};
+  return o;
+}
+
+v1::Job WaitForJob(TwinClient& client, const std::string& id) {
+  auto job = client.WatchJob(id, nullptr);
+  EXPECT_TRUE(job.ok()) << job.status();
+  return job.ok() ? *job : v1::Job();
+}
+
+class QuantizeE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    train_ = new Split(LoadSplit("train"));
+    test_ = new Split(LoadSplit("t10k"));
+  }
+  void Start(std::vector<std::string> flags = {}) {
+    server_ = std::make_unique<ServerProcess>(store_, flags);
+    client_ = std::make_unique<TwinClient>(server_->address());
+  }
+  void SetUp() override { store_ = NewTempDir("store"); }
+  void RegisterAndCalibrate(const std::string& name, int64_t calib,
+                            int64_t eval) {
+    ASSERT_TRUE(client_
+                    ->Register(Fashion(name),
+                               ReadFileOrDie(FixturePath("fashion_cnn.pt")))
+                    .ok());
+    auto info = client_->UploadCalibration(
+        name, "calib", {Rows(train_->images, 0, calib)},
+        std::vector<int64_t>(train_->labels.begin(),
+                             train_->labels.begin() + calib),
+        false);
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->samples(), calib);
+    EXPECT_TRUE(info->labels());
+    if (eval > 0) {
+      auto e = client_->UploadCalibration(
+          name, "eval", {Rows(test_->images, 0, eval)},
+          std::vector<int64_t>(test_->labels.begin(),
+                               test_->labels.begin() + eval),
+          false, 500);
+      ASSERT_TRUE(e.ok()) << e.status();
+    }
+  }
+  // Labelled accuracy of one variant, through ModelInfer, batches of 100.
+  double AccuracyViaModelInfer(const std::string& model,
+                               const std::string& version, int64_t n) {
+    int64_t correct = 0;
+    for (int64_t b = 0; b < n; b += 100) {
+      const int64_t k = std::min<int64_t>(100, n - b);
+      HostTensor x = Rows(test_->images, b, k);
+      x.name = "image";
+      auto out = client_->Infer(model, {x}, version);
+      EXPECT_TRUE(out.ok()) << out.status();
+      if (!out.ok()) return -1;
+      EXPECT_EQ(out->version, version);
+      const float* logits = reinterpret_cast<const float*>(out->outputs[0].data);
+      for (int64_t r = 0; r < k; ++r) {
+        const int64_t top =
+            std::max_element(logits + r * 10, logits + r * 10 + 10) -
+            (logits + r * 10);
+        correct += top == test_->labels[b + r];
+      }
+    }
+    return 100.0 * correct / n;
+  }
+
+  static Split* train_;
+  static Split* test_;
+  std::string store_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<TwinClient> client_;
+};
+Split* QuantizeE2eTest::train_ = nullptr;
+Split* QuantizeE2eTest::test_ = nullptr;
+
+TEST_F(QuantizeE2eTest, QuantizeServeReportAndSurviveRestart) {
+  Start();
+  RegisterAndCalibrate("fashion", 512, 10000);
+  v1::QuantizeRequest req;
+  req.set_model("fashion");
+  req.set_eval_set("eval");
+  auto job = client_->Quantize(req);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->state(), v1::JOB_RUNNING);
+  // FP32 serves while the job runs.
+  HostTensor one = Rows(test_->images, 0, 1);
+  one.name = "image";
+  EXPECT_TRUE(client_->Infer("fashion", {one}, "fp32").ok());
+  std::vector<std::string> stages;
+  auto done = client_->WatchJob(job->id(), [&](const v1::Job& j) {
+    if (stages.empty() || stages.back() != j.stage()) stages.push_back(j.stage());
+  });
+  ASSERT_TRUE(done.ok());
+  ASSERT_EQ(done->state(), v1::JOB_SUCCEEDED) << done->message();
+  EXPECT_GE(stages.size(), 3u);
+
+  auto report = client_->GetReport("fashion", "int8");
+  ASSERT_TRUE(report.ok()) << report.status();
+  std::printf("report: fp32 %.2f%% int8 %.2f%% agreement %.2f%%, b1 %.3f/%.3f "
+              "ms, b32 %.2f/%.2f ms, %.1f s\n",
+              report->fp32_accuracy(), report->int8_accuracy(),
+              report->top1_agreement(), report->fp32_latency_ms_b1(),
+              report->int8_latency_ms_b1(), report->fp32_latency_ms_b32(),
+              report->int8_latency_ms_b32(), report->duration_seconds());
+  EXPECT_EQ(report->eval_samples(), 10000);
+  EXPECT_LE(report->fp32_accuracy() - report->int8_accuracy(), 0.3);
+  EXPECT_LT(report->int8_serialized_bytes(), report->fp32_serialized_bytes());
+  EXPECT_FALSE(report->layers().empty());
+
+  // The report agrees with an independent evaluation through ModelInfer.
+  const double fp32 = AccuracyViaModelInfer("fashion", "fp32", 10000);
+  const double int8 = AccuracyViaModelInfer("fashion", "int8", 10000);
+  std::printf("ModelInfer: fp32 %.2f%% int8 %.2f%%\n", fp32, int8);
+  EXPECT_NEAR(fp32, report->fp32_accuracy(), 0.05);
+  EXPECT_NEAR(int8, report->int8_accuracy(), 0.05);
+
+  HostTensor batch = Rows(test_->images, 0, 16);
+  batch.name = "image";
+  auto before = client_->Infer("fashion", {batch}, "int8");
+  ASSERT_TRUE(before.ok());
+  server_->Kill9();
+  Start();
+  auto info = client_->Get("fashion");
+  ASSERT_TRUE(info.ok());
+  ASSERT_EQ(info->variants_size(), 2);
+  EXPECT_EQ(info->variants(1).name(), "int8");
+  EXPECT_EQ(info->variants(1).state(), v1::READY);
+  auto after = client_->Infer("fashion", {batch}, "int8");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(std::string(after->outputs[0].data, after->outputs[0].byte_size),
+            std::string(before->outputs[0].data, before->outputs[0].byte_size))
+      << "the reloaded INT8 variant must answer bit-identically";
+  EXPECT_TRUE(client_->GetReport("fashion", "int8").ok());
+  // Loaded, not recalibrated: no new job ran.
+  EXPECT_EQ(client_->ListJobs("fashion")->size(), 1u);
+}
+
+TEST_F(QuantizeE2eTest, BadCalibrationAndQuantizeRequests) {
+  Start({"--max_calibration_samples=100"});
+  ASSERT_TRUE(client_
+                  ->Register(Fashion("fashion"),
+                             ReadFileOrDie(FixturePath("fashion_cnn.pt")))
+                  .ok());
+  v1::QuantizeRequest req;
+  req.set_model("fashion");
+  auto job = client_->Quantize(req);
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(job.status().message(), HasSubstr("no calibration set 'calib'"));
+
+  // Wrong sample shape.
+  HostTensor wrong = HostTensor::Owned("image", DataType::kFp32, {2, 1, 27, 28},
+                                       std::string(2 * 27 * 28 * 4, '\0'));
+  auto up = client_->UploadCalibration("fashion", "calib", {wrong}, {}, false);
+  EXPECT_EQ(up.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(up.status().message(), HasSubstr("input 'image'"));
+  // Past the limit.
+  up = client_->UploadCalibration("fashion", "calib",
+                                  {Rows(train_->images, 0, 101)}, {}, false);
+  EXPECT_EQ(up.status().code(), absl::StatusCode::kResourceExhausted);
+  // Header only: an empty set is refused.
+  grpc::ClientContext ctx;
+  v1::CalibrationSetInfo resp;
+  auto writer = client_->management()->UploadCalibration(&ctx, &resp);
+  v1::UploadCalibrationRequest header;
+  header.mutable_header()->set_model("fashion");
+  ASSERT_TRUE(writer->Write(header));
+  writer->WritesDone();
+  grpc::Status st = writer->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  // Unknown model.
+  up = client_->UploadCalibration("ghost", "calib",
+                                  {Rows(train_->images, 0, 4)}, {}, false);
+  EXPECT_EQ(up.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(client_->ListCalibrationSets("fashion")->empty());
+
+  // Options the server does not have.
+  req.set_method("magic");
+  EXPECT_EQ(client_->Quantize(req).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  req.set_method("");
+  req.set_mode("fp16");
+  EXPECT_EQ(client_->Quantize(req).status().code(),
+            absl::StatusCode::kUnimplemented);
+}
+
+TEST_F(QuantizeE2eTest, ModelWithoutQuantizableOpsFailsAndFp32Serves) {
+  Start();
+  RegisterOptions o;
+  o.name = "addsub";
+  o.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
+  o.outputs = {{"sum", DataType::kFp32, {-1, 4}},
+               {"diff", DataType::kFp32, {-1, 4}}};
+  ASSERT_TRUE(client_->Register(o, ReadFileOrDie(FixturePath("add_sub.pt"))).ok());
+  HostTensor a = HostTensor::Owned("a", DataType::kFp32, {8, 4},
+                                   std::string(8 * 16, '\0'));
+  HostTensor b = a;
+  b.name = "b";
+  ASSERT_TRUE(client_->UploadCalibration("addsub", "calib", {a, b}, {}, false).ok());
+  v1::QuantizeRequest req;
+  req.set_model("addsub");
+  auto job = client_->Quantize(req);
+  ASSERT_TRUE(job.ok());
+  v1::Job end = WaitForJob(*client_, job->id());
+  EXPECT_EQ(end.state(), v1::JOB_FAILED);
+  EXPECT_THAT(end.message(), HasSubstr("no op that static INT8"));
+  auto info = client_->Get("addsub");
+  EXPECT_EQ(info->variants_size(), 1);
+  EXPECT_EQ(info->state(), v1::READY);
+  EXPECT_TRUE(client_->Infer("addsub", {a, b}).ok());
+}
+
+TEST_F(QuantizeE2eTest, CancelAndConcurrentQuantize) {
+  Start();
+  RegisterAndCalibrate("fashion", 512, 10000);
+  v1::QuantizeRequest req;
+  req.set_model("fashion");
+  req.set_eval_set("eval");
+  req.set_method("entropy");
+  auto job = client_->Quantize(req);
+  ASSERT_TRUE(job.ok());
+  auto second = client_->Quantize(req);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(), HasSubstr("one job per model"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  ASSERT_TRUE(client_->CancelJob(job->id()).ok());
+  v1::Job end = WaitForJob(*client_, job->id());
+  EXPECT_EQ(end.state(), v1::JOB_CANCELLED) << end.message();
+  auto info = client_->Get("fashion");
+  ASSERT_EQ(info->variants_size(), 1) << "a cancelled job publishes nothing";
+  EXPECT_EQ(client_->Infer("fashion", {Rows(test_->images, 0, 1)}, "int8")
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(ListDir(store_ + "/staging")->empty());
+}
+
+TEST_F(QuantizeE2eTest, KillNineMidJobShowsInterruptedAndPublishesNothing) {
+  Start();
+  RegisterAndCalibrate("fashion", 512, 10000);
+  v1::QuantizeRequest req;
+  req.set_model("fashion");
+  req.set_eval_set("eval");
+  req.set_method("entropy");
+  auto job = client_->Quantize(req);
+  ASSERT_TRUE(job.ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  server_->Kill9();
+  Start();
+  auto after = client_->GetJob(job->id());
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->state(), v1::JOB_INTERRUPTED);
+  auto info = client_->Get("fashion");
+  ASSERT_EQ(info->variants_size(), 1);
+  EXPECT_EQ(info->state(), v1::READY);
+  EXPECT_TRUE(ListDir(store_ + "/staging")->empty());
+  // The sets survived; a new job can run.
+  EXPECT_EQ(client_->ListCalibrationSets("fashion")->size(), 2u);
+}
+
+TEST_F(QuantizeE2eTest, PrequantizedModelRegistersAsAVariant) {
+  Start();
+  RegisterAndCalibrate("fashion", 256, 0);
+  v1::QuantizeRequest req;
+  req.set_model("fashion");
+  auto job = client_->Quantize(req);
+  ASSERT_TRUE(job.ok());
+  ASSERT_EQ(WaitForJob(*client_, job->id()).state(), v1::JOB_SUCCEEDED);
+  // Take the INT8 artifact as if it came from quantization-aware training.
+  std::string int8_file;
+  const auto files = ListDir(store_ + "/models/fashion");
+  ASSERT_TRUE(files.ok());
+  for (const auto& f : *files) {
+    if (f.rfind("int8-", 0) == 0) int8_file = store_ + "/models/fashion/" + f;
+  }
+  ASSERT_FALSE(int8_file.empty());
+  const std::string int8_bytes = ReadFileOrDie(int8_file);
+  ASSERT_TRUE(client_
+                  ->Register(Fashion("other"),
+                             ReadFileOrDie(FixturePath("fashion_cnn.pt")))
+                  .ok());
+  RegisterOptions v;
+  v.name = "other";
+  v.variant = "int8";
+  auto info = client_->Register(v, int8_bytes);
+  ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_EQ(info->variants_size(), 2);
+  HostTensor x = Rows(test_->images, 0, 4);
+  x.name = "image";
+  auto a = client_->Infer("other", {x}, "int8");
+  auto b = client_->Infer("fashion", {x}, "int8");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(std::string(a->outputs[0].data, a->outputs[0].byte_size),
+            std::string(b->outputs[0].data, b->outputs[0].byte_size));
+  v.variant = "fp32";
+  EXPECT_EQ(client_->Register(v, int8_bytes).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  v.name = "ghost";
+  v.variant = "int8";
+  EXPECT_EQ(client_->Register(v, int8_bytes).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace twinserve
