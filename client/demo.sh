@@ -19,7 +19,7 @@ trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
 bazel-bin/client/demo --server="$ADDR"
 
 echo
-echo "== 3. the model as the operator sees it"
+echo "== 5. the model as the operator sees it"
 bazel-bin/client/twinctl --server="$ADDR" show fashion
 echo
 if [ "${DEMO_ONCE:-0}" = 1 ]; then

@@ -13,6 +13,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "client/idx.h"
+#include "client/report.h"
 #include "client/twin_client.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:8001", "twinserve address");
@@ -25,6 +26,10 @@ ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
           "Fashion-MNIST folder (Debian package dataset-fashion-mnist)");
 ABSL_FLAG(int, requests, 2000, "test images to send, one per request");
 ABSL_FLAG(int, show, 5, "requests whose top-3 classes are printed");
+ABSL_FLAG(int, calibration_samples, 512,
+          "training images uploaded as the calibration set");
+ABSL_FLAG(std::string, method, "minmax",
+          "activation calibration method: minmax, percentile, entropy, mse");
 
 namespace twinserve {
 namespace {
@@ -39,6 +44,66 @@ std::vector<std::string> ReadLines(const std::string& path) {
   std::ifstream in(path);
   for (std::string line; std::getline(in, line);) out.push_back(line);
   return out;
+}
+
+struct VariantRun {
+  double accuracy = 0, p50_us = 0, p99_us = 0, rps = 0;
+};
+
+// Sends `n` test images one per request to `version` ("" = server's choice)
+// and prints the first few answers.
+absl::StatusOr<VariantRun> RunVariant(TwinClient& client,
+                                      const std::string& model,
+                                      const std::string& version,
+                                      const HostTensor& all,
+                                      const HostTensor& labels, int n,
+                                      const std::vector<std::string>& classes) {
+  int correct = 0;
+  std::vector<double> latencies_us;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) {
+    HostTensor img;
+    img.name = "image";
+    img.dtype = DataType::kFp32;
+    img.shape = {1, 1, 28, 28};
+    img.data = all.data + i * 28 * 28 * sizeof(float);
+    img.byte_size = 28 * 28 * sizeof(float);
+    auto t0 = std::chrono::steady_clock::now();
+    auto out = client.Infer(model, {img}, version, {}, absl::StrCat("req-", i));
+    latencies_us.push_back(std::chrono::duration<double, std::micro>(
+                               std::chrono::steady_clock::now() - t0)
+                               .count());
+    if (!out.ok()) return out.status();
+    const float* logits = reinterpret_cast<const float*>(out->outputs[0].data);
+    std::vector<int> idx(10);
+    for (int c = 0; c < 10; ++c) idx[c] = c;
+    std::sort(idx.begin(), idx.end(),
+              [&](int a, int b) { return logits[a] > logits[b]; });
+    const int truth = static_cast<unsigned char>(labels.data[i]);
+    correct += idx[0] == truth;
+    if (i < absl::GetFlag(FLAGS_show)) {
+      std::printf("%s (served by %s): true %-12s top-3:", out->id.c_str(),
+                  out->version.c_str(), classes[truth].c_str());
+      for (int k = 0; k < 3; ++k) {
+        std::printf(" %s(%.2f)", classes[idx[k]].c_str(), logits[idx[k]]);
+      }
+      std::printf("\n");
+    }
+  }
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  std::sort(latencies_us.begin(), latencies_us.end());
+  VariantRun run;
+  run.accuracy = 100.0 * correct / n;
+  run.p50_us = latencies_us[n / 2];
+  run.p99_us = latencies_us[std::min(n - 1, n * 99 / 100)];
+  run.rps = n / secs;
+  std::printf(
+      "%d requests: top-1 accuracy %.2f%%, p50 %.0f us, p99 %.0f us, "
+      "%.0f req/s (concurrency 1)\n",
+      n, run.accuracy, run.p50_us, run.p99_us, run.rps);
+  return run;
 }
 
 int Main() {
@@ -89,47 +154,81 @@ int Main() {
 
   std::printf("\n== 2. %d test images over OIP ModelInfer, one per request\n",
               n);
-  int correct = 0;
-  std::vector<double> latencies_us;
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < n; ++i) {
-    HostTensor img;
-    img.name = "image";
-    img.dtype = DataType::kFp32;
-    img.shape = {1, 1, 28, 28};
-    img.data = all.data + i * 28 * 28 * sizeof(float);
-    img.byte_size = 28 * 28 * sizeof(float);
-    auto t0 = std::chrono::steady_clock::now();
-    auto out = client.Infer(model, {img}, "", {}, absl::StrCat("req-", i));
-    latencies_us.push_back(std::chrono::duration<double, std::micro>(
-                               std::chrono::steady_clock::now() - t0)
-                               .count());
-    if (!out.ok()) return Fail("infer", out.status());
-    const float* logits = reinterpret_cast<const float*>(out->outputs[0].data);
-    std::vector<int> idx(10);
-    for (int c = 0; c < 10; ++c) idx[c] = c;
-    std::sort(idx.begin(), idx.end(),
-              [&](int a, int b) { return logits[a] > logits[b]; });
-    const int truth = static_cast<unsigned char>(labels->data[i]);
-    correct += idx[0] == truth;
-    if (i < absl::GetFlag(FLAGS_show)) {
-      std::printf("%s (served by %s): true %-12s top-3:", out->id.c_str(),
-                  out->version.c_str(), classes[truth].c_str());
-      for (int k = 0; k < 3; ++k) {
-        std::printf(" %s(%.2f)", classes[idx[k]].c_str(), logits[idx[k]]);
-      }
-      std::printf("\n");
-    }
-  }
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-          .count();
-  std::sort(latencies_us.begin(), latencies_us.end());
+  auto fp32 = RunVariant(client, model, "", all, *labels, n, classes);
+  if (!fp32.ok()) return Fail("infer", fp32.status());
+
   std::printf(
-      "\n%d requests: top-1 accuracy %.2f%%, p50 %.0f us, p99 %.0f us, "
-      "%.0f req/s (concurrency 1)\n",
-      n, 100.0 * correct / n, latencies_us[n / 2],
-      latencies_us[std::min(n - 1, n * 99 / 100)], n / secs);
+      "\n== 3. upload %d calibration images (training split) and "
+      "quantize to INT8 in the server\n",
+      absl::GetFlag(FLAGS_calibration_samples));
+  auto train = ReadIdx(dir + "/train-images-idx3-ubyte.gz");
+  auto train_labels = ReadIdx(dir + "/train-labels-idx1-ubyte.gz");
+  if (!train.ok() || !train_labels.ok()) {
+    return Fail("training images",
+                train.ok() ? train_labels.status() : train.status());
+  }
+  const int64_t k = absl::GetFlag(FLAGS_calibration_samples);
+  HostTensor calib = ImagesToFloat(*train);
+  calib.shape[0] = k;
+  calib.byte_size = k * 784 * sizeof(float);
+  std::vector<int64_t> calib_labels(k);
+  for (int64_t i = 0; i < k; ++i) {
+    calib_labels[i] = static_cast<unsigned char>(train_labels->data[i]);
+  }
+  auto set = client.UploadCalibration(model, "calib", {calib}, calib_labels,
+                                      /*replace=*/true);
+  if (!set.ok()) return Fail("calibration upload", set.status());
+  HostTensor eval = all;
+  eval.shape[0] = n;
+  eval.byte_size = n * 784 * sizeof(float);
+  std::vector<int64_t> eval_labels(n);
+  for (int i = 0; i < n; ++i) {
+    eval_labels[i] = static_cast<unsigned char>(labels->data[i]);
+  }
+  auto eset = client.UploadCalibration(model, "eval", {eval}, eval_labels,
+                                       /*replace=*/true, 500);
+  if (!eset.ok()) return Fail("evaluation upload", eset.status());
+  std::printf("stored sets: calib (%lld samples), eval (%lld samples)\n",
+              static_cast<long long>(set->samples()),
+              static_cast<long long>(eset->samples()));
+  v1::QuantizeRequest req;
+  req.set_model(model);
+  req.set_eval_set("eval");
+  req.set_method(absl::GetFlag(FLAGS_method));
+  auto job = client.Quantize(req);
+  if (!job.ok()) return Fail("quantize", job.status());
+  auto end = client.WatchJob(job->id(), [](const v1::Job& j) {
+    std::printf("  %s\n", FormatProgress(j).c_str());
+  });
+  if (!end.ok()) return Fail("watch", end.status());
+  if (end->state() != v1::JOB_SUCCEEDED) {
+    std::fprintf(stderr, "demo: quantization %s: %s\n",
+                 v1::JobState_Name(end->state()).c_str(),
+                 end->message().c_str());
+    return 1;
+  }
+  auto report = client.GetReport(model, "int8");
+  if (!report.ok()) return Fail("report", report.status());
+  std::printf("\n%s", FormatReport(*report, /*brief=*/false).c_str());
+
+  std::printf(
+      "\n== 4. the same %d test images through the server, FP32 vs "
+      "INT8 side by side\n",
+      n);
+  auto int8 = RunVariant(client, model, "int8", all, *labels, n, classes);
+  if (!int8.ok()) return Fail("infer int8", int8.status());
+  std::printf("\n%-26s %12s %12s\n", "via ModelInfer", "fp32", "int8");
+  std::printf("%-26s %11.2f%% %11.2f%%\n", "top-1 accuracy", fp32->accuracy,
+              int8->accuracy);
+  std::printf("%-26s %12.0f %12.0f\n", "p50 latency (us)", fp32->p50_us,
+              int8->p50_us);
+  std::printf("%-26s %12.0f %12.0f\n", "p99 latency (us)", fp32->p99_us,
+              int8->p99_us);
+  std::printf("%-26s %12.0f %12.0f\n", "throughput (req/s)", fp32->rps,
+              int8->rps);
+  std::printf("%-26s %12llu %12llu\n", "serialized bytes",
+              static_cast<unsigned long long>(report->fp32_serialized_bytes()),
+              static_cast<unsigned long long>(report->int8_serialized_bytes()));
   return 0;
 }
 

@@ -70,7 +70,7 @@ TEST_F(QuantizerTest, FashionMnistStaticInt8KeepsAccuracy) {
   const CalibrationSet calib = Load("train", 0, 512, "calib");
   const CalibrationSet eval = Load("t10k", 0, 10000, "eval");
   const std::string out = NewTempDir("q") + "/int8.pt";
-  QuantizeOptions options;  // default method (mse), per-channel weights
+  QuantizeOptions options;  // default method (minmax), per-channel weights
   std::vector<std::string> stages;
   auto result = QuantizeModel(
       Inputs(&calib, &eval), options, out,

@@ -31,8 +31,8 @@ struct Split {
 
 Split LoadSplit(const std::string& prefix) {
   Split s;
-  s.images = ImagesToFloat(*ReadIdx(std::string(kData) + prefix +
-                                    "-images-idx3-ubyte.gz"));
+  s.images = ImagesToFloat(
+      *ReadIdx(std::string(kData) + prefix + "-images-idx3-ubyte.gz"));
   auto y = ReadIdx(std::string(kData) + prefix + "-labels-idx1-ubyte.gz");
   for (size_t i = 0; i < y->byte_size; ++i) {
     s.labels.push_back(static_cast<unsigned char>(y->data[i]));
@@ -109,7 +109,8 @@ class QuantizeE2eTest : public ::testing::Test {
       EXPECT_TRUE(out.ok()) << out.status();
       if (!out.ok()) return -1;
       EXPECT_EQ(out->version, version);
-      const float* logits = reinterpret_cast<const float*>(out->outputs[0].data);
+      const float* logits =
+          reinterpret_cast<const float*>(out->outputs[0].data);
       for (int64_t r = 0; r < k; ++r) {
         const int64_t top =
             std::max_element(logits + r * 10, logits + r * 10 + 10) -
@@ -144,7 +145,8 @@ TEST_F(QuantizeE2eTest, QuantizeServeReportAndSurviveRestart) {
   EXPECT_TRUE(client_->Infer("fashion", {one}, "fp32").ok());
   std::vector<std::string> stages;
   auto done = client_->WatchJob(job->id(), [&](const v1::Job& j) {
-    if (stages.empty() || stages.back() != j.stage()) stages.push_back(j.stage());
+    if (stages.empty() || stages.back() != j.stage())
+      stages.push_back(j.stage());
   });
   ASSERT_TRUE(done.ok());
   ASSERT_EQ(done->state(), v1::JOB_SUCCEEDED) << done->message();
@@ -152,12 +154,13 @@ TEST_F(QuantizeE2eTest, QuantizeServeReportAndSurviveRestart) {
 
   auto report = client_->GetReport("fashion", "int8");
   ASSERT_TRUE(report.ok()) << report.status();
-  std::printf("report: fp32 %.2f%% int8 %.2f%% agreement %.2f%%, b1 %.3f/%.3f "
-              "ms, b32 %.2f/%.2f ms, %.1f s\n",
-              report->fp32_accuracy(), report->int8_accuracy(),
-              report->top1_agreement(), report->fp32_latency_ms_b1(),
-              report->int8_latency_ms_b1(), report->fp32_latency_ms_b32(),
-              report->int8_latency_ms_b32(), report->duration_seconds());
+  std::printf(
+      "report: fp32 %.2f%% int8 %.2f%% agreement %.2f%%, b1 %.3f/%.3f "
+      "ms, b32 %.2f/%.2f ms, %.1f s\n",
+      report->fp32_accuracy(), report->int8_accuracy(),
+      report->top1_agreement(), report->fp32_latency_ms_b1(),
+      report->int8_latency_ms_b1(), report->fp32_latency_ms_b32(),
+      report->int8_latency_ms_b32(), report->duration_seconds());
   EXPECT_EQ(report->eval_samples(), 10000);
   EXPECT_LE(report->fp32_accuracy() - report->int8_accuracy(), 0.3);
   EXPECT_LT(report->int8_serialized_bytes(), report->fp32_serialized_bytes());
@@ -246,12 +249,14 @@ TEST_F(QuantizeE2eTest, ModelWithoutQuantizableOpsFailsAndFp32Serves) {
   o.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
   o.outputs = {{"sum", DataType::kFp32, {-1, 4}},
                {"diff", DataType::kFp32, {-1, 4}}};
-  ASSERT_TRUE(client_->Register(o, ReadFileOrDie(FixturePath("add_sub.pt"))).ok());
+  ASSERT_TRUE(
+      client_->Register(o, ReadFileOrDie(FixturePath("add_sub.pt"))).ok());
   HostTensor a = HostTensor::Owned("a", DataType::kFp32, {8, 4},
                                    std::string(8 * 16, '\0'));
   HostTensor b = a;
   b.name = "b";
-  ASSERT_TRUE(client_->UploadCalibration("addsub", "calib", {a, b}, {}, false).ok());
+  ASSERT_TRUE(
+      client_->UploadCalibration("addsub", "calib", {a, b}, {}, false).ok());
   v1::QuantizeRequest req;
   req.set_model("addsub");
   auto job = client_->Quantize(req);
