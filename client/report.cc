@@ -21,9 +21,10 @@ std::string FormatReport(const v1::QuantizationReport& r, bool brief) {
   std::string out;
   absl::StrAppendFormat(
       &out,
-      "%s:%s  method %s%s, weights %s, %d calibration / %d evaluation "
-      "samples, %.1f s\n",
-      r.model(), r.variant(), r.method(),
+      "%s:%s  mode %s, method %s%s, weights %s, %d calibration / %d "
+      "evaluation samples, %.1f s\n",
+      r.model(), r.variant(), r.mode().empty() ? "static" : r.mode(),
+      r.method(),
       r.method() == "percentile" ? absl::StrFormat(" (p%.4g)", r.percentile())
                                  : "",
       r.per_channel_weights() ? "per-channel" : "per-tensor",

@@ -134,6 +134,29 @@ Module MakeWeightObserver(const ObserverOptions& o) {
   return m;
 }
 
+// The graph passes recognize a dynamic activation observer by the name
+// "PlaceholderObserver" and read its dtype and is_dynamic attributes.
+Module MakePlaceholderObserver() {
+  Module m("__torch__.twinserve.PlaceholderObserver", Unit(),
+           /*shouldMangle=*/true);
+  m.register_attribute("dtype", c10::IntType::get(),
+                       static_cast<int64_t>(c10::ScalarType::QUInt8));
+  m.register_attribute("compute_dtype", c10::IntType::get(),
+                       static_cast<int64_t>(c10::ScalarType::QUInt8));
+  m.register_attribute("is_dynamic", c10::BoolType::get(), true);
+  m.register_attribute("qscheme", c10::IntType::get(),
+                       static_cast<int64_t>(at::kPerTensorAffine));
+  m.register_attribute("custom_op", c10::StringType::get(), std::string());
+  m.define(R"JIT(
+def forward(self, x: Tensor) -> Tensor:
+    return x
+
+def calculate_qparams(self) -> Tuple[Tensor, Tensor]:
+    return torch.ones([1]), torch.zeros([1], dtype=4)
+)JIT");
+  return m;
+}
+
 bool IsObserver(const Module& m, bool* is_weight) {
   const std::string name = m.type()->name()->qualifiedName();
   if (absl::StrContains(name, "WeightObserver")) {
@@ -198,6 +221,10 @@ void Collect(const Module& m, const std::string& prefix,
 
 torch::jit::QConfig MakeQConfig(const ObserverOptions& options) {
   return {MakeActivationObserver(options), MakeWeightObserver(options)};
+}
+
+torch::jit::QConfig MakeDynamicQConfig(const ObserverOptions& options) {
+  return {MakePlaceholderObserver(), MakeWeightObserver(options)};
 }
 
 std::vector<ObserverRef> FindObservers(const torch::jit::Module& prepared) {

@@ -26,6 +26,9 @@ struct ObserverOptions {
 
 // (activation observer, weight observer) for InsertObservers.
 torch::jit::QConfig MakeQConfig(const ObserverOptions& options);
+// For dynamic quantization: activations get a placeholder (their qparams
+// are chosen per batch at run time), weights the usual weight observer.
+torch::jit::QConfig MakeDynamicQConfig(const ObserverOptions& options);
 
 // One observer inside a prepared module, with a readable name for what it
 // observes ("block1.conv1 output", "fc.weight").

@@ -108,6 +108,77 @@ int Main(int argc, char** argv) {
       "ResNet-18 batch 1, 1 thread, Runner, median of %d: FP32 "
       "(frozen+optimized) %.2f ms, INT8 %.2f ms, speedup %.2fx\n",
       runs, fa, fb, fa / fb);
+
+  // Linear-only MLP 1024-4096-1024: dynamic INT8 and BF16 against the
+  // frozen+optimized FP32, batch 1 and 64.
+  Signature mlp_sig;
+  mlp_sig.inputs = {{"x", DataType::kFp32, {-1, 1024}}};
+  mlp_sig.outputs = {{"y", DataType::kFp32, {-1, 1024}}};
+  const std::string mlp = "tests/fixtures/mlp_large.pt";
+  auto mlp32 = Runner::Load(mlp, mlp_sig, {});
+  if (!mlp32.ok()) {
+    std::fprintf(stderr, "%s\n", mlp32.status().ToString().c_str());
+    return 1;
+  }
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  auto vectors = [&](int64_t n) {
+    std::vector<float> v(n * 1024);
+    for (float& f : v) f = normal(rng);
+    return HostTensor::Owned(
+        "x", DataType::kFp32, {n, 1024},
+        std::string(reinterpret_cast<char*>(v.data()), v.size() * 4));
+  };
+  auto mset = CalibrationSet::ForSignature(mlp_sig, "calib");
+  if (absl::Status st = mset->Append({vectors(64)}, {}, {}); !st.ok()) {
+    std::fprintf(stderr, "%s\n", st.ToString().c_str());
+    return 1;
+  }
+  QuantizeInputs min;
+  min.fp32_path = mlp;
+  min.signature = mlp_sig;
+  min.calibration = &*mset;
+  min.fp32_runner = mlp32->get();
+  for (QuantMode mode : {QuantMode::kDynamic, QuantMode::kBf16}) {
+    QuantizeOptions mo;
+    mo.mode = mode;
+    mo.max_agreement_loss = -1;
+    mo.max_accuracy_loss = -1;
+    mo.latency_runs = 3;
+    const std::string path =
+        std::string("/tmp/twinserve_mlp_") + QuantModeName(mode) + ".pt";
+    auto r = QuantizeModel(min, mo, path, nullptr, nullptr);
+    if (!r.ok()) {
+      std::printf("MLP %s: %s\n", QuantModeName(mode),
+                  r.status().ToString().c_str());
+      continue;
+    }
+    for (int64_t batch : {1, 64}) {
+      const auto xb = vectors(batch);
+      std::vector<double> p, q;
+      for (int i = 0; i < 3; ++i) {
+        (*mlp32)->Run({xb}, nullptr).IgnoreError();
+        r->runner->Run({xb}, nullptr).IgnoreError();
+      }
+      for (int i = 0; i < runs; ++i) {
+        auto t0 = std::chrono::steady_clock::now();
+        (*mlp32)->Run({xb}, nullptr).IgnoreError();
+        p.push_back(Ms(t0));
+        t0 = std::chrono::steady_clock::now();
+        r->runner->Run({xb}, nullptr).IgnoreError();
+        q.push_back(Ms(t0));
+      }
+      std::sort(p.begin(), p.end());
+      std::sort(q.begin(), q.end());
+      std::printf(
+          "MLP 1024-4096-1024 %s batch %lld: FP32 %.3f ms, %s %.3f ms, "
+          "speedup %.2fx; cosine %.5f; parameter bytes %llu -> %llu\n",
+          QuantModeName(mode), static_cast<long long>(batch), p[p.size() / 2],
+          QuantModeName(mode), q[q.size() / 2],
+          p[p.size() / 2] / q[q.size() / 2], r->report.cosine_mean,
+          static_cast<unsigned long long>(r->report.fp32_parameter_bytes),
+          static_cast<unsigned long long>(r->report.int8_parameter_bytes));
+    }
+  }
   return 0;
 }
 

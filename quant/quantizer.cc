@@ -38,7 +38,10 @@ std::string FirstLine(const std::string& s) {
     size_t start = s.rfind('\n', end);
     return s.substr(start == std::string::npos ? 0 : start + 1);
   }
-  return s.substr(0, s.find('\n'));
+  // The first non-empty line.
+  size_t start = s.find_first_not_of(" \n");
+  if (start == std::string::npos) return s;
+  return s.substr(start, s.find('\n', start) - start);
 }
 
 std::string Message(const std::exception& e) {
@@ -181,6 +184,90 @@ absl::StatusOr<Once> QuantizeOnce(
   }
 }
 
+// Dynamic INT8 or reduced precision: one conversion, no calibration.
+absl::StatusOr<Once> ConvertOnce(const QuantizeInputs& in,
+                                 const QuantizeOptions& o,
+                                 const std::string& path) {
+  torch::NoGradGuard no_grad;
+  std::string stage = "converting";
+  try {
+    torch::jit::Module fp32 = torch::jit::load(in.fp32_path);
+    fp32.eval();
+    Once once;
+    if (o.mode == QuantMode::kDynamic) {
+      ObserverOptions obs;
+      obs.per_channel_weights = o.per_channel_weights;
+      torch::jit::QConfigDict dict;
+      dict[""] = MakeDynamicQConfig(obs);
+      for (const std::string& m : o.fp32_modules) dict[m] = c10::nullopt;
+      torch::jit::Module prepared =
+          torch::jit::InsertObservers(fp32, "forward", dict, /*inplace=*/false,
+                                      torch::jit::QuantType::DYNAMIC);
+      const auto observers = FindObservers(prepared);
+      bool any_weight = false;
+      for (const auto& ob : observers) any_weight |= ob.is_weight;
+      if (!any_weight) {
+        return absl::InvalidArgumentError(
+            "the model has no Linear (or LSTM) layer for dynamic "
+            "quantization; use mode static for convolutions");
+      }
+      once.parameter_bytes = QuantizedParameterBytes(prepared, observers);
+      for (const auto& ob : observers) {
+        if (ob.is_weight) once.layers.push_back({ob.target, true, 0, true});
+      }
+      torch::jit::Module q = torch::jit::InsertQuantDeQuant(
+          prepared, "forward", false, false, torch::jit::QuantType::DYNAMIC);
+      q = torch::jit::Finalize(q, torch::jit::QuantType::DYNAMIC, {});
+      q.save(path);
+      return once;
+    }
+    // FP16 / BF16: the weights converted, inputs cast down and outputs cast
+    // back to their declared types around the original forward.
+    const at::ScalarType low =
+        o.mode == QuantMode::kFp16 ? at::kHalf : at::kBFloat16;
+    fp32.to(low);
+    for (const auto& p : fp32.parameters()) once.parameter_bytes += p.nbytes();
+    for (const auto& b : fp32.buffers()) once.parameter_bytes += b.nbytes();
+    std::vector<std::string> args, call;
+    for (size_t i = 0; i < in.signature.inputs.size(); ++i) {
+      const std::string a = absl::StrCat("x", i);
+      args.push_back(a + ": Tensor");
+      const DataType d = in.signature.inputs[i].dtype;
+      const bool floating = d == DataType::kFp32 || d == DataType::kFp64 ||
+                            d == DataType::kFp16 || d == DataType::kBf16;
+      call.push_back(
+          floating ? absl::StrCat(a, ".to(dtype=", static_cast<int>(low), ")")
+                   : a);
+    }
+    auto code = [](DataType d) { return static_cast<int>(*ToScalarType(d)); };
+    std::string body = absl::StrCat("    r = self.inner.forward(",
+                                    absl::StrJoin(call, ", "), ")\n");
+    if (in.signature.outputs.size() == 1) {
+      absl::StrAppend(&body, "    return r.to(dtype=",
+                      code(in.signature.outputs[0].dtype), ")\n");
+    } else {
+      std::vector<std::string> outs;
+      for (size_t i = 0; i < in.signature.outputs.size(); ++i) {
+        outs.push_back(absl::StrCat(
+            "r[", i, "].to(dtype=", code(in.signature.outputs[i].dtype), ")"));
+      }
+      absl::StrAppend(&body, "    return (", absl::StrJoin(outs, ", "), ")\n");
+    }
+    torch::jit::Module wrapper("__torch__.twinserve.ReducedPrecision",
+                               std::make_shared<torch::jit::CompilationUnit>(),
+                               true);
+    wrapper.register_module("inner", fp32);
+    wrapper.define(absl::StrCat("def forward(self, ", absl::StrJoin(args, ", "),
+                                "):\n", body));
+    wrapper.eval();
+    torch::jit::freeze(wrapper).save(path);
+    return once;
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("conversion failed while ", stage, ": ", Message(e)));
+  }
+}
+
 struct Metrics {
   double agreement = 0, cosine = 0, max_abs = 0, mean_abs = 0;
   double fp32_acc = -1, int8_acc = -1;
@@ -302,6 +389,29 @@ std::string ModuleOf(const LayerReport& l) {
 
 }  // namespace
 
+const char* QuantModeName(QuantMode mode) {
+  switch (mode) {
+    case QuantMode::kStatic:
+      return "static";
+    case QuantMode::kDynamic:
+      return "dynamic";
+    case QuantMode::kFp16:
+      return "fp16";
+    case QuantMode::kBf16:
+      return "bf16";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<QuantMode> ParseQuantMode(const std::string& name) {
+  for (QuantMode m : {QuantMode::kStatic, QuantMode::kDynamic, QuantMode::kFp16,
+                      QuantMode::kBf16}) {
+    if (name == QuantModeName(m)) return m;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown quantization mode '", name, "' (static, dynamic, fp16, bf16)"));
+}
+
 const char* RangeMethodName(RangeMethod method) {
   switch (method) {
     case RangeMethod::kMinMax:
@@ -376,9 +486,14 @@ absl::StatusOr<QuantizeResult> QuantizeModel(
   std::unique_ptr<Runner> runner;
   Once once;
   Metrics metrics;
+  report.mode = QuantModeName(options.mode);
+  const bool is_static = options.mode == QuantMode::kStatic;
+  if (!is_static) report.calibration_samples = 0;
   for (int trial = 1;; ++trial) {
-    auto q = QuantizeOnce(in, options, calib, eval, excluded, output_path,
-                          progress, cancel);
+    if (!is_static && progress) progress({"converting", 0, 0});
+    auto q = is_static ? QuantizeOnce(in, options, calib, eval, excluded,
+                                      output_path, progress, cancel)
+                       : ConvertOnce(in, options, output_path);
     if (!q.ok()) return q.status();
     once = std::move(*q);
     auto loaded = Runner::Load(output_path, in.signature, int8_options);
@@ -393,7 +508,7 @@ absl::StatusOr<QuantizeResult> QuantizeModel(
     metrics = *m;
     report.trials = trial;
     report.criterion_met = CriterionMet(options, metrics);
-    if (report.criterion_met || !options.auto_fallback) break;
+    if (report.criterion_met || !options.auto_fallback || !is_static) break;
     if (trial >= options.max_trials ||
         Seconds(start) > options.time_limit_seconds) {
       report.fallback_log.push_back(
@@ -476,6 +591,7 @@ absl::StatusOr<QuantizeResult> QuantizeModel(
 
 std::string QuantizationReport::ToJson() const {
   nlohmann::json j;
+  j["mode"] = mode;
   j["method"] = method;
   j["percentile"] = percentile;
   j["per_channel_weights"] = per_channel_weights;
@@ -516,6 +632,7 @@ absl::StatusOr<QuantizationReport> QuantizationReport::FromJson(
   try {
     auto j = nlohmann::json::parse(text);
     QuantizationReport r;
+    r.mode = j.value("mode", std::string("static"));
     r.method = j.at("method");
     r.percentile = j.at("percentile");
     r.per_channel_weights = j.at("per_channel_weights");

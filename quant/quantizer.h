@@ -22,7 +22,19 @@
 
 namespace twinserve {
 
+// What the new variant is made of.
+enum class QuantMode {
+  kStatic,   // INT8 weights and activations, calibrated (conv nets)
+  kDynamic,  // INT8 weights; activations quantized per batch at run time
+             // (Linear/LSTM models); needs no calibration, only evaluation
+  kFp16,     // half-precision weights and compute
+  kBf16,     // bfloat16 weights and compute
+};
+const char* QuantModeName(QuantMode mode);
+absl::StatusOr<QuantMode> ParseQuantMode(const std::string& name);
+
 struct QuantizeOptions {
+  QuantMode mode = QuantMode::kStatic;
   // How activation ranges are chosen. Default min/max: as accurate as the
   // searches on the bundled model and robust where they are not (MSE
   // wrecked a random-weight ResNet-18 whose activations have extreme
@@ -62,6 +74,7 @@ struct LayerReport {
 };
 
 struct QuantizationReport {
+  std::string mode = "static";
   std::string method;
   double percentile = 0;
   bool per_channel_weights = true;

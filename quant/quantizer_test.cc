@@ -1,5 +1,6 @@
 #include "quant/quantizer.h"
 
+#include <cmath>
 #include <cstdio>
 
 #include "client/idx.h"
@@ -159,6 +160,99 @@ TEST_F(QuantizerTest, AutoFallbackReturnsLayersToFp32UntilTheCriterionHolds) {
     EXPECT_FALSE(result->report.fallback_log.empty());
   } else {
     EXPECT_THAT(result.status().message(), HasSubstr("trial"));
+  }
+}
+
+TEST_F(QuantizerTest, DynamicInt8ForALinearModel) {
+  Signature s;
+  s.inputs = {{"x", DataType::kFp32, {-1, 256}}};
+  s.outputs = {{"y", DataType::kFp32, {-1, 256}}};
+  auto fp32 = Runner::Load(FixturePath("mlp.pt"), s, {});
+  ASSERT_TRUE(fp32.ok());
+  auto set = CalibrationSet::ForSignature(s, "calib");
+  std::vector<float> v(64 * 256);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.37 * i);
+  ASSERT_TRUE(set->Append({HostTensor::Owned(
+                              "x", DataType::kFp32, {64, 256},
+                              std::string(reinterpret_cast<char*>(v.data()),
+                                          v.size() * 4))},
+                          {}, {})
+                  .ok());
+  QuantizeInputs in;
+  in.fp32_path = FixturePath("mlp.pt");
+  in.signature = s;
+  in.calibration = &*set;
+  in.fp32_runner = fp32->get();
+  QuantizeOptions options;
+  options.mode = QuantMode::kDynamic;
+  options.latency_runs = 3;
+  options.max_agreement_loss = -1;
+  auto r =
+      QuantizeModel(in, options, NewTempDir("q") + "/dyn.pt", nullptr, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::printf("dynamic: cosine %.5f, params %llu -> %llu, b1 %.3f -> %.3f ms\n",
+              r->report.cosine_mean,
+              (unsigned long long)r->report.fp32_parameter_bytes,
+              (unsigned long long)r->report.int8_parameter_bytes,
+              r->report.fp32_latency_ms_b1, r->report.int8_latency_ms_b1);
+  EXPECT_EQ(r->report.mode, "dynamic");
+  EXPECT_GT(r->report.cosine_mean, 0.99);
+  EXPECT_LT(r->report.int8_parameter_bytes, r->report.fp32_parameter_bytes / 3);
+  // No Linear layer: nothing for dynamic quantization to do.
+  Signature as;
+  as.inputs = {{"a", DataType::kFp32, {-1, 4}},
+               {"b", DataType::kFp32, {-1, 4}}};
+  as.outputs = {{"sum", DataType::kFp32, {-1, 4}},
+                {"diff", DataType::kFp32, {-1, 4}}};
+  auto add_sub = Runner::Load(FixturePath("add_sub.pt"), as, {});
+  ASSERT_TRUE(add_sub.ok());
+  auto aset = CalibrationSet::ForSignature(as, "c");
+  HostTensor a =
+      HostTensor::Owned("a", DataType::kFp32, {2, 4}, std::string(32, '\0'));
+  HostTensor b = a;
+  b.name = "b";
+  ASSERT_TRUE(aset->Append({a, b}, {}, {}).ok());
+  QuantizeInputs ain;
+  ain.fp32_path = FixturePath("add_sub.pt");
+  ain.signature = as;
+  ain.calibration = &*aset;
+  ain.fp32_runner = add_sub->get();
+  auto none =
+      QuantizeModel(ain, options, NewTempDir("q") + "/x.pt", nullptr, nullptr);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(none.status().message(), HasSubstr("no Linear"));
+}
+
+TEST_F(QuantizerTest, HalfPrecisionVariants) {
+  const CalibrationSet calib = Load("train", 0, 64, "calib");
+  const CalibrationSet eval = Load("t10k", 0, 1000, "eval");
+  {
+    // LibTorch 1.13 has no Half kernels for conv2d/addmm on CPU.
+    QuantizeOptions options;
+    options.mode = QuantMode::kFp16;
+    auto r = QuantizeModel(Inputs(&calib, &eval), options,
+                           NewTempDir("q") + "/half.pt", nullptr, nullptr);
+    EXPECT_FALSE(r.ok());
+    std::printf("fp16: %s\n", r.status().ToString().c_str());
+  }
+  for (QuantMode mode : {QuantMode::kBf16}) {
+    QuantizeOptions options;
+    options.mode = mode;
+    options.latency_runs = 3;
+    auto r = QuantizeModel(Inputs(&calib, &eval), options,
+                           NewTempDir("q") + "/half.pt", nullptr, nullptr);
+    ASSERT_TRUE(r.ok()) << QuantModeName(mode) << ": " << r.status();
+    std::printf(
+        "%s: accuracy %.2f%% vs fp32 %.2f%%, params %llu -> %llu, "
+        "b1 %.3f -> %.3f ms, b32 %.2f -> %.2f ms\n",
+        QuantModeName(mode), r->report.int8_accuracy, r->report.fp32_accuracy,
+        (unsigned long long)r->report.fp32_parameter_bytes,
+        (unsigned long long)r->report.int8_parameter_bytes,
+        r->report.fp32_latency_ms_b1, r->report.int8_latency_ms_b1,
+        r->report.fp32_latency_ms_b32, r->report.int8_latency_ms_b32);
+    EXPECT_GT(r->report.top1_agreement, 98.0);
+    EXPECT_NEAR(r->report.int8_parameter_bytes * 2.0,
+                r->report.fp32_parameter_bytes, 64.0);
   }
 }
 

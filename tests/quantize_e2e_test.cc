@@ -237,9 +237,9 @@ TEST_F(QuantizeE2eTest, BadCalibrationAndQuantizeRequests) {
   EXPECT_EQ(client_->Quantize(req).status().code(),
             absl::StatusCode::kInvalidArgument);
   req.set_method("");
-  req.set_mode("fp16");
+  req.set_mode("int4");
   EXPECT_EQ(client_->Quantize(req).status().code(),
-            absl::StatusCode::kUnimplemented);
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(QuantizeE2eTest, ModelWithoutQuantizableOpsFailsAndFp32Serves) {
@@ -316,6 +316,40 @@ TEST_F(QuantizeE2eTest, KillNineMidJobShowsInterruptedAndPublishesNothing) {
   EXPECT_TRUE(ListDir(store_ + "/staging")->empty());
   // The sets survived; a new job can run.
   EXPECT_EQ(client_->ListCalibrationSets("fashion")->size(), 2u);
+}
+
+TEST_F(QuantizeE2eTest, DynamicAndBf16VariantsServeSideBySide) {
+  Start();
+  RegisterAndCalibrate("fashion", 128, 0);
+  v1::QuantizeRequest req;
+  req.set_model("fashion");
+  req.set_mode("fp16");
+  auto fp16 = client_->Quantize(req);
+  EXPECT_EQ(fp16.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(fp16.status().message(), HasSubstr("no Half kernels"));
+  for (const char* mode : {"dynamic", "bf16", "static"}) {
+    req.set_mode(mode);
+    auto job = client_->Quantize(req);
+    ASSERT_TRUE(job.ok()) << mode << ": " << job.status();
+    v1::Job end = WaitForJob(*client_, job->id());
+    ASSERT_EQ(end.state(), v1::JOB_SUCCEEDED) << mode << ": " << end.message();
+  }
+  auto info = client_->Get("fashion");
+  ASSERT_TRUE(info.ok());
+  std::vector<std::string> names;
+  for (const auto& v : info->variants()) names.push_back(v.name());
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre("fp32", "int8",
+                                                     "int8-dynamic", "bf16"));
+  HostTensor x = Rows(test_->images, 0, 8);
+  x.name = "image";
+  for (const char* v : {"fp32", "int8", "int8-dynamic", "bf16"}) {
+    auto out = client_->Infer("fashion", {x}, v);
+    ASSERT_TRUE(out.ok()) << v << ": " << out.status();
+    EXPECT_EQ(out->version, v);
+  }
+  auto report = client_->GetReport("fashion", "bf16");
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->mode(), "bf16");
 }
 
 TEST_F(QuantizeE2eTest, PrequantizedModelRegistersAsAVariant) {

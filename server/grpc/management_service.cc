@@ -380,16 +380,37 @@ absl::StatusOr<QuantizeRequest> QuantizeRequestFromProto(
     const v1::QuantizeRequest& p) {
   QuantizeRequest r;
   r.model = p.model();
-  if (!p.variant().empty()) r.variant = p.variant();
-  if (!p.mode().empty() && p.mode() != "static") {
-    return absl::UnimplementedError(absl::StrCat(
-        "quantization mode '", p.mode(),
-        "' is not implemented yet; use \"static\" (INT8 weights and "
-        "activations)"));
+  QuantizeOptions& o = r.options;
+  if (!p.mode().empty()) {
+    auto mode = ParseQuantMode(p.mode());
+    if (!mode.ok()) return mode.status();
+    o.mode = *mode;
   }
+  if (o.mode == QuantMode::kFp16) {
+    return absl::UnimplementedError(
+        "mode fp16 cannot run here: LibTorch 1.13 has no Half kernels for "
+        "convolution or matrix multiply on CPU; use bf16 (half the weight "
+        "bytes, computed in bfloat16) or int8");
+  }
+  // Each mode's variant has its own default name, so a model can carry
+  // several side by side.
+  switch (o.mode) {
+    case QuantMode::kStatic:
+      r.variant = "int8";
+      break;
+    case QuantMode::kDynamic:
+      r.variant = "int8-dynamic";
+      break;
+    case QuantMode::kFp16:
+      r.variant = "fp16";
+      break;
+    case QuantMode::kBf16:
+      r.variant = "bf16";
+      break;
+  }
+  if (!p.variant().empty()) r.variant = p.variant();
   if (!p.calibration_set().empty()) r.calibration_set = p.calibration_set();
   r.eval_set = p.eval_set();
-  QuantizeOptions& o = r.options;
   if (!p.method().empty()) {
     auto m = ParseRangeMethod(p.method());
     if (!m.ok()) return m.status();
@@ -567,6 +588,7 @@ ServerUnaryReactor* ManagementService::GetQuantizationReport(
   if (r.ok()) {
     out->set_model(request->model());
     out->set_variant(variant);
+    out->set_mode(r->mode);
     out->set_method(r->method);
     out->set_percentile(r->percentile);
     out->set_per_channel_weights(r->per_channel_weights);
