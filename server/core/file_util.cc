@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <functional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -84,10 +85,11 @@ absl::Status WriteFileAtomically(const std::string& path,
   return SyncDir(Dirname(path));
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
+// Calls `sink` with successive chunks of the file.
+absl::Status ReadChunks(const std::string& path,
+                        const std::function<void(absl::string_view)>& sink) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("open", path);
-  std::string out;
   char buf[1 << 16];
   while (true) {
     const ssize_t n = ::read(fd, buf, sizeof(buf));
@@ -98,9 +100,18 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
       return st;
     }
     if (n == 0) break;
-    out.append(buf, n);
+    sink(absl::string_view(buf, n));
   }
   ::close(fd);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::string out;
+  absl::Status st = ReadChunks(path, [&](absl::string_view chunk) {
+    out.append(chunk.data(), chunk.size());
+  });
+  if (!st.ok()) return st;
   return out;
 }
 
@@ -186,22 +197,10 @@ std::string Sha256::HexDigest() {
 }
 
 absl::StatusOr<std::string> Sha256File(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("open", path);
   Sha256 sha;
-  char buf[1 << 16];
-  while (true) {
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      absl::Status st = ErrnoStatus("read", path);
-      ::close(fd);
-      return st;
-    }
-    if (n == 0) break;
-    sha.Update(absl::string_view(buf, n));
-  }
-  ::close(fd);
+  absl::Status st =
+      ReadChunks(path, [&](absl::string_view chunk) { sha.Update(chunk); });
+  if (!st.ok()) return st;
   return sha.HexDigest();
 }
 

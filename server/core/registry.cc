@@ -39,7 +39,28 @@ bool SameInputs(const Signature& a, const Signature& b) {
   return true;
 }
 
+// Deletes a staged upload unless the store took it (keep = true).
+struct StagedFileCleanup {
+  const std::string path;
+  bool keep = false;
+  ~StagedFileCleanup() {
+    if (!keep) RemoveAll(path).IgnoreError();
+  }
+};
+
 }  // namespace
+
+// Ends a BeginChange when it goes out of scope.
+class ModelRegistry::ChangeGuard {
+ public:
+  ChangeGuard(ModelRegistry* registry, std::string name)
+      : registry_(registry), name_(std::move(name)) {}
+  ~ChangeGuard() { registry_->EndChange(name_); }
+
+ private:
+  ModelRegistry* const registry_;
+  const std::string name_;
+};
 
 const char* VariantStateName(VariantState state) {
   switch (state) {
@@ -163,14 +184,7 @@ void ModelRegistry::LoadEntry(const std::string& name,
 
 absl::StatusOr<ModelStatus> ModelRegistry::Register(const RegisterArgs& args,
                                                     const StagedFile& file) {
-  // The staged upload is deleted unless the store took it.
-  struct Cleanup {
-    const std::string path;
-    bool keep = false;
-    ~Cleanup() {
-      if (!keep) RemoveAll(path).IgnoreError();
-    }
-  } cleanup{file.path};
+  StagedFileCleanup cleanup{file.path};
 
   TS_RETURN_IF_ERROR(ValidateModelName(args.name));
   TS_RETURN_IF_ERROR(ValidateSpecs(args.signature.inputs, "input"));
@@ -179,11 +193,7 @@ absl::StatusOr<ModelStatus> ModelRegistry::Register(const RegisterArgs& args,
     return absl::InvalidArgumentError("the uploaded model file is empty");
   }
   TS_RETURN_IF_ERROR(BeginChange(args.name));
-  struct EndGuard {
-    ModelRegistry* r;
-    const std::string& name;
-    ~EndGuard() { r->EndChange(name); }
-  } end_guard{this, args.name};
+  ChangeGuard change_guard(this, args.name);
 
   ModelRecord record;
   std::shared_ptr<VariantStats> stats = std::make_shared<VariantStats>();
@@ -249,11 +259,7 @@ absl::StatusOr<ModelStatus> ModelRegistry::Register(const RegisterArgs& args,
 
 absl::Status ModelRegistry::Unregister(const std::string& name) {
   TS_RETURN_IF_ERROR(BeginChange(name));
-  struct EndGuard {
-    ModelRegistry* r;
-    const std::string& name;
-    ~EndGuard() { r->EndChange(name); }
-  } end_guard{this, name};
+  ChangeGuard change_guard(this, name);
   {
     absl::MutexLock lock(&mu_);
     if (!models_.count(name)) {
@@ -270,11 +276,7 @@ absl::Status ModelRegistry::Unregister(const std::string& name) {
 
 absl::Status ModelRegistry::Unload(const std::string& name) {
   TS_RETURN_IF_ERROR(BeginChange(name));
-  struct EndGuard {
-    ModelRegistry* r;
-    const std::string& name;
-    ~EndGuard() { r->EndChange(name); }
-  } end_guard{this, name};
+  ChangeGuard change_guard(this, name);
   absl::MutexLock lock(&mu_);
   auto it = models_.find(name);
   if (it == models_.end()) {
@@ -293,11 +295,7 @@ absl::Status ModelRegistry::Unload(const std::string& name) {
 absl::Status ModelRegistry::Load(const std::string& name) {
   TS_RETURN_IF_ERROR(ValidateModelName(name));
   TS_RETURN_IF_ERROR(BeginChange(name));
-  struct EndGuard {
-    ModelRegistry* r;
-    const std::string& name;
-    ~EndGuard() { r->EndChange(name); }
-  } end_guard{this, name};
+  ChangeGuard change_guard(this, name);
   StoredModel stored = store_->Read(name);
   if (absl::IsNotFound(stored.record.status())) return stored.record.status();
   LoadEntry(name, stored.record);
@@ -406,24 +404,14 @@ absl::StatusOr<ServableHandle> ModelRegistry::Acquire(
 absl::StatusOr<ModelStatus> ModelRegistry::RegisterVariant(
     const std::string& name, const std::string& variant,
     const StagedFile& file) {
-  struct Cleanup {
-    const std::string path;
-    bool keep = false;
-    ~Cleanup() {
-      if (!keep) RemoveAll(path).IgnoreError();
-    }
-  } cleanup{file.path};
+  StagedFileCleanup cleanup{file.path};
   if (variant == kFp32Variant) {
     return absl::InvalidArgumentError(
         "variant 'fp32' is the model itself; register it without a variant");
   }
   TS_RETURN_IF_ERROR(ValidateModelName(variant));
   TS_RETURN_IF_ERROR(BeginChange(name));
-  struct EndGuard {
-    ModelRegistry* r;
-    const std::string& name;
-    ~EndGuard() { r->EndChange(name); }
-  } end_guard{this, name};
+  ChangeGuard change_guard(this, name);
   TS_ASSIGN_OR_RETURN(ModelRecord record, GetRecord(name));
   TS_ASSIGN_OR_RETURN(
       std::unique_ptr<Runner> runner,

@@ -182,6 +182,7 @@ class ModelRegistry {
   RunnerOptions OptionsFor(const std::string& variant) const;
   ModelStatus StatusLocked(const std::string& name, const Entry& e) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  class ChangeGuard;
   // Claims exclusive right to change `name`; ABORTED if someone holds it.
   absl::Status BeginChange(const std::string& name);
   void EndChange(const std::string& name);
