@@ -18,11 +18,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "client/idx.h"
 #include "client/npy.h"
 #include "client/report.h"
 #include "client/twin_client.h"
+#include "server/grpc/grpc_status_util.h"
 
 namespace twinserve {
 namespace {
@@ -61,6 +63,12 @@ Commands:
   watch JOB | cancel JOB         follow or cancel a job
   report NAME [--variant int8] [--brief]
                                  the quantization report as tables
+  policy NAME [--pinned VARIANT | --weights fp32=90,int8=10 [--baseline V]]
+        [--author WHO] [--reason WHY]
+                                 show or set the traffic policy
+  promote NAME VARIANT           all traffic to VARIANT
+  rollback NAME                  back to the previous policy, at once
+  history NAME                   policy changes: when, what, who, why
 
 The server defaults to $TWINSERVE_SERVER or 127.0.0.1:8001.
 )";
@@ -529,6 +537,106 @@ int Report(TwinClient& client, const Args& args) {
   return 0;
 }
 
+void PrintPolicy(const v1::TrafficPolicy& p) {
+  std::string weights;
+  for (const auto& [v, w] : p.weights()) {
+    absl::StrAppend(&weights, weights.empty() ? "" : ", ", v, "=", w);
+  }
+  std::printf("policy v%llu: %s, baseline %s%s%s   (%s by %s%s%s)\n",
+              static_cast<unsigned long long>(p.version()), p.kind().c_str(),
+              p.baseline().c_str(), weights.empty() ? "" : ", weights ",
+              weights.c_str(), Time(p.updated_unix_ms()).c_str(),
+              p.author().empty() ? "-" : p.author().c_str(),
+              p.reason().empty() ? "" : ": ", p.reason().c_str());
+}
+
+int Policy(TwinClient& client, const Args& args) {
+  if (args.positional.size() < 2) return Usage("policy needs NAME");
+  const std::string model = args.positional[1];
+  grpc::ClientContext ctx;
+  v1::TrafficPolicy out;
+  grpc::Status st;
+  if (!args.Has("pinned") && !args.Has("weights")) {
+    v1::GetTrafficPolicyRequest req;
+    req.set_model(model);
+    st = client.management()->GetTrafficPolicy(&ctx, req, &out);
+  } else {
+    v1::SetTrafficPolicyRequest req;
+    req.set_model(model);
+    req.set_author(args.Get("author"));
+    req.set_reason(args.Get("reason"));
+    auto* p = req.mutable_policy();
+    if (args.Has("pinned")) {
+      p->set_kind("pinned");
+      p->set_baseline(args.Get("pinned"));
+    } else {
+      p->set_kind("weighted");
+      p->set_baseline(args.Get("baseline"));
+      for (absl::string_view part :
+           absl::StrSplit(args.Get("weights"), ',', absl::SkipEmpty())) {
+        std::vector<std::string> kv = absl::StrSplit(part, '=');
+        double w;
+        if (kv.size() != 2 || !absl::SimpleAtod(kv[1], &w)) {
+          return Usage("--weights takes VARIANT=SHARE,VARIANT=SHARE");
+        }
+        (*p->mutable_weights())[kv[0]] = w;
+      }
+    }
+    st = client.management()->SetTrafficPolicy(&ctx, req, &out);
+  }
+  if (!st.ok()) return Fail(FromGrpcStatus(st));
+  PrintPolicy(out);
+  return 0;
+}
+
+int PromoteOrRollback(TwinClient& client, const Args& args) {
+  grpc::ClientContext ctx;
+  v1::TrafficPolicy out;
+  grpc::Status st;
+  if (args.positional[0] == "promote") {
+    if (args.positional.size() != 3) return Usage("promote needs NAME VARIANT");
+    v1::PromoteRequest req;
+    req.set_model(args.positional[1]);
+    req.set_variant(args.positional[2]);
+    req.set_author(args.Get("author"));
+    req.set_reason(args.Get("reason"));
+    st = client.management()->Promote(&ctx, req, &out);
+  } else {
+    if (args.positional.size() != 2) return Usage("rollback needs NAME");
+    v1::RollbackRequest req;
+    req.set_model(args.positional[1]);
+    req.set_author(args.Get("author"));
+    req.set_reason(args.Get("reason"));
+    st = client.management()->Rollback(&ctx, req, &out);
+  }
+  if (!st.ok()) return Fail(FromGrpcStatus(st));
+  PrintPolicy(out);
+  return 0;
+}
+
+int History(TwinClient& client, const Args& args) {
+  if (args.positional.size() != 2) return Usage("history needs NAME");
+  grpc::ClientContext ctx;
+  v1::PolicyHistoryRequest req;
+  req.set_model(args.positional[1]);
+  v1::PolicyHistoryResponse resp;
+  grpc::Status st = client.management()->PolicyHistory(&ctx, req, &resp);
+  if (!st.ok()) return Fail(FromGrpcStatus(st));
+  std::printf("%-5s %-19s %-9s %-16s %-40s %s\n", "ver", "when", "action", "by",
+              "policy", "why");
+  for (const auto& c : resp.changes()) {
+    std::string policy = c.policy().kind() + " " + c.policy().baseline();
+    for (const auto& [v, w] : c.policy().weights()) {
+      absl::StrAppend(&policy, " ", v, "=", w);
+    }
+    std::printf("%-5llu %-19s %-9s %-16s %-40s %s\n",
+                static_cast<unsigned long long>(c.version()),
+                Time(c.unix_ms()).c_str(), c.action().c_str(),
+                c.actor().c_str(), policy.c_str(), c.reason().c_str());
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   Args args;
   if (!ParseArgs(argc, argv, &args)) return 2;
@@ -581,6 +689,11 @@ int Main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "report") return Report(client, args);
+  if (cmd == "policy") return Policy(client, args);
+  if (cmd == "promote" || cmd == "rollback") {
+    return PromoteOrRollback(client, args);
+  }
+  if (cmd == "history") return History(client, args);
   return Usage("unknown command '" + cmd + "'");
 }
 

@@ -98,7 +98,8 @@ InferenceEngine::~InferenceEngine() = default;
 
 void InferenceEngine::Infer(InferRequest request, InferCallback done) {
   const uint64_t start = NowNs();
-  auto servable = registry_->Acquire(request.model, request.version);
+  auto servable =
+      registry_->Acquire(request.model, request.version, request.routing_key);
   if (!servable.ok()) {
     done(servable.status());
     return;

@@ -27,6 +27,8 @@ struct InferRequest {
   std::vector<HostTensor> inputs;
   // Names of the outputs wanted, in response order; empty means all.
   std::vector<std::string> requested_outputs;
+  // Makes the traffic policy's choice sticky for this key (a user id...).
+  std::string routing_key;
 };
 
 struct InferResult {

@@ -1,5 +1,6 @@
 #include "server/core/registry.h"
 
+#include <random>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -138,6 +139,7 @@ void ModelRegistry::LoadEntry(const std::string& name,
     Entry& e = models_[name];
     e.record = record;
     e.unloaded = false;
+    if (record.ok()) LoadPolicy(*record, &e);
     if (record.ok()) {
       std::map<std::string, VariantSlot> slots;
       for (const auto& [v, vr] : record->variants) {
@@ -210,6 +212,8 @@ absl::StatusOr<ModelStatus> ModelRegistry::Register(const RegisterArgs& args,
       if (it->second.record.ok()) {
         record.created_unix_ms = it->second.record->created_unix_ms;
         record.generation = it->second.record->generation;
+        record.policy_json = it->second.record->policy_json;
+        record.policy_history_json = it->second.record->policy_history_json;
         // Samples stay valid while the inputs do.
         const Signature& old = it->second.record->signature;
         if (SameInputs(old, args.signature)) {
@@ -232,6 +236,23 @@ absl::StatusOr<ModelStatus> ModelRegistry::Register(const RegisterArgs& args,
   auto runner = Runner::Load(file.path, args.signature, runner_options_);
   if (!runner.ok()) return runner.status();
 
+  // A new generation starts pinned to its fp32 variant; the history goes on.
+  {
+    Entry previous;
+    LoadPolicy(record, &previous);
+    TrafficPolicy reset;
+    reset.version = previous.policy.version + 1;
+    reset.updated_unix_ms = NowUnixMs();
+    reset.author = "registry";
+    reset.reason =
+        absl::StrCat("generation ", record.generation, " registered");
+    if (previous.policy.version > 0 || !previous.history.empty()) {
+      previous.history.push_back({reset.version, reset.updated_unix_ms, "reset",
+                                  "registry", reset.reason, reset});
+      record.policy_json = PolicyToJson(reset);
+      record.policy_history_json = HistoryToJson(previous.history);
+    }
+  }
   TS_RETURN_IF_ERROR(store_->PutModel(&record, kFp32Variant, file));
   cleanup.keep = true;
 
@@ -246,6 +267,7 @@ absl::StatusOr<ModelStatus> ModelRegistry::Register(const RegisterArgs& args,
   Entry& e = models_[args.name];
   e.record = record;
   e.unloaded = false;
+  LoadPolicy(record, &e);
   e.variants.clear();
   VariantSlot& slot = e.variants[kFp32Variant];
   slot.state = VariantState::kReady;
@@ -371,7 +393,8 @@ absl::StatusOr<ModelStatus> ModelRegistry::Get(const std::string& name) const {
 }
 
 absl::StatusOr<ServableHandle> ModelRegistry::Acquire(
-    const std::string& name, const std::string& version) const {
+    const std::string& name, const std::string& version,
+    absl::string_view routing_key) const {
   absl::ReaderMutexLock lock(&mu_);
   auto it = models_.find(name);
   if (it == models_.end()) {
@@ -383,7 +406,22 @@ absl::StatusOr<ServableHandle> ModelRegistry::Acquire(
     return absl::UnavailableError(absl::StrCat(
         "model '", name, "' is unavailable: ", e.record.status().message()));
   }
-  const std::string& variant = version.empty() ? kFp32Variant : version;
+  std::string variant = version;
+  if (variant.empty()) {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    const double u = (rng() >> 11) * (1.0 / 9007199254740992.0);
+    variant = ChooseVariant(e.policy, routing_key, u);
+    // A chosen variant that cannot serve falls back to the baseline, then
+    // to fp32: a policy never turns requests away that fp32 could answer.
+    for (const std::string& fallback :
+         {e.policy.baseline, std::string(kFp32Variant)}) {
+      auto v = e.variants.find(variant);
+      if (v != e.variants.end() && v->second.state == VariantState::kReady) {
+        break;
+      }
+      variant = fallback;
+    }
+  }
   auto v = e.variants.find(variant);
   if (v == e.variants.end()) {
     std::vector<std::string> names;
@@ -399,6 +437,121 @@ absl::StatusOr<ServableHandle> ModelRegistry::Acquire(
         v->second.last_error.empty() ? "" : ": ", v->second.last_error));
   }
   return v->second.servable;
+}
+
+void ModelRegistry::LoadPolicy(const ModelRecord& record, Entry* e) {
+  e->policy = TrafficPolicy();
+  e->history.clear();
+  if (!record.policy_json.empty()) {
+    auto p = PolicyFromJson(record.policy_json);
+    if (p.ok()) e->policy = *p;
+  }
+  if (!record.policy_history_json.empty()) {
+    auto h = HistoryFromJson(record.policy_history_json);
+    if (h.ok()) e->history = *h;
+  }
+}
+
+absl::StatusOr<TrafficPolicy> ModelRegistry::SetPolicy(
+    const std::string& name, TrafficPolicy policy, const std::string& action,
+    const std::string& actor, const std::string& reason) {
+  TS_RETURN_IF_ERROR(BeginChange(name));
+  ChangeGuard change_guard(this, name);
+  ModelRecord record;
+  std::vector<PolicyChange> history;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("model '", name, "' is not registered"));
+    }
+    if (!it->second.record.ok()) return it->second.record.status();
+    std::set<std::string> ready;
+    for (const auto& [v, slot] : it->second.variants) {
+      if (slot.state == VariantState::kReady) ready.insert(v);
+    }
+    TS_RETURN_IF_ERROR(ValidatePolicy(policy, ready));
+    record = *it->second.record;
+    history = it->second.history;
+    policy.version = it->second.policy.version + 1;
+  }
+  policy.updated_unix_ms = NowUnixMs();
+  policy.author = actor;
+  policy.reason = reason;
+  history.push_back(
+      {policy.version, policy.updated_unix_ms, action, actor, reason, policy});
+  // Bounded: the last 200 changes are kept.
+  if (history.size() > 200) history.erase(history.begin());
+  TS_RETURN_IF_ERROR(
+      store_->PutPolicy(&record, PolicyToJson(policy), HistoryToJson(history)));
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return absl::AbortedError("model removed meanwhile");
+  it->second.record = record;
+  it->second.policy = policy;
+  it->second.history = std::move(history);
+  TS_LOG(INFO) << "traffic policy of " << name << " v" << policy.version << " ("
+               << action << " by " << actor
+               << "): " << PolicyKindName(policy.kind) << " baseline "
+               << policy.baseline;
+  return policy;
+}
+
+absl::StatusOr<TrafficPolicy> ModelRegistry::GetPolicy(
+    const std::string& name) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("model '", name, "' is not registered"));
+  }
+  return it->second.policy;
+}
+
+absl::StatusOr<std::vector<PolicyChange>> ModelRegistry::PolicyHistory(
+    const std::string& name) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("model '", name, "' is not registered"));
+  }
+  return it->second.history;
+}
+
+absl::StatusOr<TrafficPolicy> ModelRegistry::Promote(
+    const std::string& name, const std::string& variant,
+    const std::string& actor, const std::string& reason) {
+  TrafficPolicy p;
+  p.kind = PolicyKind::kPinned;
+  p.baseline = variant;
+  return SetPolicy(name, p, "promote", actor, reason);
+}
+
+absl::StatusOr<TrafficPolicy> ModelRegistry::Rollback(
+    const std::string& name, const std::string& actor,
+    const std::string& reason) {
+  TrafficPolicy previous;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("model '", name, "' is not registered"));
+    }
+    const auto& h = it->second.history;
+    if (h.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "model '", name, "' has no earlier traffic policy to roll back to"));
+    }
+    if (h.size() == 1) {
+      previous = TrafficPolicy();  // the default: pinned to fp32
+    } else {
+      previous = h[h.size() - 2].policy;
+    }
+  }
+  return SetPolicy(name, previous, "rollback", actor, reason);
 }
 
 absl::StatusOr<ModelStatus> ModelRegistry::RegisterVariant(

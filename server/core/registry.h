@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "server/core/router.h"
 #include "server/core/runner.h"
 #include "server/core/stats.h"
 #include "server/core/store.h"
@@ -145,11 +146,36 @@ class ModelRegistry {
   std::vector<ModelStatus> List() const;
   absl::StatusOr<ModelStatus> Get(const std::string& name) const;
 
-  // The servable for a request. An empty version picks the model's default
-  // variant. NOT_FOUND for an unknown model or version; UNAVAILABLE if the
-  // variant exists but is not ready.
-  absl::StatusOr<ServableHandle> Acquire(const std::string& name,
-                                         const std::string& version) const;
+  // The servable for a request. An empty version lets the model's traffic
+  // policy choose (sticky by `routing_key` when given); a chosen variant
+  // that is not ready falls back to the policy's baseline. A named version
+  // bypasses the policy. NOT_FOUND for an unknown model or version;
+  // UNAVAILABLE if the variant exists but is not ready.
+  absl::StatusOr<ServableHandle> Acquire(
+      const std::string& name, const std::string& version,
+      absl::string_view routing_key = "") const;
+
+  // Traffic policy. SetPolicy validates against the model's ready variants,
+  // bumps the version, appends to the history and persists both before it
+  // takes effect. `action` is "set", "promote" or "rollback".
+  absl::StatusOr<TrafficPolicy> SetPolicy(const std::string& name,
+                                          TrafficPolicy policy,
+                                          const std::string& action,
+                                          const std::string& actor,
+                                          const std::string& reason);
+  absl::StatusOr<TrafficPolicy> GetPolicy(const std::string& name) const;
+  absl::StatusOr<std::vector<PolicyChange>> PolicyHistory(
+      const std::string& name) const;
+  // Makes `variant` the baseline: all traffic to it.
+  absl::StatusOr<TrafficPolicy> Promote(const std::string& name,
+                                        const std::string& variant,
+                                        const std::string& actor,
+                                        const std::string& reason);
+  // Back to the policy before the current one, at once.
+  // FAILED_PRECONDITION when there is none.
+  absl::StatusOr<TrafficPolicy> Rollback(const std::string& name,
+                                         const std::string& actor,
+                                         const std::string& reason);
 
   // Statistics per (model, variant), for ModelStatistics.
   struct StatsEntry {
@@ -172,7 +198,11 @@ class ModelRegistry {
     absl::StatusOr<ModelRecord> record = absl::UnknownError("unset");
     std::map<std::string, VariantSlot> variants;
     bool unloaded = false;
+    TrafficPolicy policy;
+    std::vector<PolicyChange> history;
   };
+  // Parses a record's policy and history into `e` (defaults when absent).
+  static void LoadPolicy(const ModelRecord& record, Entry* e);
 
   // Loads every variant of `record` and publishes the result.
   void LoadEntry(const std::string& name, absl::StatusOr<ModelRecord> record);

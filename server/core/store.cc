@@ -56,6 +56,8 @@ std::string ToManifest(const ModelRecord& r) {
                                {"parameter_bytes", v.parameter_bytes},
                                {"report", v.report_json}};
   }
+  j["policy"] = r.policy_json;
+  j["policy_history"] = r.policy_history_json;
   j["calibration_sets"] = json::object();
   for (const auto& [name, c] : r.calibration_sets) {
     j["calibration_sets"][name] =
@@ -100,6 +102,8 @@ absl::StatusOr<ModelRecord> FromManifest(const std::string& text) {
       vr.report_json = v.value("report", std::string());
       r.variants[name] = vr;
     }
+    r.policy_json = j.value("policy", std::string());
+    r.policy_history_json = j.value("policy_history", std::string());
     if (j.contains("calibration_sets")) {
       for (const auto& [name, c] : j.at("calibration_sets").items()) {
         CalibrationRecord cr;
@@ -374,6 +378,18 @@ absl::Status ModelStore::PutCalibrationSet(ModelRecord* record,
   cr.created_unix_ms = NowUnixMs();
   next.calibration_sets[set] = cr;
   absl::Status st = CommitLocked(next, *name);
+  if (st.ok()) *record = std::move(next);
+  return st;
+}
+
+absl::Status ModelStore::PutPolicy(ModelRecord* record,
+                                   const std::string& policy_json,
+                                   const std::string& history_json) {
+  absl::MutexLock lock(&mu_);
+  ModelRecord next = *record;
+  next.policy_json = policy_json;
+  next.policy_history_json = history_json;
+  absl::Status st = CommitLocked(next, "");
   if (st.ok()) *record = std::move(next);
   return st;
 }

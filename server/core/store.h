@@ -66,6 +66,10 @@ struct ModelRecord {
   uint64_t generation = 0;
   std::map<std::string, VariantRecord> variants;              // by variant name
   std::map<std::string, CalibrationRecord> calibration_sets;  // by set name
+  // Traffic policy and its history, JSON (server/core/router.h); empty
+  // until an operator sets one.
+  std::string policy_json;
+  std::string policy_history_json;
 };
 
 // A file uploaded into staging/, not yet part of any model.
@@ -133,6 +137,9 @@ class ModelStore {
   absl::Status PutCalibrationSet(ModelRecord* record, const std::string& set,
                                  const StagedFile& file,
                                  const CalibrationRecord& meta);
+  // Replaces the model's traffic policy and history (one atomic write).
+  absl::Status PutPolicy(ModelRecord* record, const std::string& policy_json,
+                         const std::string& history_json);
   // Removes a set; NOT_FOUND if the model has none of that name.
   absl::Status RemoveCalibrationSet(ModelRecord* record,
                                     const std::string& set);

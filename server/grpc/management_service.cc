@@ -624,6 +624,100 @@ ServerUnaryReactor* ManagementService::GetQuantizationReport(
   return Done(ctx, r.status());
 }
 
+namespace {
+
+void PolicyToProto(const TrafficPolicy& p, v1::TrafficPolicy* out) {
+  out->set_kind(PolicyKindName(p.kind));
+  out->set_baseline(p.baseline);
+  for (const auto& [v, w] : p.weights) (*out->mutable_weights())[v] = w;
+  out->set_version(p.version);
+  out->set_updated_unix_ms(p.updated_unix_ms);
+  out->set_author(p.author);
+  out->set_reason(p.reason);
+}
+
+absl::StatusOr<TrafficPolicy> PolicyFromProto(const v1::TrafficPolicy& in) {
+  TrafficPolicy p;
+  if (!in.kind().empty()) {
+    auto kind = ParsePolicyKind(in.kind());
+    if (!kind.ok()) return kind.status();
+    p.kind = *kind;
+  }
+  if (!in.baseline().empty()) p.baseline = in.baseline();
+  for (const auto& [v, w] : in.weights()) p.weights[v] = w;
+  return p;
+}
+
+ServerUnaryReactor* PolicyDone(CallbackServerContext* ctx,
+                               const absl::StatusOr<TrafficPolicy>& p,
+                               v1::TrafficPolicy* out) {
+  if (p.ok()) PolicyToProto(*p, out);
+  return Done(ctx, p.status());
+}
+
+std::string Actor(const std::string& author) {
+  return author.empty() ? "operator" : author;
+}
+
+}  // namespace
+
+ServerUnaryReactor* ManagementService::SetTrafficPolicy(
+    CallbackServerContext* ctx, const v1::SetTrafficPolicyRequest* request,
+    v1::TrafficPolicy* response) {
+  auto policy = PolicyFromProto(request->policy());
+  if (!policy.ok()) return Done(ctx, policy.status());
+  return PolicyDone(
+      ctx,
+      core_->registry()->SetPolicy(request->model(), *policy, "set",
+                                   Actor(request->author()), request->reason()),
+      response);
+}
+
+ServerUnaryReactor* ManagementService::GetTrafficPolicy(
+    CallbackServerContext* ctx, const v1::GetTrafficPolicyRequest* request,
+    v1::TrafficPolicy* response) {
+  return PolicyDone(ctx, core_->registry()->GetPolicy(request->model()),
+                    response);
+}
+
+ServerUnaryReactor* ManagementService::Promote(
+    CallbackServerContext* ctx, const v1::PromoteRequest* request,
+    v1::TrafficPolicy* response) {
+  return PolicyDone(
+      ctx,
+      core_->registry()->Promote(request->model(), request->variant(),
+                                 Actor(request->author()), request->reason()),
+      response);
+}
+
+ServerUnaryReactor* ManagementService::Rollback(
+    CallbackServerContext* ctx, const v1::RollbackRequest* request,
+    v1::TrafficPolicy* response) {
+  return PolicyDone(
+      ctx,
+      core_->registry()->Rollback(request->model(), Actor(request->author()),
+                                  request->reason()),
+      response);
+}
+
+ServerUnaryReactor* ManagementService::PolicyHistory(
+    CallbackServerContext* ctx, const v1::PolicyHistoryRequest* request,
+    v1::PolicyHistoryResponse* response) {
+  auto history = core_->registry()->PolicyHistory(request->model());
+  if (history.ok()) {
+    for (const PolicyChange& c : *history) {
+      auto* out = response->add_changes();
+      out->set_version(c.version);
+      out->set_unix_ms(c.unix_ms);
+      out->set_action(c.action);
+      out->set_actor(c.actor);
+      out->set_reason(c.reason);
+      PolicyToProto(c.policy, out->mutable_policy());
+    }
+  }
+  return Done(ctx, history.status());
+}
+
 ServerUnaryReactor* ManagementService::GetModel(
     CallbackServerContext* ctx, const v1::GetModelRequest* request,
     v1::ModelInfo* response) {

@@ -61,6 +61,23 @@ class ManagementService final
       grpc::CallbackServerContext* ctx,
       const v1::GetQuantizationReportRequest* request,
       v1::QuantizationReport* response) override;
+  grpc::ServerUnaryReactor* SetTrafficPolicy(
+      grpc::CallbackServerContext* ctx,
+      const v1::SetTrafficPolicyRequest* request,
+      v1::TrafficPolicy* response) override;
+  grpc::ServerUnaryReactor* GetTrafficPolicy(
+      grpc::CallbackServerContext* ctx,
+      const v1::GetTrafficPolicyRequest* request,
+      v1::TrafficPolicy* response) override;
+  grpc::ServerUnaryReactor* Promote(grpc::CallbackServerContext* ctx,
+                                    const v1::PromoteRequest* request,
+                                    v1::TrafficPolicy* response) override;
+  grpc::ServerUnaryReactor* Rollback(grpc::CallbackServerContext* ctx,
+                                     const v1::RollbackRequest* request,
+                                     v1::TrafficPolicy* response) override;
+  grpc::ServerUnaryReactor* PolicyHistory(
+      grpc::CallbackServerContext* ctx, const v1::PolicyHistoryRequest* request,
+      v1::PolicyHistoryResponse* response) override;
 
  private:
   ServerCore* const core_;

@@ -156,6 +156,18 @@ absl::StatusOr<InferRequest> DecodeInferRequest(
   out.version = request.model_version();
   TS_ASSIGN_OR_RETURN(out.inputs, DecodeTensors(request.inputs(),
                                                 request.raw_input_contents()));
+  if (auto it = request.parameters().find("routing_key");
+      it != request.parameters().end()) {
+    const auto& p = it->second;
+    if (p.has_string_param()) {
+      out.routing_key = p.string_param();
+    } else if (p.has_int64_param()) {
+      out.routing_key = absl::StrCat(p.int64_param());
+    } else {
+      return absl::InvalidArgumentError(
+          "parameter routing_key must be a string or an int64");
+    }
+  }
   out.requested_outputs.reserve(request.outputs_size());
   for (const auto& o : request.outputs()) {
     out.requested_outputs.push_back(o.name());

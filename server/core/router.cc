@@ -1,0 +1,178 @@
+#include "server/core/router.h"
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+
+namespace twinserve {
+namespace {
+
+using json = nlohmann::json;
+
+json ToJ(const TrafficPolicy& p) {
+  return json{{"kind", PolicyKindName(p.kind)},
+              {"baseline", p.baseline},
+              {"weights", p.weights},
+              {"version", p.version},
+              {"updated_unix_ms", p.updated_unix_ms},
+              {"author", p.author},
+              {"reason", p.reason}};
+}
+
+absl::StatusOr<TrafficPolicy> FromJ(const json& j) {
+  TrafficPolicy p;
+  auto kind = ParsePolicyKind(j.at("kind").get<std::string>());
+  if (!kind.ok()) return kind.status();
+  p.kind = *kind;
+  p.baseline = j.at("baseline").get<std::string>();
+  p.weights = j.at("weights").get<std::map<std::string, double>>();
+  p.version = j.at("version").get<uint64_t>();
+  p.updated_unix_ms = j.at("updated_unix_ms").get<int64_t>();
+  p.author = j.value("author", "");
+  p.reason = j.value("reason", "");
+  return p;
+}
+
+}  // namespace
+
+const char* PolicyKindName(PolicyKind kind) {
+  switch (kind) {
+    case PolicyKind::kPinned:
+      return "pinned";
+    case PolicyKind::kWeighted:
+      return "weighted";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<PolicyKind> ParsePolicyKind(const std::string& name) {
+  if (name == "pinned") return PolicyKind::kPinned;
+  if (name == "weighted") return PolicyKind::kWeighted;
+  if (name == "shadow" || name == "rollout") {
+    return absl::UnimplementedError(
+        absl::StrCat("policy '", name, "' is not implemented yet"));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown policy kind '", name, "' (pinned, weighted)"));
+}
+
+absl::Status ValidatePolicy(const TrafficPolicy& p,
+                            const std::set<std::string>& variants) {
+  if (!variants.count(p.baseline)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("baseline variant '", p.baseline, "' does not exist"));
+  }
+  if (p.kind == PolicyKind::kWeighted) {
+    double sum = 0;
+    for (const auto& [v, w] : p.weights) {
+      if (!variants.count(v)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("weighted policy names variant '", v,
+                         "', which the model does not have"));
+      }
+      if (!(w >= 0)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("weight of '", v, "' is negative"));
+      }
+      sum += w;
+    }
+    if (sum <= 0) {
+      return absl::InvalidArgumentError(
+          "a weighted policy needs at least one positive weight");
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string ChooseVariant(const TrafficPolicy& p, absl::string_view key,
+                          double uniform) {
+  if (p.kind != PolicyKind::kWeighted || p.weights.empty()) return p.baseline;
+  double sum = 0;
+  for (const auto& [v, w] : p.weights) sum += w;
+  if (sum <= 0) return p.baseline;
+  double u = uniform;
+  if (!key.empty()) {
+    // FNV-1a of key and policy version: stable across restarts and
+    // machines, so a key sticks while the policy stands.
+    uint64_t h = 1469598103934665603ull;
+    auto mix = [&h](unsigned char c) {
+      h ^= c;
+      h *= 1099511628211ull;
+    };
+    for (unsigned char c : key) mix(c);
+    for (int i = 0; i < 8; ++i)
+      mix(static_cast<unsigned char>(p.version >> (8 * i)));
+    // Finalize (splitmix64) so nearby keys spread evenly.
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    u = (h >> 11) * (1.0 / 9007199254740992.0);
+  }
+  double acc = 0;
+  for (const auto& [v, w] : p.weights) {
+    acc += w / sum;
+    if (u < acc) return v;
+  }
+  return p.weights.rbegin()->first;
+}
+
+std::map<std::string, double> TrafficShares(const TrafficPolicy& p) {
+  std::map<std::string, double> out;
+  if (p.kind != PolicyKind::kWeighted) {
+    out[p.baseline] = 1.0;
+    return out;
+  }
+  double sum = 0;
+  for (const auto& [v, w] : p.weights) sum += w;
+  for (const auto& [v, w] : p.weights) out[v] = sum > 0 ? w / sum : 0;
+  return out;
+}
+
+std::string PolicyToJson(const TrafficPolicy& p) { return ToJ(p).dump(); }
+
+absl::StatusOr<TrafficPolicy> PolicyFromJson(const std::string& text) {
+  try {
+    return FromJ(json::parse(text));
+  } catch (const std::exception& e) {
+    return absl::DataLossError(absl::StrCat("corrupt policy: ", e.what()));
+  }
+}
+
+std::string HistoryToJson(const std::vector<PolicyChange>& history) {
+  json arr = json::array();
+  for (const PolicyChange& c : history) {
+    arr.push_back({{"version", c.version},
+                   {"unix_ms", c.unix_ms},
+                   {"action", c.action},
+                   {"actor", c.actor},
+                   {"reason", c.reason},
+                   {"policy", ToJ(c.policy)}});
+  }
+  return arr.dump();
+}
+
+absl::StatusOr<std::vector<PolicyChange>> HistoryFromJson(
+    const std::string& text) {
+  try {
+    std::vector<PolicyChange> out;
+    for (const auto& j : json::parse(text)) {
+      PolicyChange c;
+      c.version = j.at("version");
+      c.unix_ms = j.at("unix_ms");
+      c.action = j.at("action");
+      c.actor = j.at("actor");
+      c.reason = j.at("reason");
+      auto p = FromJ(j.at("policy"));
+      if (!p.ok()) return p.status();
+      c.policy = *p;
+      out.push_back(std::move(c));
+    }
+    return out;
+  } catch (const std::exception& e) {
+    return absl::DataLossError(absl::StrCat("corrupt history: ", e.what()));
+  }
+}
+
+}  // namespace twinserve

@@ -1,0 +1,82 @@
+#include "server/core/router.h"
+
+#include <random>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace twinserve {
+namespace {
+
+TrafficPolicy Weighted(double fp32, double int8) {
+  TrafficPolicy p;
+  p.kind = PolicyKind::kWeighted;
+  p.weights = {{"fp32", fp32}, {"int8", int8}};
+  p.version = 3;
+  return p;
+}
+
+TEST(RouterTest, PinnedSendsEverythingToTheBaseline) {
+  TrafficPolicy p;
+  p.baseline = "int8";
+  EXPECT_EQ(ChooseVariant(p, "", 0.99), "int8");
+  EXPECT_EQ(TrafficShares(p).at("int8"), 1.0);
+}
+
+TEST(RouterTest, WeightedSharesAreRespected) {
+  const TrafficPolicy p = Weighted(90, 10);
+  std::mt19937_64 rng(1);
+  std::uniform_real_distribution<double> u(0, 1);
+  int int8 = 0;
+  const int n = 100000;
+  for (int i = 0; i < n; ++i) int8 += ChooseVariant(p, "", u(rng)) == "int8";
+  EXPECT_NEAR(int8 / double(n), 0.10, 0.01);
+  EXPECT_NEAR(TrafficShares(p).at("fp32"), 0.9, 1e-9);
+}
+
+TEST(RouterTest, RoutingKeysAreStickyAndSpread) {
+  const TrafficPolicy p = Weighted(50, 50);
+  int int8 = 0;
+  for (int k = 0; k < 10000; ++k) {
+    const std::string key = "user-" + std::to_string(k);
+    const std::string first = ChooseVariant(p, key, 0.0);
+    for (double u : {0.3, 0.7, 0.99}) {
+      ASSERT_EQ(ChooseVariant(p, key, u), first) << key;
+    }
+    int8 += first == "int8";
+  }
+  EXPECT_NEAR(int8 / 10000.0, 0.5, 0.03);
+}
+
+TEST(RouterTest, ValidationNamesTheProblem) {
+  const std::set<std::string> variants = {"fp32", "int8"};
+  EXPECT_TRUE(ValidatePolicy(Weighted(1, 1), variants).ok());
+  TrafficPolicy p = Weighted(1, 1);
+  p.weights["bf16"] = 1;
+  EXPECT_THAT(ValidatePolicy(p, variants).message(),
+              ::testing::HasSubstr("'bf16'"));
+  EXPECT_FALSE(ValidatePolicy(Weighted(0, 0), variants).ok());
+  EXPECT_FALSE(ValidatePolicy(Weighted(-1, 2), variants).ok());
+  TrafficPolicy pinned;
+  pinned.baseline = "fp16";
+  EXPECT_FALSE(ValidatePolicy(pinned, variants).ok());
+  EXPECT_EQ(ParsePolicyKind("shadow").status().code(),
+            absl::StatusCode::kUnimplemented);
+}
+
+TEST(RouterTest, JsonRoundTrip) {
+  TrafficPolicy p = Weighted(9, 1);
+  p.author = "ops";
+  auto back = PolicyFromJson(PolicyToJson(p));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->weights, p.weights);
+  EXPECT_EQ(back->version, 3u);
+  std::vector<PolicyChange> h = {{1, 100, "set", "ops", "why", p}};
+  auto hb = HistoryFromJson(HistoryToJson(h));
+  ASSERT_TRUE(hb.ok());
+  EXPECT_EQ(hb->at(0).actor, "ops");
+  EXPECT_EQ(hb->at(0).policy.kind, PolicyKind::kWeighted);
+}
+
+}  // namespace
+}  // namespace twinserve

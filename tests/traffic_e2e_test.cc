@@ -1,0 +1,201 @@
+// End to end: traffic policies on the real binary (weighted shares, sticky
+// routing keys, version bypass, promote, rollback, history, durability,
+// policy changes under load).
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "client/twin_client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+
+namespace twinserve {
+namespace {
+
+using ::testing::HasSubstr;
+using ::twinserve::testing::FixturePath;
+using ::twinserve::testing::NewTempDir;
+using ::twinserve::testing::ReadFileOrDie;
+using ::twinserve::testing::ServerProcess;
+
+class TrafficTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = NewTempDir("store");
+    Start();
+    RegisterOptions o;
+    o.name = "m";
+    o.inputs = {{"a", DataType::kFp32, {-1, 4}},
+                {"b", DataType::kFp32, {-1, 4}}};
+    o.outputs = {{"sum", DataType::kFp32, {-1, 4}},
+                 {"diff", DataType::kFp32, {-1, 4}}};
+    const std::string model = ReadFileOrDie(FixturePath("add_sub.pt"));
+    ASSERT_TRUE(client_->Register(o, model).ok());
+    RegisterOptions alt;
+    alt.name = "m";
+    alt.variant = "alt";
+    ASSERT_TRUE(client_->Register(alt, model).ok());
+  }
+  void Start() {
+    server_ = std::make_unique<ServerProcess>(store_);
+    client_ = std::make_unique<TwinClient>(server_->address());
+  }
+  // The variant that served one request.
+  std::string Served(const std::string& key = "",
+                     const std::string& version = "") {
+    HostTensor a = HostTensor::Owned("a", DataType::kFp32, {1, 4},
+                                     std::string(16, '\0'));
+    HostTensor b = a;
+    b.name = "b";
+    auto req = MakeInferRequest("m", {a, b}, version, {}, "");
+    if (!key.empty()) {
+      (*req.mutable_parameters())["routing_key"].set_string_param(key);
+    }
+    inference::ModelInferResponse resp;
+    grpc::Status st = client_->RawInfer(req, &resp);
+    return st.ok() ? resp.model_version() : "error: " + st.error_message();
+  }
+  absl::StatusOr<v1::TrafficPolicy> Set(v1::TrafficPolicy p,
+                                        const std::string& reason = "test") {
+    grpc::ClientContext ctx;
+    v1::SetTrafficPolicyRequest req;
+    req.set_model("m");
+    *req.mutable_policy() = p;
+    req.set_author("tester");
+    req.set_reason(reason);
+    v1::TrafficPolicy out;
+    grpc::Status st = client_->management()->SetTrafficPolicy(&ctx, req, &out);
+    if (!st.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(st.error_code()),
+                          st.error_message());
+    }
+    return out;
+  }
+  static v1::TrafficPolicy Weighted(double fp32, double alt) {
+    v1::TrafficPolicy p;
+    p.set_kind("weighted");
+    (*p.mutable_weights())["fp32"] = fp32;
+    (*p.mutable_weights())["alt"] = alt;
+    return p;
+  }
+
+  std::string store_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<TwinClient> client_;
+};
+
+TEST_F(TrafficTest, WeightedSharesStickyKeysAndVersionBypass) {
+  EXPECT_EQ(Served(), "fp32");
+  auto p = Set(Weighted(70, 30));
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->version(), 1u);
+  int alt = 0;
+  const int n = 1000;
+  for (int i = 0; i < n; ++i) alt += Served() == "alt";
+  EXPECT_NEAR(alt / double(n), 0.30, 0.05);
+  for (int k = 0; k < 20; ++k) {
+    const std::string key = absl::StrCat("user-", k);
+    const std::string first = Served(key);
+    for (int i = 0; i < 10; ++i) ASSERT_EQ(Served(key), first) << key;
+  }
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(Served("", "fp32"), "fp32");
+}
+
+TEST_F(TrafficTest, InvalidPoliciesAreRefused) {
+  v1::TrafficPolicy p = Weighted(1, 1);
+  (*p.mutable_weights())["ghost"] = 1;
+  auto st = Set(p);
+  EXPECT_EQ(st.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.status().message(), HasSubstr("'ghost'"));
+  p = Weighted(0, 0);
+  EXPECT_EQ(Set(p).status().code(), absl::StatusCode::kInvalidArgument);
+  p.set_kind("shadow");
+  EXPECT_EQ(Set(p).status().code(), absl::StatusCode::kUnimplemented);
+  p.set_kind("pinned");
+  p.set_baseline("int8");
+  EXPECT_EQ(Set(p).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Served(), "fp32");
+}
+
+TEST_F(TrafficTest, PromoteRollbackHistoryAndRestart) {
+  ASSERT_TRUE(Set(Weighted(90, 10), "canary").ok());
+  {
+    grpc::ClientContext ctx;
+    v1::PromoteRequest req;
+    req.set_model("m");
+    req.set_variant("alt");
+    req.set_author("oncall");
+    req.set_reason("canary looked good");
+    v1::TrafficPolicy out;
+    ASSERT_TRUE(client_->management()->Promote(&ctx, req, &out).ok());
+    EXPECT_EQ(out.kind(), "pinned");
+    EXPECT_EQ(out.baseline(), "alt");
+  }
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(Served(), "alt");
+  {
+    grpc::ClientContext ctx;
+    v1::RollbackRequest req;
+    req.set_model("m");
+    req.set_author("oncall");
+    req.set_reason("3 a.m. page");
+    v1::TrafficPolicy out;
+    ASSERT_TRUE(client_->management()->Rollback(&ctx, req, &out).ok());
+    EXPECT_EQ(out.kind(), "weighted");
+    EXPECT_EQ(out.version(), 3u);
+  }
+  server_->Kill9();
+  Start();
+  grpc::ClientContext ctx;
+  v1::PolicyHistoryRequest req;
+  req.set_model("m");
+  v1::PolicyHistoryResponse history;
+  ASSERT_TRUE(client_->management()->PolicyHistory(&ctx, req, &history).ok());
+  ASSERT_EQ(history.changes_size(), 3);
+  EXPECT_EQ(history.changes(0).action(), "set");
+  EXPECT_EQ(history.changes(0).reason(), "canary");
+  EXPECT_EQ(history.changes(1).action(), "promote");
+  EXPECT_EQ(history.changes(1).actor(), "oncall");
+  EXPECT_EQ(history.changes(2).action(), "rollback");
+  EXPECT_EQ(history.changes(2).reason(), "3 a.m. page");
+  grpc::ClientContext c2;
+  v1::GetTrafficPolicyRequest greq;
+  greq.set_model("m");
+  v1::TrafficPolicy now;
+  ASSERT_TRUE(client_->management()->GetTrafficPolicy(&c2, greq, &now).ok());
+  EXPECT_EQ(now.kind(), "weighted");
+  EXPECT_EQ(now.weights().at("alt"), 10);
+}
+
+TEST_F(TrafficTest, PolicyChangesNeverFailRequestsInFlight) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0}, served{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, t] {
+      TwinClient c(server_->address());
+      HostTensor a = HostTensor::Owned("a", DataType::kFp32, {1, 4},
+                                       std::string(16, '\0'));
+      HostTensor b = a;
+      b.name = "b";
+      while (!stop) {
+        auto out = c.Infer("m", {a, b});
+        if (!out.ok()) ++failures;
+        ++served;
+      }
+    });
+  }
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(Set(i % 2 ? Weighted(50, 50) : Weighted(100, 0)).ok());
+  }
+  stop = true;
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_GT(served.load(), 0);
+}
+
+}  // namespace
+}  // namespace twinserve
