@@ -11,8 +11,10 @@ bash deploy/install.sh
 bazel build //server:twinserve //client:twinctl //client:demo
 
 ADDR="127.0.0.1:${TWINSERVE_PORT:-8001}"
+METRICS="127.0.0.1:${TWINSERVE_METRICS_PORT:-8002}"
 STORE="${TWINSERVE_HOME:-$HOME/.twinserve}/store"
-bazel-bin/server/twinserve --address="$ADDR" --store="$STORE" &
+bazel-bin/server/twinserve --address="$ADDR" --metrics_address="$METRICS" \
+  --store="$STORE" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
 
@@ -23,9 +25,13 @@ echo "== 5. the model as the operator sees it"
 bazel-bin/client/twinctl --server="$ADDR" show fashion
 echo
 if [ "${DEMO_ONCE:-0}" = 1 ]; then
+  curl -sf "http://$METRICS/metrics" | grep -c '^twinserve_' >/dev/null
   exit 0
 fi
-echo "twinserve keeps serving on $ADDR (store $STORE); try:"
+echo "== 6. live metrics (Prometheus text format) at http://$METRICS/metrics"
+curl -s "http://$METRICS/metrics" | grep -E '^twinserve_(requests_total|traffic_share|model_size_bytes)' | head -12
+echo
+echo "twinserve keeps serving on $ADDR (store $STORE), /metrics on $METRICS; try:"
 echo "  bazel-bin/client/twinctl --server=$ADDR list"
 echo "Ctrl-C to stop."
 wait $SERVER

@@ -17,8 +17,11 @@
 #include "quant/quantizer.h"
 #include "server/core/file_util.h"
 #include "server/core/logging.h"
+#include "server/core/metrics.h"
+#include "server/core/metrics_http.h"
 #include "server/core/runner.h"
 #include "server/core/server_core.h"
+#include "server/core/state_collector.h"
 #include "server/grpc/management_service.h"
 #include "server/grpc/oip_service.h"
 
@@ -65,6 +68,11 @@ ABSL_FLAG(int64_t, max_calibration_samples, 100000,
 ABSL_FLAG(int64_t, max_calibration_bytes, int64_t{2} << 30,
           "Most bytes one calibration set may hold (held in memory while it "
           "uploads).");
+ABSL_FLAG(std::string, metrics_address, "0.0.0.0:8002",
+          "Where Prometheus scrapes /metrics (IPv4 host:port, port 0 picks "
+          "one); empty disables the endpoint.");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "If set, the bound metrics port is written here.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound gRPC port is written here once listening (for "
           "--address=HOST:0 in tests and scripts).");
@@ -111,6 +119,29 @@ int main(int argc, char** argv) {
     TS_LOG(ERROR) << "cannot open the store " << options.store_path << ": "
                   << core.status();
     return 1;
+  }
+
+  // /metrics on its own port: process, state and request metrics.
+  std::unique_ptr<twinserve::MetricsHttpServer> metrics_server;
+  if (const std::string addr = absl::GetFlag(FLAGS_metrics_address);
+      !addr.empty()) {
+    auto started = twinserve::MetricsHttpServer::Start(
+        addr, {(*core)->metrics()->registry(),
+               twinserve::MakeProcessCollector(twinserve::kServerVersion),
+               twinserve::MakeStateCollector((*core)->registry())});
+    if (!started.ok()) {
+      TS_LOG(ERROR) << started.status();
+      return 1;
+    }
+    metrics_server = std::move(*started);
+    TS_LOG(INFO) << "metrics on http://" << addr.substr(0, addr.rfind(':'))
+                 << ":" << metrics_server->port() << "/metrics";
+    if (const std::string path = absl::GetFlag(FLAGS_metrics_port_file);
+        !path.empty()) {
+      absl::Status st = twinserve::WriteFileAtomically(
+          path, absl::StrCat(metrics_server->port()));
+      if (!st.ok()) TS_LOG(ERROR) << "cannot write --metrics_port_file: " << st;
+    }
   }
 
   twinserve::OipService oip(core->get());

@@ -29,7 +29,7 @@ class Server:
         self.proc = subprocess.Popen(
             ["server/twinserve", "--address=127.0.0.1:0",
              "--store=" + os.path.join(self.dir, "store"),
-             "--port_file=" + port_file],
+             "--port_file=" + port_file, "--metrics_address="],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while not os.path.exists(port_file):

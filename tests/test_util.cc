@@ -1,7 +1,10 @@
 #include "tests/test_util.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -58,9 +61,13 @@ ServerProcess::ServerProcess(const std::string& store,
   const std::string dir = NewTempDir("server");
   const std::string port_file = dir + "/port";
   log_path_ = dir + "/server.log";
-  std::vector<std::string> args = {"server/twinserve", "--address=127.0.0.1:0",
+  const std::string metrics_port_file = dir + "/metrics_port";
+  std::vector<std::string> args = {"server/twinserve",
+                                   "--address=127.0.0.1:0",
                                    "--store=" + store,
-                                   "--port_file=" + port_file};
+                                   "--port_file=" + port_file,
+                                   "--metrics_address=127.0.0.1:0",
+                                   "--metrics_port_file=" + metrics_port_file};
   for (auto& f : flags) args.push_back(std::move(f));
   pid_ = fork();
   if (pid_ < 0) Die("fork failed");
@@ -86,6 +93,7 @@ ServerProcess::ServerProcess(const std::string& store,
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   address_ = "127.0.0.1:" + ReadFileOrDie(port_file);
+  metrics_address_ = "127.0.0.1:" + ReadFileOrDie(metrics_port_file);
   TwinClient client(address_);
   absl::Status st = client.WaitForReady(std::chrono::seconds(60));
   if (!st.ok()) Die("server not ready: " + std::string(st.message()));

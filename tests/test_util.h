@@ -27,6 +27,8 @@ class ServerProcess {
   ~ServerProcess();
 
   const std::string& address() const { return address_; }
+  // host:port of /metrics.
+  const std::string& metrics_address() const { return metrics_address_; }
   // kill -9, as a crash would.
   void Kill9();
   // SIGTERM; returns the exit status.
@@ -37,6 +39,7 @@ class ServerProcess {
  private:
   pid_t pid_ = -1;
   std::string address_;
+  std::string metrics_address_;
   std::string log_path_;
 };
 

@@ -47,8 +47,8 @@ class TrafficTest : public ::testing::Test {
   // The variant that served one request.
   std::string Served(const std::string& key = "",
                      const std::string& version = "") {
-    HostTensor a = HostTensor::Owned("a", DataType::kFp32, {1, 4},
-                                     std::string(16, '\0'));
+    HostTensor a =
+        HostTensor::Owned("a", DataType::kFp32, {1, 4}, std::string(16, '\0'));
     HostTensor b = a;
     b.name = "b";
     auto req = MakeInferRequest("m", {a, b}, version, {}, "");

@@ -11,7 +11,8 @@ check() {  # check NAME CONDITION...
 }
 
 server/twinserve --address=127.0.0.1:0 --store="$TMP/store" \
-  --port_file="$TMP/port" >"$TMP/server.log" 2>&1 &
+  --port_file="$TMP/port" --metrics_address= \
+  >"$TMP/server.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
 for _ in $(seq 200); do [ -s "$TMP/port" ] && break; sleep 0.05; done

@@ -90,8 +90,9 @@ absl::StatusOr<std::vector<HostTensor>> MatchInputs(
 }
 
 InferenceEngine::InferenceEngine(const ModelRegistry* registry,
-                                 EngineOptions options)
+                                 EngineOptions options, Metrics* metrics)
     : registry_(registry),
+      metrics_(metrics),
       pool_("infer", std::max(1, options.worker_threads)) {}
 
 InferenceEngine::~InferenceEngine() = default;
@@ -101,31 +102,50 @@ void InferenceEngine::Infer(InferRequest request, InferCallback done) {
   auto servable =
       registry_->Acquire(request.model, request.version, request.routing_key);
   if (!servable.ok()) {
+    if (metrics_ != nullptr) {
+      metrics_->RecordFailure(
+          request.model, request.version.empty() ? "-" : request.version,
+          absl::StatusCodeToString(servable.status().code()).c_str());
+    }
     done(servable.status());
     return;
   }
   ServableHandle handle = std::move(*servable);
+  Metrics::Variant* m =
+      metrics_ != nullptr ? metrics_->ForVariant(handle->model, handle->variant)
+                          : nullptr;
+  // Every exit below records its outcome here, exactly once.
+  auto fail = [this, m, start](const ServableHandle& h,
+                               const absl::Status& st) {
+    h->stats->RecordFailure(NowNs() - start);
+    if (m != nullptr) {
+      metrics_->RecordFailure(h->model, h->variant,
+                              absl::StatusCodeToString(st.code()).c_str());
+      m->inflight->Decrement();
+    }
+  };
+  if (m != nullptr) m->inflight->Increment();
   const Signature& sig = handle->runner->signature();
   auto inputs = MatchInputs(sig, std::move(request.inputs));
   if (!inputs.ok()) {
-    handle->stats->RecordFailure(NowNs() - start);
+    fail(handle, inputs.status());
     done(inputs.status());
     return;
   }
   auto selected = SelectOutputs(sig, request.requested_outputs);
   if (!selected.ok()) {
-    handle->stats->RecordFailure(NowNs() - start);
+    fail(handle, selected.status());
     done(selected.status());
     return;
   }
   pool_.Schedule([handle = std::move(handle), inputs = std::move(*inputs),
                   selected = std::move(*selected), done = std::move(done),
-                  start]() mutable {
+                  start, m, fail]() mutable {
     const uint64_t queued = NowNs() - start;
     RunTimings timings;
     auto outputs = handle->runner->Run(inputs, &timings);
     if (!outputs.ok()) {
-      handle->stats->RecordFailure(NowNs() - start);
+      fail(handle, outputs.status());
       done(outputs.status());
       return;
     }
@@ -134,9 +154,19 @@ void InferenceEngine::Infer(InferRequest request, InferCallback done) {
     result.variant = handle->variant;
     result.outputs.reserve(selected.size());
     for (int i : selected) result.outputs.push_back(std::move((*outputs)[i]));
-    handle->stats->RecordSuccess(
-        NowNs() - start, queued, timings.input_ns, timings.infer_ns,
-        timings.output_ns, BatchSize(handle->runner->signature(), inputs));
+    const uint64_t total = NowNs() - start;
+    const uint64_t batch = BatchSize(handle->runner->signature(), inputs);
+    handle->stats->RecordSuccess(total, queued, timings.input_ns,
+                                 timings.infer_ns, timings.output_ns, batch);
+    if (m != nullptr) {
+      m->success->Increment();
+      m->request_seconds->Observe(total * 1e-9);
+      m->queue_seconds->Observe(queued * 1e-9);
+      m->compute_seconds->Observe(
+          (timings.input_ns + timings.infer_ns + timings.output_ns) * 1e-9);
+      m->batch_size->Observe(static_cast<double>(batch));
+      m->inflight->Decrement();
+    }
     done(std::move(result));
   });
 }

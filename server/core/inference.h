@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/core/metrics.h"
 #include "server/core/registry.h"
 #include "server/core/tensor.h"
 #include "server/core/thread_pool.h"
@@ -47,8 +48,9 @@ struct EngineOptions {
 
 class InferenceEngine {
  public:
-  // `registry` must outlive the engine.
-  InferenceEngine(const ModelRegistry* registry, EngineOptions options);
+  // `registry` (and `metrics`, if not null) must outlive the engine.
+  InferenceEngine(const ModelRegistry* registry, EngineOptions options,
+                  Metrics* metrics = nullptr);
   // Finishes queued work before returning.
   ~InferenceEngine();
 
@@ -64,6 +66,7 @@ class InferenceEngine {
 
  private:
   const ModelRegistry* const registry_;
+  Metrics* const metrics_;
   ThreadPool pool_;
 };
 

@@ -27,6 +27,11 @@ class LogMessage {
   std::ostringstream stream_;
 };
 
+// Turns the stream expression into void for the ?: in TS_LOG.
+struct LogVoidify {
+  void operator&(std::ostream&) {}
+};
+
 }  // namespace twinserve
 
 #define TS_LOG_DEBUG ::twinserve::LogLevel::kDebug

@@ -5,14 +5,20 @@
 #include "server/core/file_util.h"
 #include "server/core/logging.h"
 #include "server/core/status_macros.h"
+#include "server/core/store.h"
 
 namespace twinserve {
 
 QuantizationService::QuantizationService(ModelStore* store,
                                          ModelRegistry* registry,
                                          JobManager* jobs,
-                                         CalibrationLimits limits)
-    : store_(store), registry_(registry), jobs_(jobs), limits_(limits) {}
+                                         CalibrationLimits limits,
+                                         Metrics* metrics)
+    : store_(store),
+      registry_(registry),
+      jobs_(jobs),
+      limits_(limits),
+      metrics_(metrics) {}
 
 absl::StatusOr<CalibrationSet> QuantizationService::NewSet(
     const std::string& model, const std::string& set) const {

@@ -12,6 +12,7 @@
 #include "quant/calibration_set.h"
 #include "quant/quantizer.h"
 #include "server/core/jobs.h"
+#include "server/core/metrics.h"
 #include "server/core/registry.h"
 #include "server/core/store.h"
 
@@ -38,7 +39,8 @@ class QuantizationService {
  public:
   // All must outlive the service.
   QuantizationService(ModelStore* store, ModelRegistry* registry,
-                      JobManager* jobs, CalibrationLimits limits);
+                      JobManager* jobs, CalibrationLimits limits,
+                      Metrics* metrics = nullptr);
 
   const CalibrationLimits& limits() const { return limits_; }
 
@@ -73,6 +75,7 @@ class QuantizationService {
   ModelRegistry* const registry_;
   JobManager* const jobs_;
   const CalibrationLimits limits_;
+  Metrics* const metrics_;
 };
 
 }  // namespace twinserve

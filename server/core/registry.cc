@@ -83,8 +83,9 @@ const char* VariantStateName(VariantState state) {
   return "UNKNOWN";
 }
 
-ModelRegistry::ModelRegistry(ModelStore* store, RunnerOptions runner_options)
-    : store_(store), runner_options_(runner_options) {}
+ModelRegistry::ModelRegistry(ModelStore* store, RunnerOptions runner_options,
+                             Metrics* metrics)
+    : store_(store), runner_options_(runner_options), metrics_(metrics) {}
 
 RunnerOptions ModelRegistry::OptionsFor(const std::string& variant) const {
   RunnerOptions o = runner_options_;
@@ -491,6 +492,11 @@ absl::StatusOr<TrafficPolicy> ModelRegistry::SetPolicy(
   it->second.record = record;
   it->second.policy = policy;
   it->second.history = std::move(history);
+  if (metrics_ != nullptr) {
+    // Label by who acted, not the free-text reason: bounded cardinality.
+    metrics_->RecordPolicyChange(
+        name, action, actor.rfind("guard:", 0) == 0 ? actor : "operator");
+  }
   TS_LOG(INFO) << "traffic policy of " << name << " v" << policy.version << " ("
                << action << " by " << actor
                << "): " << PolicyKindName(policy.kind) << " baseline "

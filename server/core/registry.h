@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "server/core/metrics.h"
 #include "server/core/router.h"
 #include "server/core/runner.h"
 #include "server/core/stats.h"
@@ -93,8 +94,9 @@ struct RegisterArgs {
 
 class ModelRegistry {
  public:
-  // `store` must outlive the registry.
-  ModelRegistry(ModelStore* store, RunnerOptions runner_options);
+  // `store` (and `metrics`, if not null) must outlive the registry.
+  ModelRegistry(ModelStore* store, RunnerOptions runner_options,
+                Metrics* metrics = nullptr);
 
   // Loads every model in the store. A broken entry is logged and listed as
   // kFailed with its reason; it never stops the others.
@@ -219,6 +221,7 @@ class ModelRegistry {
 
   ModelStore* const store_;
   const RunnerOptions runner_options_;
+  Metrics* const metrics_;
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> changing_ ABSL_GUARDED_BY(mu_);

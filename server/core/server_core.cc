@@ -7,15 +7,16 @@ namespace twinserve {
 absl::StatusOr<std::unique_ptr<ServerCore>> ServerCore::Create(
     const ServerOptions& options) {
   std::unique_ptr<ServerCore> core(new ServerCore(options));
+  core->metrics_ = std::make_unique<Metrics>();
   TS_ASSIGN_OR_RETURN(core->store_, ModelStore::Open(options.store_path));
-  core->registry_ =
-      std::make_unique<ModelRegistry>(core->store_.get(), options.runner);
-  core->engine_ =
-      std::make_unique<InferenceEngine>(core->registry_.get(), options.engine);
+  core->registry_ = std::make_unique<ModelRegistry>(
+      core->store_.get(), options.runner, core->metrics_.get());
+  core->engine_ = std::make_unique<InferenceEngine>(
+      core->registry_.get(), options.engine, core->metrics_.get());
   core->jobs_ = std::make_unique<JobManager>(core->store_->JobsDir());
   core->quantization_ = std::make_unique<QuantizationService>(
       core->store_.get(), core->registry_.get(), core->jobs_.get(),
-      options.calibration);
+      options.calibration, core->metrics_.get());
   return core;
 }
 

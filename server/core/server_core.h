@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "server/core/inference.h"
 #include "server/core/jobs.h"
+#include "server/core/metrics.h"
 #include "server/core/quantization.h"
 #include "server/core/registry.h"
 #include "server/core/store.h"
@@ -42,11 +43,13 @@ class ServerCore {
   ModelRegistry* registry() { return registry_.get(); }
   InferenceEngine* engine() { return engine_.get(); }
   QuantizationService* quantization() { return quantization_.get(); }
+  Metrics* metrics() { return metrics_.get(); }
 
  private:
   explicit ServerCore(const ServerOptions& options) : options_(options) {}
 
   const ServerOptions options_;
+  std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<ModelStore> store_;
   std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<InferenceEngine> engine_;

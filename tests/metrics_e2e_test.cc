@@ -1,0 +1,151 @@
+// /metrics over real HTTP from the real binary: request, latency, failure,
+// policy, size and process series with their labels and plausible values.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <regex>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "client/twin_client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+
+namespace twinserve {
+namespace {
+
+using ::testing::HasSubstr;
+using ::twinserve::testing::FixturePath;
+using ::twinserve::testing::NewTempDir;
+using ::twinserve::testing::ReadFileOrDie;
+using ::twinserve::testing::ServerProcess;
+
+// GET http://host:port/metrics, body only.
+std::string Scrape(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  const int port = std::stoi(address.substr(colon + 1));
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string req =
+      "GET /metrics HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+  if (write(fd, req.data(), req.size()) < 0) return "";
+  std::string out;
+  char buf[8192];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
+  close(fd);
+  const size_t body = out.find("\r\n\r\n");
+  return body == std::string::npos ? out : out.substr(body + 4);
+}
+
+// Value of the first series whose line starts with `prefix`; -1 if absent.
+double Value(const std::string& text, const std::string& prefix) {
+  size_t pos = 0;
+  while ((pos = text.find(prefix, pos)) != std::string::npos) {
+    if (pos == 0 || text[pos - 1] == '\n') {
+      const size_t end = text.find('\n', pos);
+      const std::string line = text.substr(pos, end - pos);
+      double v;
+      if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &v)) return v;
+    }
+    pos += prefix.size();
+  }
+  return -1;
+}
+
+TEST(MetricsTest, PerVariantSeriesWithPlausibleValues) {
+  ServerProcess server(NewTempDir("store"));
+  TwinClient client(server.address());
+  RegisterOptions o;
+  o.name = "m";
+  o.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
+  o.outputs = {{"sum", DataType::kFp32, {-1, 4}},
+               {"diff", DataType::kFp32, {-1, 4}}};
+  const std::string model = ReadFileOrDie(FixturePath("add_sub.pt"));
+  ASSERT_TRUE(client.Register(o, model).ok());
+  RegisterOptions alt;
+  alt.name = "m";
+  alt.variant = "alt";
+  ASSERT_TRUE(client.Register(alt, model).ok());
+  HostTensor a =
+      HostTensor::Owned("a", DataType::kFp32, {2, 4}, std::string(32, '\0'));
+  HostTensor b = a;
+  b.name = "b";
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(client.Infer("m", {a, b}).ok());
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(client.Infer("m", {a, b}, "alt").ok());
+  }
+  EXPECT_FALSE(client.Infer("m", {a}).ok());  // missing input b
+  {
+    grpc::ClientContext ctx;
+    v1::SetTrafficPolicyRequest req;
+    req.set_model("m");
+    req.mutable_policy()->set_kind("weighted");
+    (*req.mutable_policy()->mutable_weights())["fp32"] = 3;
+    (*req.mutable_policy()->mutable_weights())["alt"] = 1;
+    v1::TrafficPolicy out;
+    ASSERT_TRUE(client.management()->SetTrafficPolicy(&ctx, req, &out).ok());
+  }
+
+  const std::string text = Scrape(server.metrics_address());
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(Value(text,
+                  "twinserve_requests_total{code=\"OK\",model=\"m\","
+                  "variant=\"fp32\"}"),
+            30);
+  EXPECT_EQ(Value(text,
+                  "twinserve_requests_total{code=\"OK\",model=\"m\","
+                  "variant=\"alt\"}"),
+            10);
+  EXPECT_EQ(Value(text,
+                  "twinserve_requests_total{code=\"INVALID_ARGUMENT\","
+                  "model=\"m\",variant=\"fp32\"}"),
+            1);
+  EXPECT_EQ(Value(text,
+                  "twinserve_request_duration_seconds_count{model=\"m\","
+                  "variant=\"fp32\"}"),
+            30);
+  const double sum = Value(text,
+                           "twinserve_request_duration_seconds_sum{model=\"m\","
+                           "variant=\"fp32\"}");
+  EXPECT_GT(sum, 0);
+  EXPECT_LT(sum / 30, 0.5) << "mean latency of a 4-wide add is far below 0.5s";
+  // Sub-millisecond buckets exist.
+  EXPECT_THAT(text, HasSubstr("twinserve_request_duration_seconds_bucket{"
+                              "model=\"m\",variant=\"fp32\",le=\"0.0001\"}"));
+  EXPECT_EQ(Value(text,
+                  "twinserve_batch_size_count{model=\"m\","
+                  "variant=\"alt\"}"),
+            10);
+  EXPECT_EQ(Value(text, "twinserve_inflight_requests{model=\"m\"}"), 0);
+  EXPECT_EQ(Value(text, "twinserve_traffic_share{model=\"m\",variant=\"alt\"}"),
+            0.25);
+  EXPECT_GT(Value(text,
+                  "twinserve_model_size_bytes{model=\"m\","
+                  "variant=\"fp32\"}"),
+            1000);
+  EXPECT_EQ(Value(text, "twinserve_variant_ready{model=\"m\",variant=\"alt\"}"),
+            1);
+  EXPECT_EQ(Value(text,
+                  "twinserve_policy_changes_total{action=\"set\","
+                  "model=\"m\"}"),
+            1);
+  EXPECT_GT(Value(text, "process_resident_memory_bytes"), 10e6);
+  EXPECT_GE(Value(text, "process_open_fds"), 3);
+  EXPECT_GT(Value(text, "process_cpu_seconds_total"), 0);
+  EXPECT_EQ(Value(text, "twinserve_build_info{version="), 1);
+}
+
+}  // namespace
+}  // namespace twinserve
