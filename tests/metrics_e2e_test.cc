@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <regex>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -145,6 +145,80 @@ TEST(MetricsTest, PerVariantSeriesWithPlausibleValues) {
   EXPECT_GE(Value(text, "process_open_fds"), 3);
   EXPECT_GT(Value(text, "process_cpu_seconds_total"), 0);
   EXPECT_EQ(Value(text, "twinserve_build_info{version="), 1);
+}
+
+TEST(MetricsTest, ShadowRunsOffThePathAndFeedsDriftMetrics) {
+  ServerProcess server(NewTempDir("store"));
+  TwinClient client(server.address());
+  RegisterOptions o;
+  o.name = "m";
+  o.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
+  o.outputs = {{"sum", DataType::kFp32, {-1, 4}},
+               {"diff", DataType::kFp32, {-1, 4}}};
+  const std::string model = ReadFileOrDie(FixturePath("add_sub.pt"));
+  ASSERT_TRUE(client.Register(o, model).ok());
+  RegisterOptions alt;
+  alt.name = "m";
+  alt.variant = "alt";
+  ASSERT_TRUE(client.Register(alt, model).ok());
+  {
+    grpc::ClientContext ctx;
+    v1::SetTrafficPolicyRequest req;
+    req.set_model("m");
+    req.mutable_policy()->set_kind("shadow");
+    req.mutable_policy()->set_candidate("alt");
+    v1::TrafficPolicy out;
+    ASSERT_TRUE(client.management()->SetTrafficPolicy(&ctx, req, &out).ok());
+    EXPECT_EQ(out.shadow_fraction(), 1.0);
+  }
+  std::vector<float> v = {1, 5, 2, 3, 4, 0, 9, 1};
+  HostTensor a =
+      HostTensor::Owned("a", DataType::kFp32, {2, 4},
+                        std::string(reinterpret_cast<char*>(v.data()), 32));
+  HostTensor b = a;
+  b.name = "b";
+  for (int i = 0; i < 20; ++i) {
+    auto out = client.Infer("m", {a, b});
+    ASSERT_TRUE(out.ok());
+    EXPECT_EQ(out->version, "fp32") << "the baseline answers under shadow";
+  }
+  // A pinned request is never shadowed.
+  ASSERT_TRUE(client.Infer("m", {a, b}, "fp32").ok());
+  std::string text;
+  for (int i = 0; i < 50; ++i) {  // shadow runs finish after the answers
+    text = Scrape(server.metrics_address());
+    if (Value(text,
+              "twinserve_shadow_runs_total{model=\"m\","
+              "variant=\"alt\"}") == 20) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(Value(text,
+                  "twinserve_shadow_runs_total{model=\"m\","
+                  "variant=\"alt\"}"),
+            20);
+  EXPECT_EQ(Value(text,
+                  "twinserve_drift_top1_agreements_total{model=\"m\","
+                  "variant=\"alt\"}"),
+            40);  // 2 rows per request
+  EXPECT_EQ(Value(text,
+                  "twinserve_drift_top1_disagreements_total{model="
+                  "\"m\",variant=\"alt\"}"),
+            0);
+  EXPECT_EQ(Value(text,
+                  "twinserve_drift_cosine_similarity_count{model=\"m\","
+                  "variant=\"alt\"}"),
+            20);
+  EXPECT_EQ(Value(text,
+                  "twinserve_drift_max_abs_error_sum{model=\"m\","
+                  "variant=\"alt\"}"),
+            0);
+  EXPECT_EQ(Value(text,
+                  "twinserve_requests_total{code=\"OK\",model=\"m\","
+                  "variant=\"alt\"}"),
+            -1)
+      << "shadow runs are not counted as served requests";
 }
 
 }  // namespace

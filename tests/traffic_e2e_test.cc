@@ -113,8 +113,10 @@ TEST_F(TrafficTest, InvalidPoliciesAreRefused) {
   EXPECT_THAT(st.status().message(), HasSubstr("'ghost'"));
   p = Weighted(0, 0);
   EXPECT_EQ(Set(p).status().code(), absl::StatusCode::kInvalidArgument);
-  p.set_kind("shadow");
+  p.set_kind("rollout");
   EXPECT_EQ(Set(p).status().code(), absl::StatusCode::kUnimplemented);
+  p.set_kind("shadow");  // no candidate
+  EXPECT_EQ(Set(p).status().code(), absl::StatusCode::kInvalidArgument);
   p.set_kind("pinned");
   p.set_baseline("int8");
   EXPECT_EQ(Set(p).status().code(), absl::StatusCode::kInvalidArgument);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "kernels/drift.h"
 #include "server/core/status_macros.h"
 
 namespace twinserve {
@@ -93,7 +94,9 @@ InferenceEngine::InferenceEngine(const ModelRegistry* registry,
                                  EngineOptions options, Metrics* metrics)
     : registry_(registry),
       metrics_(metrics),
-      pool_("infer", std::max(1, options.worker_threads)) {}
+      shadow_queue_(options.shadow_queue),
+      pool_("infer", std::max(1, options.worker_threads)),
+      shadow_pool_("shadow", std::max(1, options.shadow_threads)) {}
 
 InferenceEngine::~InferenceEngine() = default;
 
@@ -138,9 +141,10 @@ void InferenceEngine::Infer(InferRequest request, InferCallback done) {
     done(selected.status());
     return;
   }
-  pool_.Schedule([handle = std::move(handle), inputs = std::move(*inputs),
+  const bool unpinned = request.version.empty();
+  pool_.Schedule([this, handle = std::move(handle), inputs = std::move(*inputs),
                   selected = std::move(*selected), done = std::move(done),
-                  start, m, fail]() mutable {
+                  start, m, fail, unpinned]() mutable {
     const uint64_t queued = NowNs() - start;
     RunTimings timings;
     auto outputs = handle->runner->Run(inputs, &timings);
@@ -149,11 +153,26 @@ void InferenceEngine::Infer(InferRequest request, InferCallback done) {
       done(outputs.status());
       return;
     }
+    // The shadow decision and its copies happen before answering (the
+    // request's bytes die with the answer, and outputs move into it); the
+    // shadow run itself happens after.
+    ServableHandle shadow =
+        unpinned ? registry_->ShadowFor(handle->model, handle->variant)
+                 : nullptr;
+    std::vector<HostTensor> shadow_inputs;
+    HostTensor primary;
+    if (shadow != nullptr) {
+      for (const HostTensor& t : inputs) {
+        shadow_inputs.push_back(HostTensor::Owned(
+            t.name, t.dtype, t.shape, std::string(t.data, t.byte_size)));
+      }
+      primary = (*outputs)[0];  // shares the tensor's storage
+    }
     InferResult result;
     result.model = handle->model;
     result.variant = handle->variant;
     result.outputs.reserve(selected.size());
-    for (int i : selected) result.outputs.push_back(std::move((*outputs)[i]));
+    for (int i : selected) result.outputs.push_back((*outputs)[i]);
     const uint64_t total = NowNs() - start;
     const uint64_t batch = BatchSize(handle->runner->signature(), inputs);
     handle->stats->RecordSuccess(total, queued, timings.input_ns,
@@ -168,6 +187,41 @@ void InferenceEngine::Infer(InferRequest request, InferCallback done) {
       m->inflight->Decrement();
     }
     done(std::move(result));
+    if (shadow != nullptr) {
+      Shadow(std::move(shadow), std::move(shadow_inputs), std::move(primary));
+    }
+  });
+}
+
+void InferenceEngine::Shadow(ServableHandle shadow,
+                             std::vector<HostTensor> inputs,
+                             HostTensor primary) {
+  Metrics::Drift* d = metrics_ != nullptr
+                          ? metrics_->ForDrift(shadow->model, shadow->variant)
+                          : nullptr;
+  if (shadow_pool_.queue_size() >= shadow_queue_) {
+    if (d != nullptr) d->drops->Increment();
+    return;
+  }
+  shadow_pool_.Schedule([shadow = std::move(shadow), inputs = std::move(inputs),
+                         primary = std::move(primary), d]() {
+    auto out = shadow->runner->Run(inputs, nullptr);
+    if (d == nullptr || !out.ok() || out->empty()) return;
+    d->runs->Increment();
+    const HostTensor& cand = (*out)[0];
+    if (cand.dtype != DataType::kFp32 || primary.dtype != DataType::kFp32 ||
+        cand.byte_size != primary.byte_size || cand.shape.empty()) {
+      return;
+    }
+    const int64_t rows = cand.shape.size() > 1 ? cand.shape[0] : 1;
+    const int64_t cols = ElementCount(cand.shape) / std::max<int64_t>(1, rows);
+    DriftStats s =
+        CompareRows(reinterpret_cast<const float*>(primary.data),
+                    reinterpret_cast<const float*>(cand.data), rows, cols);
+    if (s.rows > 0) d->cosine->Observe(s.cosine_sum / s.rows);
+    d->max_abs_error->Observe(s.max_abs_error);
+    d->agreements->Increment(static_cast<double>(s.top1_agreements));
+    d->disagreements->Increment(static_cast<double>(s.top1_disagreements));
   });
 }
 

@@ -44,6 +44,10 @@ struct EngineOptions {
   // Threads running forward passes. Together with LibTorch's intra-op
   // threads this should not exceed the cores.
   int worker_threads = 2;
+  // Shadow runs wait in a bounded queue; past it they are dropped (and
+  // counted), never delaying answers.
+  int shadow_threads = 1;
+  size_t shadow_queue = 64;
 };
 
 class InferenceEngine {
@@ -66,8 +70,14 @@ class InferenceEngine {
 
  private:
   const ModelRegistry* const registry_;
+  // Runs `shadow` on copies of `inputs` and compares with `primary`.
+  void Shadow(ServableHandle shadow, std::vector<HostTensor> inputs,
+              HostTensor primary);
+
   Metrics* const metrics_;
+  const size_t shadow_queue_;
   ThreadPool pool_;
+  ThreadPool shadow_pool_;
 };
 
 // Orders `inputs` as `signature.inputs` and validates each one. Exposed for

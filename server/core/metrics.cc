@@ -66,7 +66,36 @@ Metrics::Metrics()
       job_seconds_(BuildHistogram()
                        .Name("twinserve_quantization_job_duration_seconds")
                        .Help("Wall time of quantization jobs")
-                       .Register(*registry_)) {}
+                       .Register(*registry_)),
+      drift_cosine_(BuildHistogram()
+                        .Name("twinserve_drift_cosine_similarity")
+                        .Help("Per-request cosine similarity of a shadowed "
+                              "candidate's output to the baseline's")
+                        .Register(*registry_)),
+      drift_max_abs_(BuildHistogram()
+                         .Name("twinserve_drift_max_abs_error")
+                         .Help("Per-request max absolute difference between "
+                               "candidate and baseline outputs")
+                         .Register(*registry_)),
+      drift_agree_(BuildCounter()
+                       .Name("twinserve_drift_top1_agreements_total")
+                       .Help("Compared rows whose top-1 class matched the "
+                             "baseline's")
+                       .Register(*registry_)),
+      drift_disagree_(BuildCounter()
+                          .Name("twinserve_drift_top1_disagreements_total")
+                          .Help("Compared rows whose top-1 class differed")
+                          .Register(*registry_)),
+      shadow_runs_(BuildCounter()
+                       .Name("twinserve_shadow_runs_total")
+                       .Help("Shadow runs of a candidate, off the response "
+                             "path")
+                       .Register(*registry_)),
+      shadow_drops_(BuildCounter()
+                        .Name("twinserve_shadow_drops_total")
+                        .Help("Shadow runs dropped because the shadow queue "
+                              "was full")
+                        .Register(*registry_)) {}
 
 Metrics::Variant* Metrics::ForVariant(const std::string& model,
                                       const std::string& variant) {
@@ -86,6 +115,29 @@ Metrics::Variant* Metrics::ForVariant(const std::string& model,
                                      1, 2, 4, 8, 16, 32, 64, 128, 256});
     v->inflight = &inflight_.Add({{"model", model}});
     slot = std::move(v);
+  }
+  return slot.get();
+}
+
+Metrics::Drift* Metrics::ForDrift(const std::string& model,
+                                  const std::string& variant) {
+  absl::MutexLock lock(&mu_);
+  auto& slot = drift_[{model, variant}];
+  if (!slot) {
+    const prometheus::Labels labels = {{"model", model}, {"variant", variant}};
+    auto d = std::make_unique<Drift>();
+    d->cosine =
+        &drift_cosine_.Add(labels, prometheus::Histogram::BucketBoundaries{
+                                       0.5, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999,
+                                       0.9995, 0.9999, 0.99999, 1.0});
+    d->max_abs_error = &drift_max_abs_.Add(
+        labels, prometheus::Histogram::BucketBoundaries{
+                    1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.5, 1, 5, 10});
+    d->agreements = &drift_agree_.Add(labels);
+    d->disagreements = &drift_disagree_.Add(labels);
+    d->runs = &shadow_runs_.Add(labels);
+    d->drops = &shadow_drops_.Add(labels);
+    slot = std::move(d);
   }
   return slot.get();
 }

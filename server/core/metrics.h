@@ -35,6 +35,16 @@ class Metrics {
     prometheus::Gauge* inflight;  // per model, shared by its variants
   };
 
+  // Drift between a candidate and the baseline it shadows.
+  struct Drift {
+    prometheus::Histogram* cosine;
+    prometheus::Histogram* max_abs_error;
+    prometheus::Counter* agreements;
+    prometheus::Counter* disagreements;
+    prometheus::Counter* runs;
+    prometheus::Counter* drops;
+  };
+
   Metrics();
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
@@ -42,6 +52,8 @@ class Metrics {
   Variant* ForVariant(const std::string& model, const std::string& variant);
   void RecordFailure(const std::string& model, const std::string& variant,
                      const char* code);
+  // Thread-safe; `variant` is the candidate.
+  Drift* ForDrift(const std::string& model, const std::string& variant);
   void SetInflight(const std::string& model, double value);
   prometheus::Gauge* Inflight(const std::string& model);
   void RecordPolicyChange(const std::string& model, const std::string& action,
@@ -61,10 +73,18 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& rollbacks_;
   prometheus::Family<prometheus::Counter>& jobs_;
   prometheus::Family<prometheus::Histogram>& job_seconds_;
+  prometheus::Family<prometheus::Histogram>& drift_cosine_;
+  prometheus::Family<prometheus::Histogram>& drift_max_abs_;
+  prometheus::Family<prometheus::Counter>& drift_agree_;
+  prometheus::Family<prometheus::Counter>& drift_disagree_;
+  prometheus::Family<prometheus::Counter>& shadow_runs_;
+  prometheus::Family<prometheus::Counter>& shadow_drops_;
 
   absl::Mutex mu_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Variant>>
       variants_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Drift>> drift_
+      ABSL_GUARDED_BY(mu_);
 };
 
 // Latency buckets from 50 us to 10 s: sub-millisecond resolution for small

@@ -440,6 +440,22 @@ absl::StatusOr<ServableHandle> ModelRegistry::Acquire(
   return v->second.servable;
 }
 
+ServableHandle ModelRegistry::ShadowFor(const std::string& name,
+                                        const std::string& served) const {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  const double u = (rng() >> 11) * (1.0 / 9007199254740992.0);
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return nullptr;
+  const Entry& e = it->second;
+  if (!ShouldShadow(e.policy, served, u)) return nullptr;
+  auto v = e.variants.find(e.policy.candidate);
+  if (v == e.variants.end() || v->second.state != VariantState::kReady) {
+    return nullptr;
+  }
+  return v->second.servable;
+}
+
 void ModelRegistry::LoadPolicy(const ModelRecord& record, Entry* e) {
   e->policy = TrafficPolicy();
   e->history.clear();

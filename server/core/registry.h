@@ -157,6 +157,11 @@ class ModelRegistry {
       const std::string& name, const std::string& version,
       absl::string_view routing_key = "") const;
 
+  // Under a shadow policy: the candidate's servable when the request that
+  // `served` answered should be shadowed, else null.
+  ServableHandle ShadowFor(const std::string& name,
+                           const std::string& served) const;
+
   // Traffic policy. SetPolicy validates against the model's ready variants,
   // bumps the version, appends to the history and persists both before it
   // takes effect. `action` is "set", "promote" or "rollback".

@@ -13,6 +13,8 @@ json ToJ(const TrafficPolicy& p) {
   return json{{"kind", PolicyKindName(p.kind)},
               {"baseline", p.baseline},
               {"weights", p.weights},
+              {"candidate", p.candidate},
+              {"shadow_fraction", p.shadow_fraction},
               {"version", p.version},
               {"updated_unix_ms", p.updated_unix_ms},
               {"author", p.author},
@@ -26,6 +28,8 @@ absl::StatusOr<TrafficPolicy> FromJ(const json& j) {
   p.kind = *kind;
   p.baseline = j.at("baseline").get<std::string>();
   p.weights = j.at("weights").get<std::map<std::string, double>>();
+  p.candidate = j.value("candidate", "");
+  p.shadow_fraction = j.value("shadow_fraction", 1.0);
   p.version = j.at("version").get<uint64_t>();
   p.updated_unix_ms = j.at("updated_unix_ms").get<int64_t>();
   p.author = j.value("author", "");
@@ -41,6 +45,8 @@ const char* PolicyKindName(PolicyKind kind) {
       return "pinned";
     case PolicyKind::kWeighted:
       return "weighted";
+    case PolicyKind::kShadow:
+      return "shadow";
   }
   return "unknown";
 }
@@ -48,7 +54,8 @@ const char* PolicyKindName(PolicyKind kind) {
 absl::StatusOr<PolicyKind> ParsePolicyKind(const std::string& name) {
   if (name == "pinned") return PolicyKind::kPinned;
   if (name == "weighted") return PolicyKind::kWeighted;
-  if (name == "shadow" || name == "rollout") {
+  if (name == "shadow") return PolicyKind::kShadow;
+  if (name == "rollout") {
     return absl::UnimplementedError(
         absl::StrCat("policy '", name, "' is not implemented yet"));
   }
@@ -61,6 +68,20 @@ absl::Status ValidatePolicy(const TrafficPolicy& p,
   if (!variants.count(p.baseline)) {
     return absl::InvalidArgumentError(
         absl::StrCat("baseline variant '", p.baseline, "' does not exist"));
+  }
+  if (p.kind == PolicyKind::kShadow) {
+    if (!variants.count(p.candidate)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("shadow candidate '", p.candidate,
+                       "' does not exist or is not ready"));
+    }
+    if (p.candidate == p.baseline) {
+      return absl::InvalidArgumentError(
+          "the shadow candidate must differ from the baseline");
+    }
+    if (!(p.shadow_fraction > 0 && p.shadow_fraction <= 1)) {
+      return absl::InvalidArgumentError("shadow_fraction must be in (0, 1]");
+    }
   }
   if (p.kind == PolicyKind::kWeighted) {
     double sum = 0;
@@ -116,6 +137,12 @@ std::string ChooseVariant(const TrafficPolicy& p, absl::string_view key,
     if (u < acc) return v;
   }
   return p.weights.rbegin()->first;
+}
+
+bool ShouldShadow(const TrafficPolicy& p, const std::string& served,
+                  double uniform) {
+  return p.kind == PolicyKind::kShadow && served == p.baseline &&
+         uniform < p.shadow_fraction;
 }
 
 std::map<std::string, double> TrafficShares(const TrafficPolicy& p) {

@@ -18,6 +18,8 @@ namespace twinserve {
 enum class PolicyKind {
   kPinned,    // everything to `baseline`
   kWeighted,  // shares over variants; a routing key always lands the same
+  kShadow,    // `baseline` answers; `candidate` also runs on a fraction of
+              // requests, off the response path, and the outputs are compared
 };
 const char* PolicyKindName(PolicyKind kind);
 absl::StatusOr<PolicyKind> ParsePolicyKind(const std::string& name);
@@ -26,6 +28,8 @@ struct TrafficPolicy {
   PolicyKind kind = PolicyKind::kPinned;
   std::string baseline = "fp32";
   std::map<std::string, double> weights;  // kWeighted: variant -> share
+  std::string candidate;                  // kShadow
+  double shadow_fraction = 1.0;           // kShadow: share of requests
   // Bookkeeping, set by the registry.
   uint64_t version = 0;
   int64_t updated_unix_ms = 0;
@@ -54,6 +58,11 @@ absl::Status ValidatePolicy(const TrafficPolicy& policy,
 // stands. `uniform` in [0, 1) is used when there is no key.
 std::string ChooseVariant(const TrafficPolicy& policy,
                           absl::string_view routing_key, double uniform);
+
+// Whether this request (answered by `served`) should also run the shadow
+// candidate. `uniform` in [0, 1).
+bool ShouldShadow(const TrafficPolicy& policy, const std::string& served,
+                  double uniform);
 
 // The share of traffic each variant gets under `policy` (sums to 1).
 std::map<std::string, double> TrafficShares(const TrafficPolicy& policy);

@@ -60,7 +60,7 @@ TEST(RouterTest, ValidationNamesTheProblem) {
   TrafficPolicy pinned;
   pinned.baseline = "fp16";
   EXPECT_FALSE(ValidatePolicy(pinned, variants).ok());
-  EXPECT_EQ(ParsePolicyKind("shadow").status().code(),
+  EXPECT_EQ(ParsePolicyKind("rollout").status().code(),
             absl::StatusCode::kUnimplemented);
 }
 

@@ -630,6 +630,9 @@ void PolicyToProto(const TrafficPolicy& p, v1::TrafficPolicy* out) {
   out->set_kind(PolicyKindName(p.kind));
   out->set_baseline(p.baseline);
   for (const auto& [v, w] : p.weights) (*out->mutable_weights())[v] = w;
+  out->set_candidate(p.candidate);
+  if (p.kind == PolicyKind::kShadow)
+    out->set_shadow_fraction(p.shadow_fraction);
   out->set_version(p.version);
   out->set_updated_unix_ms(p.updated_unix_ms);
   out->set_author(p.author);
@@ -645,6 +648,8 @@ absl::StatusOr<TrafficPolicy> PolicyFromProto(const v1::TrafficPolicy& in) {
   }
   if (!in.baseline().empty()) p.baseline = in.baseline();
   for (const auto& [v, w] : in.weights()) p.weights[v] = w;
+  p.candidate = in.candidate();
+  if (in.has_shadow_fraction()) p.shadow_fraction = in.shadow_fraction();
   return p;
 }
 
