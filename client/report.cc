@@ -90,6 +90,99 @@ std::string FormatReport(const v1::QuantizationReport& r, bool brief) {
   return out;
 }
 
+double QuantileFromBuckets(const std::vector<double>& bounds,
+                           const std::vector<uint64_t>& cumulative, double q) {
+  if (cumulative.empty() || cumulative.back() == 0) return 0;
+  const double rank = q * cumulative.back();
+  for (size_t i = 0; i < cumulative.size(); ++i) {
+    if (cumulative[i] >= rank) {
+      const double lo = i == 0 ? 0 : bounds[i - 1];
+      const double hi = bounds[i];
+      if (std::isinf(hi)) return lo;  // beyond the last finite bound
+      const uint64_t below = i == 0 ? 0 : cumulative[i - 1];
+      const uint64_t in = cumulative[i] - below;
+      if (in == 0) return hi;
+      return lo + (hi - lo) * (rank - below) / in;
+    }
+  }
+  return bounds.empty() ? 0 : bounds.back();
+}
+
+std::string FormatCompare(const v1::ModelStats& now,
+                          const v1::ModelStats* before) {
+  const auto& p = now.policy();
+  std::string weights;
+  for (const auto& [v, w] : p.weights()) {
+    absl::StrAppend(&weights, weights.empty() ? "" : " ", v, "=", w);
+  }
+  std::string out = absl::StrFormat(
+      "%s  policy v%d %s, baseline %s%s%s%s   (%s)\n", now.model(), p.version(),
+      p.kind(), p.baseline(),
+      p.candidate().empty() ? "" : ", candidate " + p.candidate(),
+      weights.empty() ? "" : ", weights ", weights,
+      before != nullptr
+          ? absl::StrFormat("last %.1f s",
+                            (now.unix_ms() - before->unix_ms()) / 1000.0)
+          : "since start");
+  absl::StrAppendFormat(
+      &out, "%-14s %-9s %9s %7s %9s %9s %9s %9s %8s %8s %10s %7s\n", "variant",
+      "role", "requests", "err%", "p50 ms", "p90 ms", "p99 ms", "req/s",
+      "agree%", "cosine", "max|err|", "share");
+  const double seconds =
+      before != nullptr ? (now.unix_ms() - before->unix_ms()) / 1000.0 : 0;
+  for (const auto& v : now.variants()) {
+    const v1::VariantLiveStats* old = nullptr;
+    if (before != nullptr) {
+      for (const auto& b : before->variants()) {
+        if (b.variant() == v.variant()) old = &b;
+      }
+    }
+    auto delta = [&](uint64_t a, uint64_t b) { return old ? a - b : a; };
+    const uint64_t requests = delta(v.requests(), old ? old->requests() : 0);
+    const uint64_t errors = delta(v.errors(), old ? old->errors() : 0);
+    std::vector<double> bounds(v.bucket_bounds().begin(),
+                               v.bucket_bounds().end());
+    std::vector<uint64_t> counts(v.bucket_counts().begin(),
+                                 v.bucket_counts().end());
+    if (old != nullptr && old->bucket_counts_size() == v.bucket_counts_size()) {
+      for (int i = 0; i < v.bucket_counts_size(); ++i) {
+        counts[i] -= old->bucket_counts(i);
+      }
+    }
+    const uint64_t agree =
+        delta(v.top1_agreements(), old ? old->top1_agreements() : 0);
+    const uint64_t disagree =
+        delta(v.top1_disagreements(), old ? old->top1_disagreements() : 0);
+    const double cos_sum = v.cosine_sum() - (old ? old->cosine_sum() : 0);
+    const uint64_t cos_n =
+        delta(v.cosine_count(), old ? old->cosine_count() : 0);
+    const double err_sum =
+        v.max_abs_error_sum() - (old ? old->max_abs_error_sum() : 0);
+    std::string role = v.variant() == p.baseline() ? "baseline" : "";
+    if (v.variant() == p.candidate()) role = "shadow";
+    if (p.kind() == "weighted" && role.empty() && v.traffic_share() > 0) {
+      role = "weighted";
+    }
+    absl::StrAppendFormat(
+        &out, "%-14s %-9s %9d %7s %9.3f %9.3f %9.3f %9s %8s %8s %10s %6.1f%%\n",
+        v.variant(), role, requests,
+        requests + errors > 0
+            ? absl::StrFormat("%.2f", 100.0 * errors / (requests + errors))
+            : "-",
+        1e3 * QuantileFromBuckets(bounds, counts, 0.5),
+        1e3 * QuantileFromBuckets(bounds, counts, 0.9),
+        1e3 * QuantileFromBuckets(bounds, counts, 0.99),
+        seconds > 0 ? absl::StrFormat("%.1f", requests / seconds) : "-",
+        agree + disagree > 0
+            ? absl::StrFormat("%.2f", 100.0 * agree / (agree + disagree))
+            : "-",
+        cos_n > 0 ? absl::StrFormat("%.5f", cos_sum / cos_n) : "-",
+        cos_n > 0 ? absl::StrFormat("%.3g", err_sum / cos_n) : "-",
+        100.0 * v.traffic_share());
+  }
+  return out;
+}
+
 std::string FormatProgress(const v1::Job& job) {
   const int width = 30;
   const int filled = static_cast<int>(

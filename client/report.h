@@ -3,7 +3,9 @@
 #ifndef TWINSERVE_CLIENT_REPORT_H_
 #define TWINSERVE_CLIENT_REPORT_H_
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "proto/twinserve.pb.h"
 
@@ -12,6 +14,17 @@ namespace twinserve {
 // Whole-model comparison (accuracy, agreement, size, latency side by side),
 // then the per-layer SQNR table unless `brief`.
 std::string FormatReport(const v1::QuantizationReport& report, bool brief);
+
+// The side-by-side comparison table of `now`; with `before` (an earlier
+// snapshot of the same model), rates and latency quantiles are over the
+// window between them, else since the server started.
+std::string FormatCompare(const v1::ModelStats& now,
+                          const v1::ModelStats* before);
+
+// The q-quantile (0..1) from cumulative buckets, interpolated inside the
+// bucket as Prometheus' histogram_quantile does; 0 when empty.
+double QuantileFromBuckets(const std::vector<double>& bounds,
+                           const std::vector<uint64_t>& cumulative, double q);
 
 // "[#######.....]  58%  calibrating (ranges)  12.3 s", one line.
 std::string FormatProgress(const v1::Job& job);

@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -63,12 +65,16 @@ Commands:
   watch JOB | cancel JOB         follow or cancel a job
   report NAME [--variant int8] [--brief]
                                  the quantization report as tables
-  policy NAME [--pinned VARIANT | --weights fp32=90,int8=10 [--baseline V]]
+  policy NAME [--pinned VARIANT | --weights fp32=90,int8=10 [--baseline V]
+        | --shadow CANDIDATE [--fraction F] [--baseline V]]
         [--author WHO] [--reason WHY]
                                  show or set the traffic policy
   promote NAME VARIANT           all traffic to VARIANT
   rollback NAME                  back to the previous policy, at once
   history NAME                   policy changes: when, what, who, why
+  compare NAME [--watch] [--interval SECONDS] [--count N]
+                                 per-variant requests, errors, p50/p90/p99,
+                                 throughput, agreement, cosine, share
 
 The server defaults to $TWINSERVE_SERVER or 127.0.0.1:8001.
 )";
@@ -92,8 +98,9 @@ struct Args {
   bool Has(const std::string& key) const { return flags.count(key) > 0; }
 };
 
-const char* const kBoolFlags[] = {"replace",  "help",          "per-tensor",
-                                  "no-watch", "auto-fallback", "brief"};
+const char* const kBoolFlags[] = {"replace",  "help",  "per-tensor",
+                                  "no-watch", "watch", "auto-fallback",
+                                  "brief"};
 
 bool ParseArgs(int argc, char** argv, Args* args) {
   for (int i = 1; i < argc; ++i) {
@@ -542,9 +549,13 @@ void PrintPolicy(const v1::TrafficPolicy& p) {
   for (const auto& [v, w] : p.weights()) {
     absl::StrAppend(&weights, weights.empty() ? "" : ", ", v, "=", w);
   }
+  if (!p.candidate().empty()) {
+    absl::StrAppend(&weights, "shadow ", p.candidate(), " on ",
+                    100 * p.shadow_fraction(), "%");
+  }
   std::printf("policy v%llu: %s, baseline %s%s%s   (%s by %s%s%s)\n",
               static_cast<unsigned long long>(p.version()), p.kind().c_str(),
-              p.baseline().c_str(), weights.empty() ? "" : ", weights ",
+              p.baseline().c_str(), weights.empty() ? "" : ", ",
               weights.c_str(), Time(p.updated_unix_ms()).c_str(),
               p.author().empty() ? "-" : p.author().c_str(),
               p.reason().empty() ? "" : ": ", p.reason().c_str());
@@ -556,7 +567,7 @@ int Policy(TwinClient& client, const Args& args) {
   grpc::ClientContext ctx;
   v1::TrafficPolicy out;
   grpc::Status st;
-  if (!args.Has("pinned") && !args.Has("weights")) {
+  if (!args.Has("pinned") && !args.Has("weights") && !args.Has("shadow")) {
     v1::GetTrafficPolicyRequest req;
     req.set_model(model);
     st = client.management()->GetTrafficPolicy(&ctx, req, &out);
@@ -569,6 +580,17 @@ int Policy(TwinClient& client, const Args& args) {
     if (args.Has("pinned")) {
       p->set_kind("pinned");
       p->set_baseline(args.Get("pinned"));
+    } else if (args.Has("shadow")) {
+      p->set_kind("shadow");
+      p->set_baseline(args.Get("baseline"));
+      p->set_candidate(args.Get("shadow"));
+      if (args.Has("fraction")) {
+        double f;
+        if (!absl::SimpleAtod(args.Get("fraction"), &f)) {
+          return Usage("--fraction takes a number in (0, 1]");
+        }
+        p->set_shadow_fraction(f);
+      }
     } else {
       p->set_kind("weighted");
       p->set_baseline(args.Get("baseline"));
@@ -637,6 +659,48 @@ int History(TwinClient& client, const Args& args) {
   return 0;
 }
 
+absl::StatusOr<v1::ModelStats> FetchStats(TwinClient& client,
+                                          const std::string& model) {
+  grpc::ClientContext ctx;
+  v1::GetModelStatsRequest req;
+  req.set_model(model);
+  v1::ModelStats out;
+  grpc::Status st = client.management()->GetModelStats(&ctx, req, &out);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return out;
+}
+
+int Compare(TwinClient& client, const Args& args) {
+  if (args.positional.size() != 2) return Usage("compare needs NAME");
+  auto first = FetchStats(client, args.positional[1]);
+  if (!first.ok()) return Fail(first.status());
+  if (!args.Has("watch")) {
+    std::fputs(FormatCompare(*first, nullptr).c_str(), stdout);
+    return 0;
+  }
+  double interval = 2;
+  int64_t count = -1;
+  if (args.Has("interval") &&
+      !absl::SimpleAtod(args.Get("interval"), &interval)) {
+    return Usage("--interval takes seconds");
+  }
+  if (args.Has("count") && !absl::SimpleAtoi(args.Get("count"), &count)) {
+    return Usage("--count takes a number");
+  }
+  v1::ModelStats before = *first;
+  for (int64_t i = 0; count < 0 || i < count; ++i) {
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(static_cast<int64_t>(interval * 1000)));
+    auto now = FetchStats(client, args.positional[1]);
+    if (!now.ok()) return Fail(now.status());
+    std::fputs(FormatCompare(*now, &before).c_str(), stdout);
+    std::fputs("\n", stdout);
+    std::fflush(stdout);
+    before = *now;
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   Args args;
   if (!ParseArgs(argc, argv, &args)) return 2;
@@ -694,6 +758,7 @@ int Main(int argc, char** argv) {
     return PromoteOrRollback(client, args);
   }
   if (cmd == "history") return History(client, args);
+  if (cmd == "compare") return Compare(client, args);
   return Usage("unknown command '" + cmd + "'");
 }
 

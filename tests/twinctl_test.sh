@@ -64,6 +64,21 @@ out=$(client/demo --server="$TWINSERVE_SERVER" --requests=500 \
   --labels_file=tests/fixtures/fashion_mnist_labels.txt 2>&1)
 check "demo reports accuracy" grep -qE "top-1 accuracy (8|9)[0-9]\.[0-9]+%" <<<"$out"
 
+out=$($T register-variant fashion alt tests/fixtures/fashion_cnn.pt 2>&1)
+check "register-variant" grep -q "alt *READY" <<<"$out"
+out=$($T policy fashion --shadow alt --reason "try alt" 2>&1)
+check "shadow policy" grep -q "shadow, baseline fp32, shadow alt" <<<"$out"
+for _ in 1 2 3; do $T infer fashion --input "$TMP/images.npy" >/dev/null; done
+sleep 0.5
+out=$($T compare fashion 2>&1)
+check "compare shows the shadow agreeing" grep -qE "^alt +shadow .* 100\.00 " <<<"$out"
+out=$($T promote fashion alt --reason "looks good" 2>&1)
+check "promote" grep -q "pinned, baseline alt" <<<"$out"
+out=$($T rollback fashion --reason "changed my mind" 2>&1)
+check "rollback" grep -q "shadow, baseline fp32" <<<"$out"
+out=$($T history fashion 2>&1)
+check "history" grep -q "rollback .*changed my mind" <<<"$out"
+
 out=$($T unregister fashion 2>&1); check "unregister" grep -q "unregistered fashion" <<<"$out"
 out=$($T list 2>&1); check "list is empty" test "$(wc -l <<<"$out")" -eq 1
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "server/core/logging.h"
+#include "server/core/model_stats.h"
 #include "server/grpc/grpc_status_util.h"
 #include "server/grpc/oip_codec.h"
 
@@ -703,6 +704,37 @@ ServerUnaryReactor* ManagementService::Rollback(
       core_->registry()->Rollback(request->model(), Actor(request->author()),
                                   request->reason()),
       response);
+}
+
+ServerUnaryReactor* ManagementService::GetModelStats(
+    CallbackServerContext* ctx, const v1::GetModelStatsRequest* request,
+    v1::ModelStats* response) {
+  auto snap =
+      SnapshotModel(*core_->registry(), core_->metrics(), request->model());
+  if (snap.ok()) {
+    response->set_model(snap->model);
+    PolicyToProto(snap->policy, response->mutable_policy());
+    response->set_unix_ms(snap->unix_ms);
+    for (const VariantSnapshot& v : snap->variants) {
+      auto* out = response->add_variants();
+      out->set_variant(v.variant);
+      out->set_ready(v.ready);
+      out->set_requests(v.requests);
+      out->set_errors(v.errors);
+      out->set_latency_sum_seconds(v.latency_sum_seconds);
+      for (double b : v.bucket_bounds) out->add_bucket_bounds(b);
+      for (uint64_t c : v.bucket_counts) out->add_bucket_counts(c);
+      out->set_traffic_share(v.traffic_share);
+      out->set_shadow_runs(v.shadow_runs);
+      out->set_shadow_drops(v.shadow_drops);
+      out->set_top1_agreements(v.top1_agreements);
+      out->set_top1_disagreements(v.top1_disagreements);
+      out->set_cosine_sum(v.cosine_sum);
+      out->set_cosine_count(v.cosine_count);
+      out->set_max_abs_error_sum(v.max_abs_error_sum);
+    }
+  }
+  return Done(ctx, snap.status());
 }
 
 ServerUnaryReactor* ManagementService::PolicyHistory(

@@ -75,6 +75,10 @@ class ManagementService final
   grpc::ServerUnaryReactor* Rollback(grpc::CallbackServerContext* ctx,
                                      const v1::RollbackRequest* request,
                                      v1::TrafficPolicy* response) override;
+  grpc::ServerUnaryReactor* GetModelStats(
+      grpc::CallbackServerContext* ctx,
+      const v1::GetModelStatsRequest* request,
+      v1::ModelStats* response) override;
   grpc::ServerUnaryReactor* PolicyHistory(
       grpc::CallbackServerContext* ctx, const v1::PolicyHistoryRequest* request,
       v1::PolicyHistoryResponse* response) override;
