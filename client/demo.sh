@@ -21,16 +21,18 @@ trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
 bazel-bin/client/demo --server="$ADDR"
 
 echo
-echo "== 5. the model as the operator sees it"
+echo "== 6. the model as the operator sees it"
 bazel-bin/client/twinctl --server="$ADDR" show fashion
 echo
+bazel-bin/client/twinctl --server="$ADDR" history fashion
+echo
+echo "== 7. live metrics (Prometheus text format) at http://$METRICS/metrics"
+curl -sf "http://$METRICS/metrics" |
+  grep -E '^twinserve_(requests_total|traffic_share|drift_top1)' | head -12
+echo
 if [ "${DEMO_ONCE:-0}" = 1 ]; then
-  curl -sf "http://$METRICS/metrics" | grep -c '^twinserve_' >/dev/null
   exit 0
 fi
-echo "== 6. live metrics (Prometheus text format) at http://$METRICS/metrics"
-curl -s "http://$METRICS/metrics" | grep -E '^twinserve_(requests_total|traffic_share|model_size_bytes)' | head -12
-echo
 echo "twinserve keeps serving on $ADDR (store $STORE), /metrics on $METRICS; try:"
 echo "  bazel-bin/client/twinctl --server=$ADDR list"
 echo "Ctrl-C to stop."

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -229,6 +230,73 @@ int Main() {
   std::printf("%-26s %12llu %12llu\n", "serialized bytes",
               static_cast<unsigned long long>(report->fp32_serialized_bytes()),
               static_cast<unsigned long long>(report->int8_serialized_bytes()));
+
+  std::printf(
+      "\n== 5. live A/B: INT8 as a shadow of FP32, then a 50/50 "
+      "canary, compared on the same traffic\n");
+  auto stats = [&]() -> absl::StatusOr<v1::ModelStats> {
+    grpc::ClientContext ctx;
+    v1::GetModelStatsRequest req;
+    req.set_model(model);
+    v1::ModelStats out;
+    grpc::Status st = client.management()->GetModelStats(&ctx, req, &out);
+    if (!st.ok()) return absl::InternalError(st.error_message());
+    return out;
+  };
+  auto set_policy = [&](v1::TrafficPolicy p, const std::string& reason) {
+    grpc::ClientContext ctx;
+    v1::SetTrafficPolicyRequest req;
+    req.set_model(model);
+    *req.mutable_policy() = std::move(p);
+    req.set_author("demo");
+    req.set_reason(reason);
+    v1::TrafficPolicy out;
+    return client.management()->SetTrafficPolicy(&ctx, req, &out);
+  };
+  v1::TrafficPolicy shadow;
+  shadow.set_kind("shadow");
+  shadow.set_candidate("int8");
+  if (grpc::Status st = set_policy(shadow, "shadow INT8 behind FP32");
+      !st.ok()) {
+    std::fprintf(stderr, "demo: policy: %s\n", st.error_message().c_str());
+    return 1;
+  }
+  const int live = std::min(n, 1000);
+  auto before = stats();
+  auto phase = [&](const char* title) -> int {
+    int served_int8 = 0;
+    for (int i = 0; i < live; ++i) {
+      HostTensor img;
+      img.name = "image";
+      img.dtype = DataType::kFp32;
+      img.shape = {1, 1, 28, 28};
+      img.data = all.data + i * 28 * 28 * sizeof(float);
+      img.byte_size = 28 * 28 * sizeof(float);
+      auto out = client.Infer(model, {img}, "", {}, "");
+      if (!out.ok()) return -1;
+      served_int8 += out->version == "int8";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    auto after = stats();
+    if (!before.ok() || !after.ok()) return -1;
+    std::printf("\n%s: %d requests without a version, %d answered by int8\n%s",
+                title, live, served_int8,
+                FormatCompare(*after, &*before).c_str());
+    before = after;
+    return 0;
+  };
+  if (phase("shadow phase") != 0) return Fail("shadow", absl::UnknownError(""));
+  v1::TrafficPolicy canary;
+  canary.set_kind("weighted");
+  (*canary.mutable_weights())["fp32"] = 1;
+  (*canary.mutable_weights())["int8"] = 1;
+  if (grpc::Status st = set_policy(canary, "50/50 canary"); !st.ok()) {
+    std::fprintf(stderr, "demo: policy: %s\n", st.error_message().c_str());
+    return 1;
+  }
+  if (phase("canary phase (weighted 50/50)") != 0) {
+    return Fail("canary", absl::UnknownError(""));
+  }
   return 0;
 }
 

@@ -142,6 +142,13 @@ Metrics::Drift* Metrics::ForDrift(const std::string& model,
   return slot.get();
 }
 
+Metrics::Drift* Metrics::FindDrift(const std::string& model,
+                                   const std::string& variant) {
+  absl::MutexLock lock(&mu_);
+  auto it = drift_.find({model, variant});
+  return it == drift_.end() ? nullptr : it->second.get();
+}
+
 void Metrics::RecordFailure(const std::string& model,
                             const std::string& variant, const char* code) {
   requests_.Add({{"model", model}, {"variant", variant}, {"code", code}})

@@ -54,6 +54,8 @@ class Metrics {
                      const char* code);
   // Thread-safe; `variant` is the candidate.
   Drift* ForDrift(const std::string& model, const std::string& variant);
+  // The drift handles if a shadow run ever created them, else null.
+  Drift* FindDrift(const std::string& model, const std::string& variant);
   void SetInflight(const std::string& model, double value);
   prometheus::Gauge* Inflight(const std::string& model);
   void RecordPolicyChange(const std::string& model, const std::string& action,

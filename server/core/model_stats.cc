@@ -38,7 +38,11 @@ absl::StatusOr<ModelSnapshot> SnapshotModel(const ModelRegistry& registry,
         s.bucket_bounds.push_back(b.upper_bound);
         s.bucket_counts.push_back(b.cumulative_count);
       }
-      Metrics::Drift* d = metrics->ForDrift(model, v.name);
+      Metrics::Drift* d = metrics->FindDrift(model, v.name);
+      if (d == nullptr) {
+        snap.variants.push_back(std::move(s));
+        continue;
+      }
       s.shadow_runs = static_cast<uint64_t>(d->runs->Value());
       s.shadow_drops = static_cast<uint64_t>(d->drops->Value());
       s.top1_agreements = static_cast<uint64_t>(d->agreements->Value());
