@@ -385,12 +385,8 @@ std::vector<ModelStatus> ModelRegistry::List() const {
 
 absl::StatusOr<ModelStatus> ModelRegistry::Get(const std::string& name) const {
   absl::ReaderMutexLock lock(&mu_);
-  auto it = models_.find(name);
-  if (it == models_.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("model '", name, "' is not registered"));
-  }
-  return StatusLocked(name, it->second);
+  TS_ASSIGN_OR_RETURN(const Entry* e, FindLocked(name));
+  return StatusLocked(name, (*e));
 }
 
 absl::StatusOr<ServableHandle> ModelRegistry::Acquire(
@@ -520,26 +516,28 @@ absl::StatusOr<TrafficPolicy> ModelRegistry::SetPolicy(
   return policy;
 }
 
-absl::StatusOr<TrafficPolicy> ModelRegistry::GetPolicy(
+absl::StatusOr<const ModelRegistry::Entry*> ModelRegistry::FindLocked(
     const std::string& name) const {
-  absl::ReaderMutexLock lock(&mu_);
   auto it = models_.find(name);
   if (it == models_.end()) {
     return absl::NotFoundError(
         absl::StrCat("model '", name, "' is not registered"));
   }
-  return it->second.policy;
+  return &it->second;
+}
+
+absl::StatusOr<TrafficPolicy> ModelRegistry::GetPolicy(
+    const std::string& name) const {
+  absl::ReaderMutexLock lock(&mu_);
+  TS_ASSIGN_OR_RETURN(const Entry* e, FindLocked(name));
+  return (*e).policy;
 }
 
 absl::StatusOr<std::vector<PolicyChange>> ModelRegistry::PolicyHistory(
     const std::string& name) const {
   absl::ReaderMutexLock lock(&mu_);
-  auto it = models_.find(name);
-  if (it == models_.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("model '", name, "' is not registered"));
-  }
-  return it->second.history;
+  TS_ASSIGN_OR_RETURN(const Entry* e, FindLocked(name));
+  return (*e).history;
 }
 
 absl::StatusOr<TrafficPolicy> ModelRegistry::Promote(
@@ -602,12 +600,8 @@ absl::StatusOr<ModelStatus> ModelRegistry::RegisterVariant(
 absl::StatusOr<ModelRecord> ModelRegistry::GetRecord(
     const std::string& name) const {
   absl::ReaderMutexLock lock(&mu_);
-  auto it = models_.find(name);
-  if (it == models_.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("model '", name, "' is not registered"));
-  }
-  return it->second.record;
+  TS_ASSIGN_OR_RETURN(const Entry* e, FindLocked(name));
+  return (*e).record;
 }
 
 absl::Status ModelRegistry::UpdateRecord(const ModelRecord& record) {

@@ -217,6 +217,9 @@ class ModelRegistry {
       const ModelRecord& record, const std::string& variant,
       std::shared_ptr<VariantStats> stats) const;
   RunnerOptions OptionsFor(const std::string& variant) const;
+  // The entry of `name`, or NOT_FOUND naming it.
+  absl::StatusOr<const Entry*> FindLocked(const std::string& name) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   ModelStatus StatusLocked(const std::string& name, const Entry& e) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   class ChangeGuard;

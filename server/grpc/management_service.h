@@ -76,8 +76,7 @@ class ManagementService final
                                      const v1::RollbackRequest* request,
                                      v1::TrafficPolicy* response) override;
   grpc::ServerUnaryReactor* GetModelStats(
-      grpc::CallbackServerContext* ctx,
-      const v1::GetModelStatsRequest* request,
+      grpc::CallbackServerContext* ctx, const v1::GetModelStatsRequest* request,
       v1::ModelStats* response) override;
   grpc::ServerUnaryReactor* PolicyHistory(
       grpc::CallbackServerContext* ctx, const v1::PolicyHistoryRequest* request,
