@@ -10,7 +10,8 @@ PACKAGES=(
   # Libraries (headers + shared objects)
   libtorch-dev libgrpc++-dev protobuf-compiler protobuf-compiler-grpc
   libprotobuf-dev libabsl-dev prometheus-cpp-dev googletest libgtest-dev
-  libgmock-dev libbenchmark-dev grpc-proto nlohmann-json3-dev
+  libgmock-dev libbenchmark-dev grpc-proto nlohmann-json3-dev zlib1g-dev
+  libssl-dev
   # A fair FP32 baseline: OpenBLAS behind libblas.so.3.
   libopenblas0-pthread
   # Fixtures, client-compatibility tests, metrics tests
