@@ -21,11 +21,6 @@ std::string FormatReport(const v1::QuantizationReport& report, bool brief);
 std::string FormatCompare(const v1::ModelStats& now,
                           const v1::ModelStats* before);
 
-// The q-quantile (0..1) from cumulative buckets, interpolated inside the
-// bucket as Prometheus' histogram_quantile does; 0 when empty.
-double QuantileFromBuckets(const std::vector<double>& bounds,
-                           const std::vector<uint64_t>& cumulative, double q);
-
 // "[#######.....]  58%  calibrating (ranges)  12.3 s", one line.
 std::string FormatProgress(const v1::Job& job);
 

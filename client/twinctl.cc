@@ -66,7 +66,9 @@ Commands:
   report NAME [--variant int8] [--brief]
                                  the quantization report as tables
   policy NAME [--pinned VARIANT | --weights fp32=90,int8=10 [--baseline V]
-        | --shadow CANDIDATE [--fraction F] [--baseline V]]
+        | --shadow CANDIDATE [--fraction F] [--baseline V]
+        | --rollout CANDIDATE [--steps 1,10,50,100] [--min-requests N]
+          [--min-seconds S] [--max-disagreement SHARE]]
         [--author WHO] [--reason WHY]
                                  show or set the traffic policy
   promote NAME VARIANT           all traffic to VARIANT
@@ -549,9 +551,13 @@ void PrintPolicy(const v1::TrafficPolicy& p) {
   for (const auto& [v, w] : p.weights()) {
     absl::StrAppend(&weights, weights.empty() ? "" : ", ", v, "=", w);
   }
-  if (!p.candidate().empty()) {
+  if (p.kind() == "shadow") {
     absl::StrAppend(&weights, "shadow ", p.candidate(), " on ",
                     100 * p.shadow_fraction(), "%");
+  } else if (p.kind() == "rollout") {
+    absl::StrAppend(&weights, "rollout of ", p.candidate(), " at stage ",
+                    p.stage() + 1, "/", p.steps_size(), " (",
+                    p.steps(std::min(p.stage(), p.steps_size() - 1)), "%)");
   }
   std::printf("policy v%llu: %s, baseline %s%s%s   (%s by %s%s%s)\n",
               static_cast<unsigned long long>(p.version()), p.kind().c_str(),
@@ -567,7 +573,8 @@ int Policy(TwinClient& client, const Args& args) {
   grpc::ClientContext ctx;
   v1::TrafficPolicy out;
   grpc::Status st;
-  if (!args.Has("pinned") && !args.Has("weights") && !args.Has("shadow")) {
+  if (!args.Has("pinned") && !args.Has("weights") && !args.Has("shadow") &&
+      !args.Has("rollout")) {
     v1::GetTrafficPolicyRequest req;
     req.set_model(model);
     st = client.management()->GetTrafficPolicy(&ctx, req, &out);
@@ -580,6 +587,34 @@ int Policy(TwinClient& client, const Args& args) {
     if (args.Has("pinned")) {
       p->set_kind("pinned");
       p->set_baseline(args.Get("pinned"));
+    } else if (args.Has("rollout")) {
+      p->set_kind("rollout");
+      p->set_baseline(args.Get("baseline"));
+      p->set_candidate(args.Get("rollout"));
+      for (absl::string_view part :
+           absl::StrSplit(args.Get("steps", "1,10,50,100"), ',')) {
+        double v;
+        if (!absl::SimpleAtod(part, &v))
+          return Usage("--steps takes 1,10,50,100");
+        p->add_steps(v);
+      }
+      double v;
+      int64_t n;
+      if (args.Has("min-requests")) {
+        if (!absl::SimpleAtoi(args.Get("min-requests"), &n))
+          return Usage("--min-requests takes a number");
+        p->set_min_requests(n);
+      }
+      if (args.Has("min-seconds")) {
+        if (!absl::SimpleAtod(args.Get("min-seconds"), &v))
+          return Usage("--min-seconds takes a number");
+        p->set_min_seconds(v);
+      }
+      if (args.Has("max-disagreement")) {
+        if (!absl::SimpleAtod(args.Get("max-disagreement"), &v))
+          return Usage("--max-disagreement takes a share, e.g. 0.02");
+        p->set_max_disagreement(v);
+      }
     } else if (args.Has("shadow")) {
       p->set_kind("shadow");
       p->set_baseline(args.Get("baseline"));

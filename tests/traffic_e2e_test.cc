@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -113,8 +114,8 @@ TEST_F(TrafficTest, InvalidPoliciesAreRefused) {
   EXPECT_THAT(st.status().message(), HasSubstr("'ghost'"));
   p = Weighted(0, 0);
   EXPECT_EQ(Set(p).status().code(), absl::StatusCode::kInvalidArgument);
-  p.set_kind("rollout");
-  EXPECT_EQ(Set(p).status().code(), absl::StatusCode::kUnimplemented);
+  p.set_kind("rollout");  // no candidate, no steps
+  EXPECT_EQ(Set(p).status().code(), absl::StatusCode::kInvalidArgument);
   p.set_kind("shadow");  // no candidate
   EXPECT_EQ(Set(p).status().code(), absl::StatusCode::kInvalidArgument);
   p.set_kind("pinned");
@@ -170,6 +171,112 @@ TEST_F(TrafficTest, PromoteRollbackHistoryAndRestart) {
   ASSERT_TRUE(client_->management()->GetTrafficPolicy(&c2, greq, &now).ok());
   EXPECT_EQ(now.kind(), "weighted");
   EXPECT_EQ(now.weights().at("alt"), 10);
+}
+
+// Sends requests from two threads until `done` says stop (or 20 s pass);
+// returns how many failed.
+int LoadUntil(const std::string& address, const std::function<bool()>& done) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  std::vector<float> v = {1, 2, 3, 4};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&] {
+      TwinClient c(address);
+      HostTensor a =
+          HostTensor::Owned("a", DataType::kFp32, {1, 4},
+                            std::string(reinterpret_cast<char*>(v.data()), 16));
+      HostTensor b = a;
+      b.name = "b";
+      while (!stop) {
+        if (!c.Infer("m", {a, b}).ok()) ++failures;
+      }
+    });
+  }
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  stop = true;
+  for (auto& t : threads) t.join();
+  return failures.load();
+}
+
+TEST_F(TrafficTest, RolloutOfABadCandidateIsRolledBackByItsGuard) {
+  RegisterOptions wrong;
+  wrong.name = "m";
+  wrong.variant = "wrong";
+  ASSERT_TRUE(
+      client_->Register(wrong, ReadFileOrDie(FixturePath("add_sub_wrong.pt")))
+          .ok());
+  v1::TrafficPolicy p;
+  p.set_kind("rollout");
+  p.set_candidate("wrong");
+  p.add_steps(10);
+  p.add_steps(50);
+  p.add_steps(100);
+  p.set_min_requests(1000000);  // never advances on its own
+  ASSERT_TRUE(Set(p, "roll out a bad build").ok());
+  auto policy_kind = [&] {
+    grpc::ClientContext ctx;
+    v1::GetTrafficPolicyRequest req;
+    req.set_model("m");
+    v1::TrafficPolicy out;
+    client_->management()->GetTrafficPolicy(&ctx, req, &out);
+    return out;
+  };
+  const int failures = LoadUntil(
+      server_->address(), [&] { return policy_kind().kind() == "pinned"; });
+  EXPECT_EQ(failures, 0) << "no client request fails during the rollback";
+  const v1::TrafficPolicy now = policy_kind();
+  EXPECT_EQ(now.kind(), "pinned");
+  EXPECT_EQ(now.baseline(), "fp32");
+  grpc::ClientContext ctx;
+  v1::PolicyHistoryRequest req;
+  req.set_model("m");
+  v1::PolicyHistoryResponse history;
+  ASSERT_TRUE(client_->management()->PolicyHistory(&ctx, req, &history).ok());
+  const auto& last = history.changes(history.changes_size() - 1);
+  EXPECT_EQ(last.action(), "rollback");
+  EXPECT_EQ(last.actor(), "guard:disagreement");
+  EXPECT_THAT(last.reason(), HasSubstr("top-1 disagreement"));
+  EXPECT_THAT(last.reason(), HasSubstr("stage 1"));
+}
+
+TEST_F(TrafficTest, RolloutOfAGoodCandidateAdvancesAndPromotes) {
+  v1::TrafficPolicy p;
+  p.set_kind("rollout");
+  p.set_candidate("alt");
+  p.add_steps(25);
+  p.add_steps(100);
+  p.set_min_requests(20);
+  p.set_min_seconds(0.3);
+  p.set_max_p99_ratio(0);  // identical models; latency noise is not a signal
+  ASSERT_TRUE(Set(p, "roll out alt").ok());
+  auto baseline = [&] {
+    grpc::ClientContext ctx;
+    v1::GetTrafficPolicyRequest req;
+    req.set_model("m");
+    v1::TrafficPolicy out;
+    client_->management()->GetTrafficPolicy(&ctx, req, &out);
+    return out;
+  };
+  const int failures = LoadUntil(server_->address(), [&] {
+    const auto b = baseline();
+    return b.kind() == "pinned" && b.baseline() == "alt";
+  });
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(baseline().baseline(), "alt");
+  grpc::ClientContext ctx;
+  v1::PolicyHistoryRequest req;
+  req.set_model("m");
+  v1::PolicyHistoryResponse history;
+  ASSERT_TRUE(client_->management()->PolicyHistory(&ctx, req, &history).ok());
+  std::vector<std::string> actions;
+  for (const auto& c : history.changes()) actions.push_back(c.action());
+  EXPECT_THAT(actions, ::testing::ElementsAre("set", "advance", "promote"));
+  EXPECT_EQ(history.changes(1).actor(), "rollout");
 }
 
 TEST_F(TrafficTest, PolicyChangesNeverFailRequestsInFlight) {

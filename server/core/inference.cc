@@ -156,12 +156,12 @@ void InferenceEngine::Infer(InferRequest request, InferCallback done) {
     // The shadow decision and its copies happen before answering (the
     // request's bytes die with the answer, and outputs move into it); the
     // shadow run itself happens after.
-    ServableHandle shadow =
-        unpinned ? registry_->ShadowFor(handle->model, handle->variant)
-                 : nullptr;
+    ModelRegistry::Comparison shadow =
+        unpinned ? registry_->CompareFor(handle->model, handle->variant)
+                 : ModelRegistry::Comparison();
     std::vector<HostTensor> shadow_inputs;
     HostTensor primary;
-    if (shadow != nullptr) {
+    if (shadow.run != nullptr) {
       for (const HostTensor& t : inputs) {
         shadow_inputs.push_back(HostTensor::Owned(
             t.name, t.dtype, t.shape, std::string(t.data, t.byte_size)));
@@ -187,37 +187,42 @@ void InferenceEngine::Infer(InferRequest request, InferCallback done) {
       m->inflight->Decrement();
     }
     done(std::move(result));
-    if (shadow != nullptr) {
-      Shadow(std::move(shadow), std::move(shadow_inputs), std::move(primary));
+    if (shadow.run != nullptr) {
+      Compare(std::move(shadow), std::move(shadow_inputs), std::move(primary));
     }
   });
 }
 
-void InferenceEngine::Shadow(ServableHandle shadow,
-                             std::vector<HostTensor> inputs,
-                             HostTensor primary) {
-  Metrics::Drift* d = metrics_ != nullptr
-                          ? metrics_->ForDrift(shadow->model, shadow->variant)
-                          : nullptr;
+void InferenceEngine::Compare(ModelRegistry::Comparison comparison,
+                              std::vector<HostTensor> inputs,
+                              HostTensor served) {
+  Metrics::Drift* d =
+      metrics_ != nullptr
+          ? metrics_->ForDrift(comparison.run->model, comparison.candidate)
+          : nullptr;
   if (shadow_pool_.queue_size() >= shadow_queue_) {
     if (d != nullptr) d->drops->Increment();
     return;
   }
-  shadow_pool_.Schedule([shadow = std::move(shadow), inputs = std::move(inputs),
-                         primary = std::move(primary), d]() {
-    auto out = shadow->runner->Run(inputs, nullptr);
+  shadow_pool_.Schedule([comparison = std::move(comparison),
+                         inputs = std::move(inputs), served = std::move(served),
+                         d]() {
+    auto out = comparison.run->runner->Run(inputs, nullptr);
     if (d == nullptr || !out.ok() || out->empty()) return;
     d->runs->Increment();
-    const HostTensor& cand = (*out)[0];
-    if (cand.dtype != DataType::kFp32 || primary.dtype != DataType::kFp32 ||
-        cand.byte_size != primary.byte_size || cand.shape.empty()) {
+    const HostTensor& other = (*out)[0];
+    if (other.dtype != DataType::kFp32 || served.dtype != DataType::kFp32 ||
+        other.byte_size != served.byte_size || other.shape.empty()) {
       return;
     }
-    const int64_t rows = cand.shape.size() > 1 ? cand.shape[0] : 1;
-    const int64_t cols = ElementCount(cand.shape) / std::max<int64_t>(1, rows);
+    const HostTensor& baseline = comparison.served_is_baseline ? served : other;
+    const HostTensor& candidate =
+        comparison.served_is_baseline ? other : served;
+    const int64_t rows = other.shape.size() > 1 ? other.shape[0] : 1;
+    const int64_t cols = ElementCount(other.shape) / std::max<int64_t>(1, rows);
     DriftStats s =
-        CompareRows(reinterpret_cast<const float*>(primary.data),
-                    reinterpret_cast<const float*>(cand.data), rows, cols);
+        CompareRows(reinterpret_cast<const float*>(baseline.data),
+                    reinterpret_cast<const float*>(candidate.data), rows, cols);
     if (s.rows > 0) d->cosine->Observe(s.cosine_sum / s.rows);
     d->max_abs_error->Observe(s.max_abs_error);
     d->agreements->Increment(static_cast<double>(s.top1_agreements));

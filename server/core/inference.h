@@ -70,9 +70,10 @@ class InferenceEngine {
 
  private:
   const ModelRegistry* const registry_;
-  // Runs `shadow` on copies of `inputs` and compares with `primary`.
-  void Shadow(ServableHandle shadow, std::vector<HostTensor> inputs,
-              HostTensor primary);
+  // Runs `comparison.run` on copies of `inputs` off the response path and
+  // compares its first output with the served one (`served`).
+  void Compare(ModelRegistry::Comparison comparison,
+               std::vector<HostTensor> inputs, HostTensor served);
 
   Metrics* const metrics_;
   const size_t shadow_queue_;

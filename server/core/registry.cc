@@ -436,20 +436,25 @@ absl::StatusOr<ServableHandle> ModelRegistry::Acquire(
   return v->second.servable;
 }
 
-ServableHandle ModelRegistry::ShadowFor(const std::string& name,
-                                        const std::string& served) const {
+ModelRegistry::Comparison ModelRegistry::CompareFor(
+    const std::string& name, const std::string& served) const {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   const double u = (rng() >> 11) * (1.0 / 9007199254740992.0);
   absl::ReaderMutexLock lock(&mu_);
+  Comparison c;
   auto it = models_.find(name);
-  if (it == models_.end()) return nullptr;
+  if (it == models_.end()) return c;
   const Entry& e = it->second;
-  if (!ShouldShadow(e.policy, served, u)) return nullptr;
-  auto v = e.variants.find(e.policy.candidate);
+  std::string other;
+  if (!ShouldCompare(e.policy, served, u, &other)) return c;
+  auto v = e.variants.find(other);
   if (v == e.variants.end() || v->second.state != VariantState::kReady) {
-    return nullptr;
+    return c;
   }
-  return v->second.servable;
+  c.run = v->second.servable;
+  c.candidate = e.policy.candidate;
+  c.served_is_baseline = served == e.policy.baseline;
+  return c;
 }
 
 void ModelRegistry::LoadPolicy(const ModelRecord& record, Entry* e) {

@@ -157,10 +157,16 @@ class ModelRegistry {
       const std::string& name, const std::string& version,
       absl::string_view routing_key = "") const;
 
-  // Under a shadow policy: the candidate's servable when the request that
-  // `served` answered should be shadowed, else null.
-  ServableHandle ShadowFor(const std::string& name,
-                           const std::string& served) const;
+  // A variant to run beside a request, off the response path, for
+  // comparison: the shadow candidate (shadow policy) or the baseline (a
+  // rollout's candidate served). `run` is null when there is none.
+  struct Comparison {
+    ServableHandle run;
+    std::string candidate;  // drift is recorded under this variant
+    bool served_is_baseline = true;
+  };
+  Comparison CompareFor(const std::string& name,
+                        const std::string& served) const;
 
   // Traffic policy. SetPolicy validates against the model's ready variants,
   // bumps the version, appends to the history and persists both before it

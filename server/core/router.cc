@@ -15,6 +15,17 @@ json ToJ(const TrafficPolicy& p) {
               {"weights", p.weights},
               {"candidate", p.candidate},
               {"shadow_fraction", p.shadow_fraction},
+              {"steps", p.steps},
+              {"stage", p.stage},
+              {"min_requests", p.min_requests},
+              {"min_seconds", p.min_seconds},
+              {"compare_fraction", p.compare_fraction},
+              {"guards",
+               {{"max_disagreement", p.guards.max_disagreement},
+                {"min_cosine", p.guards.min_cosine},
+                {"max_error_rate", p.guards.max_error_rate},
+                {"max_p99_ratio", p.guards.max_p99_ratio},
+                {"min_samples", p.guards.min_samples}}},
               {"version", p.version},
               {"updated_unix_ms", p.updated_unix_ms},
               {"author", p.author},
@@ -30,6 +41,19 @@ absl::StatusOr<TrafficPolicy> FromJ(const json& j) {
   p.weights = j.at("weights").get<std::map<std::string, double>>();
   p.candidate = j.value("candidate", "");
   p.shadow_fraction = j.value("shadow_fraction", 1.0);
+  p.steps = j.value("steps", std::vector<double>());
+  p.stage = j.value("stage", 0);
+  p.min_requests = j.value("min_requests", int64_t{100});
+  p.min_seconds = j.value("min_seconds", 10.0);
+  p.compare_fraction = j.value("compare_fraction", 1.0);
+  if (j.contains("guards")) {
+    const auto& g = j.at("guards");
+    p.guards.max_disagreement = g.value("max_disagreement", 0.02);
+    p.guards.min_cosine = g.value("min_cosine", 0.99);
+    p.guards.max_error_rate = g.value("max_error_rate", 0.01);
+    p.guards.max_p99_ratio = g.value("max_p99_ratio", 2.0);
+    p.guards.min_samples = g.value("min_samples", int64_t{20});
+  }
   p.version = j.at("version").get<uint64_t>();
   p.updated_unix_ms = j.at("updated_unix_ms").get<int64_t>();
   p.author = j.value("author", "");
@@ -47,6 +71,8 @@ const char* PolicyKindName(PolicyKind kind) {
       return "weighted";
     case PolicyKind::kShadow:
       return "shadow";
+    case PolicyKind::kRollout:
+      return "rollout";
   }
   return "unknown";
 }
@@ -55,10 +81,7 @@ absl::StatusOr<PolicyKind> ParsePolicyKind(const std::string& name) {
   if (name == "pinned") return PolicyKind::kPinned;
   if (name == "weighted") return PolicyKind::kWeighted;
   if (name == "shadow") return PolicyKind::kShadow;
-  if (name == "rollout") {
-    return absl::UnimplementedError(
-        absl::StrCat("policy '", name, "' is not implemented yet"));
-  }
+  if (name == "rollout") return PolicyKind::kRollout;
   return absl::InvalidArgumentError(
       absl::StrCat("unknown policy kind '", name, "' (pinned, weighted)"));
 }
@@ -68,6 +91,31 @@ absl::Status ValidatePolicy(const TrafficPolicy& p,
   if (!variants.count(p.baseline)) {
     return absl::InvalidArgumentError(
         absl::StrCat("baseline variant '", p.baseline, "' does not exist"));
+  }
+  if (p.kind == PolicyKind::kRollout) {
+    if (!variants.count(p.candidate) || p.candidate == p.baseline) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rollout candidate '", p.candidate,
+                       "' must be a ready variant other than the baseline"));
+    }
+    if (p.steps.empty()) {
+      return absl::InvalidArgumentError(
+          "a rollout needs steps (percent of traffic), e.g. 1,10,50,100");
+    }
+    double last = 0;
+    for (double s : p.steps) {
+      if (!(s > last && s <= 100)) {
+        return absl::InvalidArgumentError(
+            "rollout steps must increase within (0, 100]");
+      }
+      last = s;
+    }
+    if (p.stage < 0 || p.stage >= static_cast<int>(p.steps.size())) {
+      return absl::InvalidArgumentError("rollout stage is out of range");
+    }
+    if (!(p.compare_fraction >= 0 && p.compare_fraction <= 1)) {
+      return absl::InvalidArgumentError("compare_fraction must be in [0, 1]");
+    }
   }
   if (p.kind == PolicyKind::kShadow) {
     if (!variants.count(p.candidate)) {
@@ -105,8 +153,20 @@ absl::Status ValidatePolicy(const TrafficPolicy& p,
   return absl::OkStatus();
 }
 
-std::string ChooseVariant(const TrafficPolicy& p, absl::string_view key,
+std::string ChooseVariant(const TrafficPolicy& policy, absl::string_view key,
                           double uniform) {
+  TrafficPolicy rollout;
+  const TrafficPolicy* pp = &policy;
+  if (policy.kind == PolicyKind::kRollout && !policy.steps.empty()) {
+    // A rollout stage is a weighted split between baseline and candidate.
+    rollout = policy;
+    rollout.kind = PolicyKind::kWeighted;
+    const double pct =
+        policy.steps[std::min<size_t>(policy.stage, policy.steps.size() - 1)];
+    rollout.weights = {{policy.baseline, 100 - pct}, {policy.candidate, pct}};
+    pp = &rollout;
+  }
+  const TrafficPolicy& p = *pp;
   if (p.kind != PolicyKind::kWeighted || p.weights.empty()) return p.baseline;
   double sum = 0;
   for (const auto& [v, w] : p.weights) sum += w;
@@ -139,14 +199,30 @@ std::string ChooseVariant(const TrafficPolicy& p, absl::string_view key,
   return p.weights.rbegin()->first;
 }
 
-bool ShouldShadow(const TrafficPolicy& p, const std::string& served,
-                  double uniform) {
-  return p.kind == PolicyKind::kShadow && served == p.baseline &&
-         uniform < p.shadow_fraction;
+bool ShouldCompare(const TrafficPolicy& p, const std::string& served,
+                   double uniform, std::string* other) {
+  if (p.kind == PolicyKind::kShadow && served == p.baseline &&
+      uniform < p.shadow_fraction) {
+    *other = p.candidate;
+    return true;
+  }
+  if (p.kind == PolicyKind::kRollout && served == p.candidate &&
+      uniform < p.compare_fraction) {
+    *other = p.baseline;
+    return true;
+  }
+  return false;
 }
 
 std::map<std::string, double> TrafficShares(const TrafficPolicy& p) {
   std::map<std::string, double> out;
+  if (p.kind == PolicyKind::kRollout && !p.steps.empty()) {
+    const double pct =
+        p.steps[std::min<size_t>(p.stage, p.steps.size() - 1)] / 100;
+    out[p.baseline] = 1 - pct;
+    out[p.candidate] += pct;
+    return out;
+  }
   if (p.kind != PolicyKind::kWeighted) {
     out[p.baseline] = 1.0;
     return out;

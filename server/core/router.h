@@ -20,6 +20,18 @@ enum class PolicyKind {
   kWeighted,  // shares over variants; a routing key always lands the same
   kShadow,    // `baseline` answers; `candidate` also runs on a fraction of
               // requests, off the response path, and the outputs are compared
+  kRollout,   // `candidate` gets steps[stage] percent of traffic; the
+              // rollout controller advances stages while guards hold and
+              // rolls back to `baseline` when one breaks
+};
+
+// Limits a rollout stage must stay within; 0 disables a guard.
+struct RolloutGuards {
+  double max_disagreement = 0.02;  // share of compared rows, top-1
+  double min_cosine = 0.99;        // mean over compared requests
+  double max_error_rate = 0.01;    // candidate's failed / all
+  double max_p99_ratio = 2.0;      // candidate p99 / baseline p99
+  int64_t min_samples = 20;        // before a guard may judge
 };
 const char* PolicyKindName(PolicyKind kind);
 absl::StatusOr<PolicyKind> ParsePolicyKind(const std::string& name);
@@ -28,8 +40,15 @@ struct TrafficPolicy {
   PolicyKind kind = PolicyKind::kPinned;
   std::string baseline = "fp32";
   std::map<std::string, double> weights;  // kWeighted: variant -> share
-  std::string candidate;                  // kShadow
+  std::string candidate;                  // kShadow, kRollout
   double shadow_fraction = 1.0;           // kShadow: share of requests
+  // kRollout
+  std::vector<double> steps;      // percent of traffic to the candidate
+  int stage = 0;                  // index into steps
+  int64_t min_requests = 100;     // candidate requests before advancing
+  double min_seconds = 10;        // and time at the stage
+  double compare_fraction = 1.0;  // candidate requests also run on baseline
+  RolloutGuards guards;
   // Bookkeeping, set by the registry.
   uint64_t version = 0;
   int64_t updated_unix_ms = 0;
@@ -59,10 +78,12 @@ absl::Status ValidatePolicy(const TrafficPolicy& policy,
 std::string ChooseVariant(const TrafficPolicy& policy,
                           absl::string_view routing_key, double uniform);
 
-// Whether this request (answered by `served`) should also run the shadow
-// candidate. `uniform` in [0, 1).
-bool ShouldShadow(const TrafficPolicy& policy, const std::string& served,
-                  double uniform);
+// Whether this request (answered by `served`) should also run another
+// variant for comparison: the shadow candidate (kShadow, served by the
+// baseline) or the baseline (kRollout, served by the candidate). Sets
+// `other` to the variant to run. `uniform` in [0, 1).
+bool ShouldCompare(const TrafficPolicy& policy, const std::string& served,
+                   double uniform, std::string* other);
 
 // The share of traffic each variant gets under `policy` (sums to 1).
 std::map<std::string, double> TrafficShares(const TrafficPolicy& policy);

@@ -60,8 +60,37 @@ TEST(RouterTest, ValidationNamesTheProblem) {
   TrafficPolicy pinned;
   pinned.baseline = "fp16";
   EXPECT_FALSE(ValidatePolicy(pinned, variants).ok());
-  EXPECT_EQ(ParsePolicyKind("rollout").status().code(),
-            absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(ParsePolicyKind("canary").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  TrafficPolicy r;
+  r.kind = PolicyKind::kRollout;
+  r.candidate = "int8";
+  EXPECT_FALSE(ValidatePolicy(r, variants).ok());  // no steps
+  r.steps = {1, 10, 50, 100};
+  EXPECT_TRUE(ValidatePolicy(r, variants).ok());
+  r.steps = {10, 5};
+  EXPECT_FALSE(ValidatePolicy(r, variants).ok());
+}
+
+TEST(RouterTest, RolloutStageSplitsTrafficAndComparesOnTheCandidate) {
+  TrafficPolicy p;
+  p.kind = PolicyKind::kRollout;
+  p.candidate = "int8";
+  p.steps = {10, 100};
+  p.stage = 0;
+  EXPECT_NEAR(TrafficShares(p).at("int8"), 0.10, 1e-9);
+  EXPECT_EQ(ChooseVariant(p, "", 0.95), "int8");  // fp32 takes [0, 0.9)
+  EXPECT_EQ(ChooseVariant(p, "", 0.5), "fp32");
+  std::string other;
+  EXPECT_TRUE(ShouldCompare(p, "int8", 0.3, &other));
+  EXPECT_EQ(other, "fp32");
+  EXPECT_FALSE(ShouldCompare(p, "fp32", 0.3, &other));
+  p.stage = 1;
+  EXPECT_EQ(ChooseVariant(p, "", 0.99), "int8");
+  auto back = PolicyFromJson(PolicyToJson(p));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->steps, p.steps);
+  EXPECT_EQ(back->stage, 1);
 }
 
 TEST(RouterTest, JsonRoundTrip) {

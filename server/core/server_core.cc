@@ -22,6 +22,9 @@ absl::StatusOr<std::unique_ptr<ServerCore>> ServerCore::Create(
 
 void ServerCore::LoadStoredModels() {
   registry_->LoadStoredModels();
+  // Rollouts resume (counting each stage afresh) once models are loaded.
+  rollout_ =
+      std::make_unique<RolloutController>(registry_.get(), metrics_.get());
   ready_ = true;
 }
 

@@ -13,6 +13,7 @@
 #include "server/core/metrics.h"
 #include "server/core/quantization.h"
 #include "server/core/registry.h"
+#include "server/core/rollout.h"
 #include "server/core/store.h"
 
 namespace twinserve {
@@ -55,6 +56,8 @@ class ServerCore {
   std::unique_ptr<InferenceEngine> engine_;
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<QuantizationService> quantization_;
+  // Last: stopped first, before what it reads goes away.
+  std::unique_ptr<RolloutController> rollout_;
   std::atomic<bool> ready_{false};
 };
 

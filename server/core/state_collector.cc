@@ -22,12 +22,25 @@ class StateCollector : public prometheus::Collectable {
         Family("twinserve_variant_ready", "1 if the variant serves, else 0");
     prometheus::MetricFamily version = Family(
         "twinserve_policy_version", "Version of each model's traffic policy");
+    prometheus::MetricFamily stage =
+        Family("twinserve_rollout_stage",
+               "1-based stage of a running rollout; 0 when none runs");
+    prometheus::MetricFamily percent =
+        Family("twinserve_rollout_percent",
+               "Percent of traffic a running rollout gives its candidate");
     for (const ModelStatus& m : registry_->List()) {
       auto policy = registry_->GetPolicy(m.name);
       std::map<std::string, double> shares;
       if (policy.ok()) {
         shares = TrafficShares(*policy);
         Add(&version, {{"model", m.name}}, policy->version);
+        const bool rolling =
+            policy->kind == PolicyKind::kRollout && !policy->steps.empty();
+        Add(&stage, {{"model", m.name}}, rolling ? policy->stage + 1 : 0);
+        Add(&percent, {{"model", m.name}},
+            rolling ? policy->steps[std::min<size_t>(policy->stage,
+                                                     policy->steps.size() - 1)]
+                    : 0);
       }
       for (const VariantStatus& v : m.variants) {
         const std::vector<prometheus::ClientMetric::Label> labels = {
@@ -39,7 +52,7 @@ class StateCollector : public prometheus::Collectable {
         Add(&share, labels, it == shares.end() ? 0 : it->second);
       }
     }
-    return {size, params, share, ready, version};
+    return {size, params, share, ready, version, stage, percent};
   }
 
  private:

@@ -651,6 +651,18 @@ absl::StatusOr<TrafficPolicy> PolicyFromProto(const v1::TrafficPolicy& in) {
   for (const auto& [v, w] : in.weights()) p.weights[v] = w;
   p.candidate = in.candidate();
   if (in.has_shadow_fraction()) p.shadow_fraction = in.shadow_fraction();
+  p.steps.assign(in.steps().begin(), in.steps().end());
+  p.stage = in.stage();
+  if (in.has_min_requests()) p.min_requests = in.min_requests();
+  if (in.has_min_seconds()) p.min_seconds = in.min_seconds();
+  if (in.has_compare_fraction()) p.compare_fraction = in.compare_fraction();
+  if (in.has_max_disagreement()) {
+    p.guards.max_disagreement = in.max_disagreement();
+  }
+  if (in.has_min_cosine()) p.guards.min_cosine = in.min_cosine();
+  if (in.has_max_error_rate()) p.guards.max_error_rate = in.max_error_rate();
+  if (in.has_max_p99_ratio()) p.guards.max_p99_ratio = in.max_p99_ratio();
+  if (in.has_min_samples()) p.guards.min_samples = in.min_samples();
   return p;
 }
 
