@@ -98,9 +98,15 @@ std::string FormatCompare(const v1::ModelStats& now,
   for (const auto& [v, w] : p.weights()) {
     absl::StrAppend(&weights, weights.empty() ? "" : " ", v, "=", w);
   }
+  std::string stage;
+  if (p.kind() == "rollout" && p.steps_size() > 0) {
+    stage =
+        absl::StrFormat(", stage %d/%d (%.4g%%)", p.stage() + 1, p.steps_size(),
+                        p.steps(std::min(p.stage(), p.steps_size() - 1)));
+  }
   std::string out = absl::StrFormat(
-      "%s  policy v%d %s, baseline %s%s%s%s   (%s)\n", now.model(), p.version(),
-      p.kind(), p.baseline(),
+      "%s  policy v%d %s%s, baseline %s%s%s%s   (%s)\n", now.model(),
+      p.version(), p.kind(), stage, p.baseline(),
       p.candidate().empty() ? "" : ", candidate " + p.candidate(),
       weights.empty() ? "" : ", weights ", weights,
       before != nullptr
@@ -142,7 +148,9 @@ std::string FormatCompare(const v1::ModelStats& now,
     const double err_sum =
         v.max_abs_error_sum() - (old ? old->max_abs_error_sum() : 0);
     std::string role = v.variant() == p.baseline() ? "baseline" : "";
-    if (v.variant() == p.candidate()) role = "shadow";
+    if (v.variant() == p.candidate()) {
+      role = p.kind() == "rollout" ? "rollout" : "shadow";
+    }
     if (p.kind() == "weighted" && role.empty() && v.traffic_share() > 0) {
       role = "weighted";
     }
