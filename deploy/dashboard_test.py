@@ -13,6 +13,7 @@ exported = {
     "twinserve_batch_size", "twinserve_inflight_requests",
     "twinserve_traffic_share", "twinserve_model_size_bytes",
     "twinserve_policy_version", "twinserve_rollbacks_total",
+    "twinserve_rollout_stage", "twinserve_rollout_percent",
     "process_resident_memory_bytes",
 }
 bad = []
