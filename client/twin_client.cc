@@ -82,6 +82,7 @@ absl::StatusOr<v1::ModelInfo> TwinClient::Register(
   header->set_name(options.name);
   header->set_description(options.description);
   header->set_replace(options.replace);
+  header->set_keep_previous(options.keep_previous);
   header->set_total_bytes(model_bytes.size());
   header->set_variant(options.variant);
   for (const auto& s : options.inputs) SpecToProto(s, header->add_inputs());

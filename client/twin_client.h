@@ -27,6 +27,8 @@ struct RegisterOptions {
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
   bool replace = false;
+  // With replace: the old generation keeps serving as "fp32-g<N>".
+  bool keep_previous = false;
   // Empty for a new model; else the upload becomes this variant of an
   // existing model (e.g. "int8" from quantization-aware training).
   std::string variant;

@@ -37,6 +37,7 @@ Commands:
   health                         server liveness, readiness and gRPC health
   register NAME MODEL.pt --input NAME:DTYPE:DIMS --output NAME:DTYPE:DIMS
            [--input ...] [--output ...] [--description TEXT] [--replace]
+           [--keep-previous]     (a new generation beside the old one)
                                  upload a TorchScript model (-1 = free dim,
                                  e.g. --input image:FP32:-1,1,28,28)
   list                           registered models and their variants
@@ -100,9 +101,9 @@ struct Args {
   bool Has(const std::string& key) const { return flags.count(key) > 0; }
 };
 
-const char* const kBoolFlags[] = {"replace",  "help",  "per-tensor",
-                                  "no-watch", "watch", "auto-fallback",
-                                  "brief"};
+const char* const kBoolFlags[] = {"replace",  "help",         "per-tensor",
+                                  "no-watch", "watch",        "auto-fallback",
+                                  "brief",    "keep-previous"};
 
 bool ParseArgs(int argc, char** argv, Args* args) {
   for (int i = 1; i < argc; ++i) {
@@ -203,6 +204,8 @@ int Register(TwinClient& client, const Args& args) {
   options.name = args.positional[1];
   options.description = args.Get("description");
   options.replace = args.Has("replace");
+  options.keep_previous = args.Has("keep-previous");
+  if (options.keep_previous) options.replace = true;
   for (const auto& s : args.All("input")) {
     auto spec = ParseSpec(s);
     if (!spec.ok()) return Usage(std::string(spec.status().message()));

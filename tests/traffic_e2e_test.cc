@@ -279,6 +279,41 @@ TEST_F(TrafficTest, RolloutOfAGoodCandidateAdvancesAndPromotes) {
   EXPECT_EQ(history.changes(1).actor(), "rollout");
 }
 
+TEST_F(TrafficTest, TwoFp32GenerationsServeSideBySide) {
+  // Generation 2 (the "wrong" build, to tell them apart) beside generation 1.
+  RegisterOptions o;
+  o.name = "m";
+  o.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
+  o.outputs = {{"sum", DataType::kFp32, {-1, 4}},
+               {"diff", DataType::kFp32, {-1, 4}}};
+  o.replace = true;
+  o.keep_previous = true;
+  auto info =
+      client_->Register(o, ReadFileOrDie(FixturePath("add_sub_wrong.pt")));
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->generation(), 2u);
+  std::vector<std::string> names;
+  for (const auto& v : info->variants()) names.push_back(v.name());
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre("fp32", "fp32-g1"));
+  // Traffic stays on generation 1 until moved.
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(Served(), "fp32-g1");
+  EXPECT_EQ(Served("", "fp32"), "fp32");
+  v1::TrafficPolicy p;
+  p.set_kind("weighted");
+  p.set_baseline("fp32-g1");
+  (*p.mutable_weights())["fp32-g1"] = 1;
+  (*p.mutable_weights())["fp32"] = 1;
+  ASSERT_TRUE(Set(p, "A/B of two generations").ok());
+  int g2 = 0;
+  for (int i = 0; i < 200; ++i) g2 += Served() == "fp32";
+  EXPECT_NEAR(g2 / 200.0, 0.5, 0.15);
+  // Both generations survive a restart.
+  server_->Kill9();
+  Start();
+  EXPECT_EQ(Served("", "fp32-g1"), "fp32-g1");
+  EXPECT_EQ(Served("", "fp32"), "fp32");
+}
+
 TEST_F(TrafficTest, PolicyChangesNeverFailRequestsInFlight) {
   std::atomic<bool> stop{false};
   std::atomic<int> failures{0}, served{0};

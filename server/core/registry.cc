@@ -91,7 +91,9 @@ RunnerOptions ModelRegistry::OptionsFor(const std::string& variant) const {
   RunnerOptions o = runner_options_;
   // Derived variants are saved frozen (quantized modules are finalized);
   // the FP32 optimization passes do not apply to them.
-  if (variant != kFp32Variant) o.optimize = false;
+  if (variant != kFp32Variant && variant.rfind("fp32-g", 0) != 0) {
+    o.optimize = false;
+  }
   return o;
 }
 
@@ -200,6 +202,11 @@ absl::StatusOr<ModelStatus> ModelRegistry::Register(const RegisterArgs& args,
 
   ModelRecord record;
   std::shared_ptr<VariantStats> stats = std::make_shared<VariantStats>();
+  // The previous generation's fp32, when it stays beside the new one.
+  std::string kept_name;
+  VariantRecord kept_record;
+  ServableHandle kept_servable;
+  std::shared_ptr<VariantStats> kept_stats;
   {
     absl::MutexLock lock(&mu_);
     auto it = models_.find(args.name);
@@ -224,6 +231,15 @@ absl::StatusOr<ModelStatus> ModelRegistry::Register(const RegisterArgs& args,
       if (auto v = it->second.variants.find(kFp32Variant);
           v != it->second.variants.end()) {
         stats = v->second.stats;
+        if (args.keep_previous && it->second.record.ok() &&
+            v->second.servable != nullptr &&
+            it->second.record->variants.count(kFp32Variant)) {
+          kept_name = absl::StrCat("fp32-g", it->second.record->generation);
+          kept_record = it->second.record->variants.at(kFp32Variant);
+          kept_servable = v->second.servable;
+          kept_stats = v->second.stats;
+          stats = std::make_shared<VariantStats>();
+        }
       }
     }
   }
@@ -247,14 +263,23 @@ absl::StatusOr<ModelStatus> ModelRegistry::Register(const RegisterArgs& args,
     reset.author = "registry";
     reset.reason =
         absl::StrCat("generation ", record.generation, " registered");
-    if (previous.policy.version > 0 || !previous.history.empty()) {
+    if (!kept_name.empty()) {
+      // Traffic stays on the generation that served until now.
+      reset.baseline = kept_name;
+      absl::StrAppend(&reset.reason, " beside ", kept_name,
+                      ", which keeps the traffic");
+    }
+    if (previous.policy.version > 0 || !previous.history.empty() ||
+        !kept_name.empty()) {
       previous.history.push_back({reset.version, reset.updated_unix_ms, "reset",
                                   "registry", reset.reason, reset});
       record.policy_json = PolicyToJson(reset);
       record.policy_history_json = HistoryToJson(previous.history);
     }
   }
-  TS_RETURN_IF_ERROR(store_->PutModel(&record, kFp32Variant, file));
+  std::map<std::string, VariantRecord> keep;
+  if (!kept_name.empty()) keep[kept_name] = kept_record;
+  TS_RETURN_IF_ERROR(store_->PutModel(&record, kFp32Variant, file, keep));
   cleanup.keep = true;
 
   auto servable = std::make_shared<Servable>();
@@ -274,6 +299,19 @@ absl::StatusOr<ModelStatus> ModelRegistry::Register(const RegisterArgs& args,
   slot.state = VariantState::kReady;
   slot.servable = std::move(servable);
   slot.stats = stats;
+  if (!kept_name.empty()) {
+    // Same runner, named as the generation it is.
+    auto old = std::make_shared<Servable>();
+    old->model = args.name;
+    old->variant = kept_name;
+    old->generation = record.generation;
+    old->runner = kept_servable->runner;
+    old->stats = kept_stats;
+    VariantSlot& k = e.variants[kept_name];
+    k.state = VariantState::kReady;
+    k.servable = std::move(old);
+    k.stats = kept_stats;
+  }
   TS_LOG(INFO) << "registered " << args.name << " generation "
                << record.generation << " ("
                << slot.servable->runner->execution_path() << ")";

@@ -53,7 +53,7 @@ struct Servable {
   std::string model;
   std::string variant;
   uint64_t generation = 0;
-  std::unique_ptr<Runner> runner;
+  std::shared_ptr<const Runner> runner;
   std::shared_ptr<VariantStats> stats;
 };
 using ServableHandle = std::shared_ptr<const Servable>;
@@ -90,6 +90,10 @@ struct RegisterArgs {
   std::string description;
   Signature signature;
   bool replace = false;
+  // With replace: keep the previous generation's fp32 serving beside the new
+  // one as variant "fp32-g<previous generation>", with the traffic pinned to
+  // it until the operator moves it (A/B between two FP32 generations).
+  bool keep_previous = false;
 };
 
 class ModelRegistry {

@@ -439,11 +439,11 @@ std::string ModelStore::CalibrationPath(const std::string& model,
 
 std::string ModelStore::JobsDir() const { return JoinPath(root_, "jobs"); }
 
-absl::Status ModelStore::PutModel(ModelRecord* record,
-                                  const std::string& variant,
-                                  const StagedFile& file) {
+absl::Status ModelStore::PutModel(
+    ModelRecord* record, const std::string& variant, const StagedFile& file,
+    const std::map<std::string, VariantRecord>& keep) {
   ModelRecord next = *record;
-  next.variants.clear();
+  next.variants = keep;
   if (next.created_unix_ms == 0) next.created_unix_ms = NowUnixMs();
   absl::Status st = PutVariant(&next, variant, file);
   if (st.ok()) *record = std::move(next);

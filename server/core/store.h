@@ -126,8 +126,11 @@ class ModelStore {
   // variant, `variant`, made from `file` (which is consumed). Variants of
   // earlier generations are dropped: they were derived from other weights.
   // On success `record` is updated with what was stored.
+  // `keep` lists stored variants (of the previous generation) to carry over
+  // under new names; their files are not copied, only referenced again.
   absl::Status PutModel(ModelRecord* record, const std::string& variant,
-                        const StagedFile& file);
+                        const StagedFile& file,
+                        const std::map<std::string, VariantRecord>& keep = {});
   // Adds or replaces one variant of an existing model; `extra` carries the
   // report and parameter bytes (file fields are filled in here).
   absl::Status PutVariant(ModelRecord* record, const std::string& variant,

@@ -132,6 +132,7 @@ class RegisterReactor
     // A variant upload takes its specs from the model.
     args.description = header_.description();
     args.replace = header_.replace();
+    args.keep_previous = header_.keep_previous();
     for (const auto& s : header_.inputs()) {
       auto spec = SpecFromProto(s);
       if (!spec.ok()) return spec.status();
