@@ -1,5 +1,9 @@
 #include "server/core/inference.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <future>
 
