@@ -71,6 +71,9 @@ ABSL_FLAG(int64_t, max_calibration_bytes, int64_t{2} << 30,
 ABSL_FLAG(std::string, metrics_address, "0.0.0.0:8002",
           "Where Prometheus scrapes /metrics (IPv4 host:port, port 0 picks "
           "one); empty disables the endpoint.");
+ABSL_FLAG(bool, metrics, true,
+          "Record request metrics. Off: no per-request metric updates and no "
+          "/metrics endpoint (for measuring their cost).");
 ABSL_FLAG(std::string, metrics_port_file, "",
           "If set, the bound metrics port is written here.");
 ABSL_FLAG(std::string, port_file, "",
@@ -111,6 +114,7 @@ int main(int argc, char** argv) {
   options.runner.optimize = absl::GetFlag(FLAGS_optimize_fp32);
   options.engine.worker_threads = workers;
   options.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
+  options.record_metrics = absl::GetFlag(FLAGS_metrics);
   options.calibration.max_samples =
       absl::GetFlag(FLAGS_max_calibration_samples);
   options.calibration.max_bytes = absl::GetFlag(FLAGS_max_calibration_bytes);
@@ -124,7 +128,7 @@ int main(int argc, char** argv) {
   // /metrics on its own port: process, state and request metrics.
   std::unique_ptr<twinserve::MetricsHttpServer> metrics_server;
   if (const std::string addr = absl::GetFlag(FLAGS_metrics_address);
-      !addr.empty()) {
+      !addr.empty() && absl::GetFlag(FLAGS_metrics)) {
     auto started = twinserve::MetricsHttpServer::Start(
         addr, {(*core)->metrics()->registry(),
                twinserve::MakeProcessCollector(twinserve::kServerVersion),

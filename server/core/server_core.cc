@@ -12,7 +12,8 @@ absl::StatusOr<std::unique_ptr<ServerCore>> ServerCore::Create(
   core->registry_ = std::make_unique<ModelRegistry>(
       core->store_.get(), options.runner, core->metrics_.get());
   core->engine_ = std::make_unique<InferenceEngine>(
-      core->registry_.get(), options.engine, core->metrics_.get());
+      core->registry_.get(), options.engine,
+      options.record_metrics ? core->metrics_.get() : nullptr);
   core->jobs_ = std::make_unique<JobManager>(core->store_->JobsDir());
   core->quantization_ = std::make_unique<QuantizationService>(
       core->store_.get(), core->registry_.get(), core->jobs_.get(),

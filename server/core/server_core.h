@@ -26,6 +26,8 @@ struct ServerOptions {
   // Largest model file a registration may upload.
   uint64_t max_model_bytes = uint64_t{4} << 30;
   CalibrationLimits calibration;
+  // Per-request metric updates on the inference path.
+  bool record_metrics = true;
 };
 
 class ServerCore {
