@@ -47,6 +47,31 @@ std::vector<std::string> ReadLines(const std::string& path) {
   return out;
 }
 
+// Test image `i` of `all` (FP32 [N,1,28,28]) as a one-image request input,
+// borrowing its bytes.
+HostTensor Image(const HostTensor& all, int i) {
+  HostTensor img;
+  img.name = "image";
+  img.dtype = DataType::kFp32;
+  img.shape = {1, 1, 28, 28};
+  img.data = all.data + i * 28 * 28 * sizeof(float);
+  img.byte_size = 28 * 28 * sizeof(float);
+  return img;
+}
+
+// The first `n` images (a borrowing view) and their labels.
+std::pair<HostTensor, std::vector<int64_t>> FirstSamples(
+    const HostTensor& images, const HostTensor& labels, int64_t n) {
+  HostTensor view = images;
+  view.shape[0] = n;
+  view.byte_size = n * 784 * sizeof(float);
+  std::vector<int64_t> y(n);
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] = static_cast<unsigned char>(labels.data[i]);
+  }
+  return {view, y};
+}
+
 struct VariantRun {
   double accuracy = 0, p50_us = 0, p99_us = 0, rps = 0;
 };
@@ -63,12 +88,7 @@ absl::StatusOr<VariantRun> RunVariant(TwinClient& client,
   std::vector<double> latencies_us;
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) {
-    HostTensor img;
-    img.name = "image";
-    img.dtype = DataType::kFp32;
-    img.shape = {1, 1, 28, 28};
-    img.data = all.data + i * 28 * 28 * sizeof(float);
-    img.byte_size = 28 * 28 * sizeof(float);
+    const HostTensor img = Image(all, i);
     auto t0 = std::chrono::steady_clock::now();
     auto out = client.Infer(model, {img}, version, {}, absl::StrCat("req-", i));
     latencies_us.push_back(std::chrono::duration<double, std::micro>(
@@ -168,24 +188,13 @@ int Main() {
     return Fail("training images",
                 train.ok() ? train_labels.status() : train.status());
   }
-  const int64_t k = absl::GetFlag(FLAGS_calibration_samples);
-  HostTensor calib = ImagesToFloat(*train);
-  calib.shape[0] = k;
-  calib.byte_size = k * 784 * sizeof(float);
-  std::vector<int64_t> calib_labels(k);
-  for (int64_t i = 0; i < k; ++i) {
-    calib_labels[i] = static_cast<unsigned char>(train_labels->data[i]);
-  }
+  const HostTensor train_all = ImagesToFloat(*train);
+  const auto [calib, calib_labels] = FirstSamples(
+      train_all, *train_labels, absl::GetFlag(FLAGS_calibration_samples));
   auto set = client.UploadCalibration(model, "calib", {calib}, calib_labels,
                                       /*replace=*/true);
   if (!set.ok()) return Fail("calibration upload", set.status());
-  HostTensor eval = all;
-  eval.shape[0] = n;
-  eval.byte_size = n * 784 * sizeof(float);
-  std::vector<int64_t> eval_labels(n);
-  for (int i = 0; i < n; ++i) {
-    eval_labels[i] = static_cast<unsigned char>(labels->data[i]);
-  }
+  const auto [eval, eval_labels] = FirstSamples(all, *labels, n);
   auto eset = client.UploadCalibration(model, "eval", {eval}, eval_labels,
                                        /*replace=*/true, 500);
   if (!eset.ok()) return Fail("evaluation upload", eset.status());
@@ -266,12 +275,7 @@ int Main() {
   auto phase = [&](const char* title) -> int {
     int served_int8 = 0;
     for (int i = 0; i < live; ++i) {
-      HostTensor img;
-      img.name = "image";
-      img.dtype = DataType::kFp32;
-      img.shape = {1, 1, 28, 28};
-      img.data = all.data + i * 28 * 28 * sizeof(float);
-      img.byte_size = 28 * 28 * sizeof(float);
+      const HostTensor img = Image(all, i);
       auto out = client.Infer(model, {img}, "", {}, "");
       if (!out.ok()) return -1;
       served_int8 += out->version == "int8";

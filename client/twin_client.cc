@@ -16,6 +16,17 @@ void SpecToProto(const TensorSpec& spec, v1::TensorSpec* out) {
   for (int64_t d : spec.shape) out->add_shape(d);
 }
 
+// One unary call with a fresh context: `call(ctx, response)` issues it; a
+// failure comes back as the server's status.
+template <typename Response, typename Call>
+absl::StatusOr<Response> Unary(Call call) {
+  grpc::ClientContext ctx;
+  Response response;
+  grpc::Status st = call(&ctx, &response);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return response;
+}
+
 }  // namespace
 
 TwinClient::TwinClient(const std::string& address, int max_message_bytes) {
@@ -113,21 +124,20 @@ absl::Status TwinClient::Unregister(const std::string& name) {
 }
 
 absl::StatusOr<std::vector<v1::ModelInfo>> TwinClient::List() {
-  grpc::ClientContext ctx;
-  v1::ListModelsResponse resp;
-  grpc::Status st = management_->ListModels(&ctx, {}, &resp);
-  if (!st.ok()) return FromGrpcStatus(st);
-  return std::vector<v1::ModelInfo>(resp.models().begin(), resp.models().end());
+  auto resp = Unary<v1::ListModelsResponse>([&](auto* ctx, auto* resp) {
+    return management_->ListModels(ctx, {}, resp);
+  });
+  if (!resp.ok()) return resp.status();
+  return std::vector<v1::ModelInfo>(resp->models().begin(),
+                                    resp->models().end());
 }
 
 absl::StatusOr<v1::ModelInfo> TwinClient::Get(const std::string& name) {
-  grpc::ClientContext ctx;
   v1::GetModelRequest req;
   req.set_name(name);
-  v1::ModelInfo resp;
-  grpc::Status st = management_->GetModel(&ctx, req, &resp);
-  if (!st.ok()) return FromGrpcStatus(st);
-  return resp;
+  return Unary<v1::ModelInfo>([&](auto* ctx, auto* resp) {
+    return management_->GetModel(ctx, req, resp);
+  });
 }
 
 absl::StatusOr<v1::CalibrationSetInfo> TwinClient::UploadCalibration(
@@ -175,14 +185,15 @@ absl::StatusOr<v1::CalibrationSetInfo> TwinClient::UploadCalibration(
 
 absl::StatusOr<std::vector<v1::CalibrationSetInfo>>
 TwinClient::ListCalibrationSets(const std::string& model) {
-  grpc::ClientContext ctx;
   v1::ListCalibrationSetsRequest req;
   req.set_model(model);
-  v1::ListCalibrationSetsResponse resp;
-  grpc::Status st = management_->ListCalibrationSets(&ctx, req, &resp);
-  if (!st.ok()) return FromGrpcStatus(st);
-  return std::vector<v1::CalibrationSetInfo>(resp.sets().begin(),
-                                             resp.sets().end());
+  auto resp =
+      Unary<v1::ListCalibrationSetsResponse>([&](auto* ctx, auto* resp) {
+        return management_->ListCalibrationSets(ctx, req, resp);
+      });
+  if (!resp.ok()) return resp.status();
+  return std::vector<v1::CalibrationSetInfo>(resp->sets().begin(),
+                                             resp->sets().end());
 }
 
 absl::Status TwinClient::DeleteCalibrationSet(const std::string& model,
@@ -197,42 +208,36 @@ absl::Status TwinClient::DeleteCalibrationSet(const std::string& model,
 
 absl::StatusOr<v1::Job> TwinClient::Quantize(
     const v1::QuantizeRequest& request) {
-  grpc::ClientContext ctx;
-  v1::Job job;
-  grpc::Status st = management_->Quantize(&ctx, request, &job);
-  if (!st.ok()) return FromGrpcStatus(st);
-  return job;
+  return Unary<v1::Job>([&](auto* ctx, auto* resp) {
+    return management_->Quantize(ctx, request, resp);
+  });
 }
 
 absl::StatusOr<v1::Job> TwinClient::GetJob(const std::string& id) {
-  grpc::ClientContext ctx;
   v1::GetJobRequest req;
   req.set_id(id);
-  v1::Job job;
-  grpc::Status st = management_->GetJob(&ctx, req, &job);
-  if (!st.ok()) return FromGrpcStatus(st);
-  return job;
+  return Unary<v1::Job>([&](auto* ctx, auto* resp) {
+    return management_->GetJob(ctx, req, resp);
+  });
 }
 
 absl::StatusOr<v1::Job> TwinClient::CancelJob(const std::string& id) {
-  grpc::ClientContext ctx;
   v1::GetJobRequest req;
   req.set_id(id);
-  v1::Job job;
-  grpc::Status st = management_->CancelJob(&ctx, req, &job);
-  if (!st.ok()) return FromGrpcStatus(st);
-  return job;
+  return Unary<v1::Job>([&](auto* ctx, auto* resp) {
+    return management_->CancelJob(ctx, req, resp);
+  });
 }
 
 absl::StatusOr<std::vector<v1::Job>> TwinClient::ListJobs(
     const std::string& model) {
-  grpc::ClientContext ctx;
   v1::ListJobsRequest req;
   req.set_model(model);
-  v1::ListJobsResponse resp;
-  grpc::Status st = management_->ListJobs(&ctx, req, &resp);
-  if (!st.ok()) return FromGrpcStatus(st);
-  return std::vector<v1::Job>(resp.jobs().begin(), resp.jobs().end());
+  auto resp = Unary<v1::ListJobsResponse>([&](auto* ctx, auto* resp) {
+    return management_->ListJobs(ctx, req, resp);
+  });
+  if (!resp.ok()) return resp.status();
+  return std::vector<v1::Job>(resp->jobs().begin(), resp->jobs().end());
 }
 
 absl::StatusOr<v1::Job> TwinClient::WatchJob(
@@ -256,14 +261,12 @@ absl::StatusOr<v1::Job> TwinClient::WatchJob(
 
 absl::StatusOr<v1::QuantizationReport> TwinClient::GetReport(
     const std::string& model, const std::string& variant) {
-  grpc::ClientContext ctx;
   v1::GetQuantizationReportRequest req;
   req.set_model(model);
   req.set_variant(variant);
-  v1::QuantizationReport resp;
-  grpc::Status st = management_->GetQuantizationReport(&ctx, req, &resp);
-  if (!st.ok()) return FromGrpcStatus(st);
-  return resp;
+  return Unary<v1::QuantizationReport>([&](auto* ctx, auto* resp) {
+    return management_->GetQuantizationReport(ctx, req, resp);
+  });
 }
 
 inference::ModelInferRequest MakeInferRequest(

@@ -31,26 +31,6 @@ double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
 }
 
-std::string FirstLine(const std::string& s) {
-  const char* marker = "The following operation failed in the TorchScript";
-  if (s.rfind(marker, 0) == 0) {
-    size_t end = s.find_last_not_of(" \n");
-    size_t start = s.rfind('\n', end);
-    return s.substr(start == std::string::npos ? 0 : start + 1);
-  }
-  // The first non-empty line.
-  size_t start = s.find_first_not_of(" \n");
-  if (start == std::string::npos) return s;
-  return s.substr(start, s.find('\n', start) - start);
-}
-
-std::string Message(const std::exception& e) {
-  if (auto* c = dynamic_cast<const c10::Error*>(&e)) {
-    return FirstLine(c->what_without_backtrace());
-  }
-  return FirstLine(e.what());
-}
-
 // A range of samples of one set.
 struct Samples {
   const CalibrationSet* set = nullptr;
@@ -179,8 +159,8 @@ absl::StatusOr<Once> QuantizeOnce(
     quantized.save(path);
     return once;
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("quantization failed while ", stage, ": ", Message(e)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "quantization failed while ", stage, ": ", TorchErrorMessage(e)));
   }
 }
 
@@ -263,8 +243,8 @@ absl::StatusOr<Once> ConvertOnce(const QuantizeInputs& in,
     torch::jit::freeze(wrapper).save(path);
     return once;
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("conversion failed while ", stage, ": ", Message(e)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "conversion failed while ", stage, ": ", TorchErrorMessage(e)));
   }
 }
 

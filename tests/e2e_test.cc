@@ -16,6 +16,7 @@ namespace twinserve {
 namespace {
 
 using ::testing::HasSubstr;
+using ::twinserve::testing::AddSubOptions;
 using ::twinserve::testing::FixturePath;
 using ::twinserve::testing::NewTempDir;
 using ::twinserve::testing::ReadFileOrDie;
@@ -33,16 +34,6 @@ std::vector<float> AsFloats(const HostTensor& t) {
   std::vector<float> out(t.byte_size / sizeof(float));
   std::memcpy(out.data(), t.data, t.byte_size);
   return out;
-}
-
-RegisterOptions AddSubOptions(const std::string& name) {
-  RegisterOptions o;
-  o.name = name;
-  o.description = "a+b, a-b";
-  o.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
-  o.outputs = {{"sum", DataType::kFp32, {-1, 4}},
-               {"diff", DataType::kFp32, {-1, 4}}};
-  return o;
 }
 
 RegisterOptions FashionOptions(const std::string& name) {

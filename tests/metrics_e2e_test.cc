@@ -67,17 +67,7 @@ double Value(const std::string& text, const std::string& prefix) {
 TEST(MetricsTest, PerVariantSeriesWithPlausibleValues) {
   ServerProcess server(NewTempDir("store"));
   TwinClient client(server.address());
-  RegisterOptions o;
-  o.name = "m";
-  o.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
-  o.outputs = {{"sum", DataType::kFp32, {-1, 4}},
-               {"diff", DataType::kFp32, {-1, 4}}};
-  const std::string model = ReadFileOrDie(FixturePath("add_sub.pt"));
-  ASSERT_TRUE(client.Register(o, model).ok());
-  RegisterOptions alt;
-  alt.name = "m";
-  alt.variant = "alt";
-  ASSERT_TRUE(client.Register(alt, model).ok());
+  ASSERT_TRUE(::twinserve::testing::RegisterAddSubWithAlt(client).ok());
   HostTensor a =
       HostTensor::Owned("a", DataType::kFp32, {2, 4}, std::string(32, '\0'));
   HostTensor b = a;
@@ -150,17 +140,7 @@ TEST(MetricsTest, PerVariantSeriesWithPlausibleValues) {
 TEST(MetricsTest, ShadowRunsOffThePathAndFeedsDriftMetrics) {
   ServerProcess server(NewTempDir("store"));
   TwinClient client(server.address());
-  RegisterOptions o;
-  o.name = "m";
-  o.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
-  o.outputs = {{"sum", DataType::kFp32, {-1, 4}},
-               {"diff", DataType::kFp32, {-1, 4}}};
-  const std::string model = ReadFileOrDie(FixturePath("add_sub.pt"));
-  ASSERT_TRUE(client.Register(o, model).ok());
-  RegisterOptions alt;
-  alt.name = "m";
-  alt.variant = "alt";
-  ASSERT_TRUE(client.Register(alt, model).ok());
+  ASSERT_TRUE(::twinserve::testing::RegisterAddSubWithAlt(client).ok());
   {
     grpc::ClientContext ctx;
     v1::SetTrafficPolicyRequest req;

@@ -244,13 +244,10 @@ TEST_F(QuantizeE2eTest, BadCalibrationAndQuantizeRequests) {
 
 TEST_F(QuantizeE2eTest, ModelWithoutQuantizableOpsFailsAndFp32Serves) {
   Start();
-  RegisterOptions o;
-  o.name = "addsub";
-  o.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
-  o.outputs = {{"sum", DataType::kFp32, {-1, 4}},
-               {"diff", DataType::kFp32, {-1, 4}}};
-  ASSERT_TRUE(
-      client_->Register(o, ReadFileOrDie(FixturePath("add_sub.pt"))).ok());
+  ASSERT_TRUE(client_
+                  ->Register(::twinserve::testing::AddSubOptions("addsub"),
+                             ReadFileOrDie(FixturePath("add_sub.pt")))
+                  .ok());
   HostTensor a = HostTensor::Owned("a", DataType::kFp32, {8, 4},
                                    std::string(8 * 16, '\0'));
   HostTensor b = a;

@@ -56,6 +56,26 @@ std::string ReadFileOrDie(const std::string& path) {
   return *s;
 }
 
+RegisterOptions AddSubOptions(const std::string& name) {
+  RegisterOptions o;
+  o.name = name;
+  o.description = "a+b, a-b";
+  o.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
+  o.outputs = {{"sum", DataType::kFp32, {-1, 4}},
+               {"diff", DataType::kFp32, {-1, 4}}};
+  return o;
+}
+
+absl::Status RegisterAddSubWithAlt(TwinClient& client) {
+  const std::string model = ReadFileOrDie(FixturePath("add_sub.pt"));
+  auto info = client.Register(AddSubOptions("m"), model);
+  if (!info.ok()) return info.status();
+  RegisterOptions alt;
+  alt.name = "m";
+  alt.variant = "alt";
+  return client.Register(alt, model).status();
+}
+
 ServerProcess::ServerProcess(const std::string& store,
                              std::vector<std::string> flags) {
   const std::string dir = NewTempDir("server");

@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "client/twin_client.h"
+
 namespace twinserve {
 namespace testing {
 
@@ -16,6 +19,13 @@ std::string FixturePath(const std::string& name);
 // A fresh, empty folder under the test's temp dir.
 std::string NewTempDir(const std::string& prefix);
 std::string ReadFileOrDie(const std::string& path);
+
+// Registration of tests/fixtures/add_sub.pt: inputs a, b and outputs sum,
+// diff, all FP32 [-1, 4].
+RegisterOptions AddSubOptions(const std::string& name);
+// Registers add_sub.pt as model "m" and again as its variant "alt": two
+// variants with identical answers, for routing tests.
+absl::Status RegisterAddSubWithAlt(TwinClient& client);
 
 // Runs bazel-bin/server/twinserve as a child process.
 class ServerProcess {

@@ -28,18 +28,7 @@ class TrafficTest : public ::testing::Test {
   void SetUp() override {
     store_ = NewTempDir("store");
     Start();
-    RegisterOptions o;
-    o.name = "m";
-    o.inputs = {{"a", DataType::kFp32, {-1, 4}},
-                {"b", DataType::kFp32, {-1, 4}}};
-    o.outputs = {{"sum", DataType::kFp32, {-1, 4}},
-                 {"diff", DataType::kFp32, {-1, 4}}};
-    const std::string model = ReadFileOrDie(FixturePath("add_sub.pt"));
-    ASSERT_TRUE(client_->Register(o, model).ok());
-    RegisterOptions alt;
-    alt.name = "m";
-    alt.variant = "alt";
-    ASSERT_TRUE(client_->Register(alt, model).ok());
+    ASSERT_TRUE(::twinserve::testing::RegisterAddSubWithAlt(*client_).ok());
   }
   void Start() {
     server_ = std::make_unique<ServerProcess>(store_);
@@ -281,11 +270,7 @@ TEST_F(TrafficTest, RolloutOfAGoodCandidateAdvancesAndPromotes) {
 
 TEST_F(TrafficTest, TwoFp32GenerationsServeSideBySide) {
   // Generation 2 (the "wrong" build, to tell them apart) beside generation 1.
-  RegisterOptions o;
-  o.name = "m";
-  o.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
-  o.outputs = {{"sum", DataType::kFp32, {-1, 4}},
-               {"diff", DataType::kFp32, {-1, 4}}};
+  RegisterOptions o = ::twinserve::testing::AddSubOptions("m");
   o.replace = true;
   o.keep_previous = true;
   auto info =

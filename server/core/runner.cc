@@ -24,38 +24,6 @@ uint64_t NowNs() {
       .count();
 }
 
-// LibTorch messages carry a C++ backtrace after the first line; clients get
-// the first line only.
-std::string FirstLine(const char* what) {
-  std::string s(what);
-  const size_t nl = s.find('\n');
-  if (nl != std::string::npos) s.resize(nl);
-  return s;
-}
-
-// An exception raised inside TorchScript arrives as "The following
-// operation failed in the TorchScript interpreter." plus a TorchScript
-// traceback; the line that says what went wrong is the last one.
-std::string LastLine(const std::string& s) {
-  size_t end = s.find_last_not_of(" \n");
-  if (end == std::string::npos) return s;
-  size_t start = s.rfind('\n', end);
-  start = start == std::string::npos ? 0 : start + 1;
-  return s.substr(start, end - start + 1);
-}
-
-std::string ExceptionMessage(const std::exception& e) {
-  const char* what = e.what();
-  if (auto* c10 = dynamic_cast<const c10::Error*>(&e)) {
-    what = c10->what_without_backtrace();
-  }
-  const std::string text(what);
-  if (text.rfind("The following operation failed in the TorchScript", 0) == 0) {
-    return LastLine(text);
-  }
-  return FirstLine(what);
-}
-
 // Flattens forward()'s return value (a tensor, or a tuple/list of tensors).
 absl::StatusOr<std::vector<at::Tensor>> Flatten(const c10::IValue& value) {
   std::vector<at::Tensor> out;
@@ -135,7 +103,7 @@ class TorchRunner : public Runner {
       return outputs;
     } catch (const std::exception& e) {
       return absl::InternalError(
-          absl::StrCat("model forward failed: ", ExceptionMessage(e)));
+          absl::StrCat("model forward failed: ", TorchErrorMessage(e)));
     }
   }
 
@@ -201,8 +169,8 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Load(
   try {
     module = torch::jit::load(path);
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("not a loadable TorchScript file: ", ExceptionMessage(e)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "not a loadable TorchScript file: ", TorchErrorMessage(e)));
   }
   if (!module.find_method("forward")) {
     return absl::InvalidArgumentError("the TorchScript module has no forward");
@@ -232,12 +200,12 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Load(
       } catch (const std::exception& e) {
         TS_LOG(WARNING) << "optimize_for_inference failed, serving the frozen "
                            "module: "
-                        << ExceptionMessage(e);
+                        << TorchErrorMessage(e);
         module = frozen;
       }
     } catch (const std::exception& e) {
       TS_LOG(WARNING) << "freezing failed, serving the scripted module: "
-                      << ExceptionMessage(e);
+                      << TorchErrorMessage(e);
     }
   }
 
@@ -257,6 +225,23 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Load(
     if (!st.ok()) return st;
   }
   return runner;
+}
+
+std::string TorchErrorMessage(const std::exception& e) {
+  const char* what = e.what();
+  if (auto* c10 = dynamic_cast<const c10::Error*>(&e)) {
+    what = c10->what_without_backtrace();
+  }
+  const std::string text(what);
+  const size_t end = text.find_last_not_of(" \n");
+  if (end == std::string::npos) return text;
+  if (text.rfind("The following operation failed in the TorchScript", 0) == 0) {
+    const size_t start = text.rfind('\n', end);
+    return text.substr(start == std::string::npos ? 0 : start + 1,
+                       end - (start == std::string::npos ? 0 : start + 1) + 1);
+  }
+  const size_t start = text.find_first_not_of(" \n");
+  return text.substr(start, text.find('\n', start) - start);
 }
 
 void ConfigureTorchThreads(int intra_op_threads, int inter_op_threads) {

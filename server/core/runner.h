@@ -9,6 +9,7 @@
 #define TWINSERVE_SERVER_CORE_RUNNER_H_
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <string>
 #include <vector>
@@ -71,6 +72,12 @@ class Runner {
   // "frozen+optimized", "frozen" or "scripted".
   virtual const std::string& execution_path() const = 0;
 };
+
+// The line of a LibTorch exception worth showing a client: the first line
+// of its message without the C++ backtrace, or for an exception raised
+// inside TorchScript (which arrives with a TorchScript traceback) the last
+// line, which says what went wrong.
+std::string TorchErrorMessage(const std::exception& e);
 
 // Sets LibTorch's intra-op and inter-op thread counts once for the process.
 // REQUIRES: called before any Runner runs.
