@@ -96,6 +96,9 @@ absl::StatusOr<v1::ModelInfo> TwinClient::Register(
   header->set_keep_previous(options.keep_previous);
   header->set_total_bytes(model_bytes.size());
   header->set_variant(options.variant);
+  if (options.batching.has_value()) {
+    *header->mutable_batching() = *options.batching;
+  }
   for (const auto& s : options.inputs) SpecToProto(s, header->add_inputs());
   for (const auto& s : options.outputs) SpecToProto(s, header->add_outputs());
   bool ok = writer->Write(msg);
@@ -137,6 +140,13 @@ absl::StatusOr<v1::ModelInfo> TwinClient::Get(const std::string& name) {
   req.set_name(name);
   return Unary<v1::ModelInfo>([&](auto* ctx, auto* resp) {
     return management_->GetModel(ctx, req, resp);
+  });
+}
+
+absl::StatusOr<v1::ModelInfo> TwinClient::SetBatching(
+    const v1::SetBatchingRequest& request) {
+  return Unary<v1::ModelInfo>([&](auto* ctx, auto* resp) {
+    return management_->SetBatching(ctx, request, resp);
   });
 }
 

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,8 @@ struct RegisterOptions {
   std::string variant;
   // Upload chunk size; models of any size stream in chunks of this.
   size_t chunk_bytes = 1 << 20;
+  // Dynamic batching from the start (unset: none, or the replaced model's).
+  std::optional<v1::BatchingConfig> batching;
 };
 
 struct InferOutputs {
@@ -64,6 +67,8 @@ class TwinClient {
   absl::Status Unregister(const std::string& name);
   absl::StatusOr<std::vector<v1::ModelInfo>> List();
   absl::StatusOr<v1::ModelInfo> Get(const std::string& name);
+  absl::StatusOr<v1::ModelInfo> SetBatching(
+      const v1::SetBatchingRequest& request);
 
   // Uploads samples as set `set` of `model`: `inputs` hold all samples along
   // dim 0, sent `per_message` at a time; `labels` empty or one per sample.

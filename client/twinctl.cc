@@ -38,10 +38,17 @@ Commands:
   register NAME MODEL.pt --input NAME:DTYPE:DIMS --output NAME:DTYPE:DIMS
            [--input ...] [--output ...] [--description TEXT] [--replace]
            [--keep-previous]     (a new generation beside the old one)
+           [--max-batch N [--batch-delay-us US] [--preferred 4,8]
+            [--queue-capacity N]] (dynamic batching from the start)
                                  upload a TorchScript model (-1 = free dim,
                                  e.g. --input image:FP32:-1,1,28,28)
   list                           registered models and their variants
   show NAME                      one model: specs, variants, sizes, state
+  batching NAME [--variant V] [--max-batch N] [--batch-delay-us US]
+        [--preferred 4,8] [--queue-capacity N] [--off | --clear]
+                                 show or change dynamic batching (a model's
+                                 default, or one variant's own; --clear
+                                 drops the variant's own settings)
   unregister NAME                remove a model and its stored files
   infer NAME --input [NAME=]FILE.npy [--input ...] [--version VARIANT]
         [--output-dir DIR] [--top-k K] [--labels FILE]
@@ -101,9 +108,9 @@ struct Args {
   bool Has(const std::string& key) const { return flags.count(key) > 0; }
 };
 
-const char* const kBoolFlags[] = {"replace",  "help",         "per-tensor",
-                                  "no-watch", "watch",        "auto-fallback",
-                                  "brief",    "keep-previous"};
+const char* const kBoolFlags[] = {
+    "replace",       "help",  "per-tensor",    "no-watch", "watch",
+    "auto-fallback", "brief", "keep-previous", "off",      "clear"};
 
 bool ParseArgs(int argc, char** argv, Args* args) {
   for (int i = 1; i < argc; ++i) {
@@ -157,6 +164,16 @@ std::string Time(int64_t unix_ms) {
                           absl::LocalTimeZone());
 }
 
+std::string BatchingText(const v1::BatchingConfig& b) {
+  if (b.max_batch_size() <= 1) {
+    return absl::StrCat("off (queue capacity ", b.queue_capacity(), ")");
+  }
+  return absl::StrCat("max batch ", b.max_batch_size(), ", delay ",
+                      b.max_queue_delay_microseconds(), " us, preferred [",
+                      absl::StrJoin(b.preferred_batch_sizes(), ","),
+                      "], queue capacity ", b.queue_capacity());
+}
+
 void PrintModel(const v1::ModelInfo& m) {
   std::printf("model:       %s (generation %llu)\n", m.name().c_str(),
               static_cast<unsigned long long>(m.generation()));
@@ -182,6 +199,46 @@ void PrintModel(const v1::ModelInfo& m) {
       std::printf("    error: %s\n", v.last_error().c_str());
     }
   }
+  std::printf("batching:    %s\n", BatchingText(m.batching()).c_str());
+  for (const auto& v : m.variants()) {
+    std::printf("  %-12s %s\n", v.name().c_str(),
+                BatchingText(v.batching()).c_str());
+  }
+}
+
+// Reads --max-batch, --batch-delay-us, --preferred, --queue-capacity into
+// `config`; false with a message on a malformed value.
+bool ParseBatchingFlags(const Args& args, v1::BatchingConfig* config,
+                        std::string* error) {
+  auto number = [&](const char* flag, int64_t* out) {
+    if (!args.Has(flag)) return true;
+    if (absl::SimpleAtoi(args.Get(flag), out)) return true;
+    *error = absl::StrCat("--", flag, " takes a number");
+    return false;
+  };
+  int64_t max_batch = config->max_batch_size(),
+          delay = config->max_queue_delay_microseconds(),
+          capacity = config->queue_capacity();
+  if (!number("max-batch", &max_batch) || !number("batch-delay-us", &delay) ||
+      !number("queue-capacity", &capacity)) {
+    return false;
+  }
+  config->set_max_batch_size(max_batch);
+  config->set_max_queue_delay_microseconds(delay);
+  config->set_queue_capacity(capacity);
+  if (args.Has("preferred")) {
+    config->clear_preferred_batch_sizes();
+    for (absl::string_view p :
+         absl::StrSplit(args.Get("preferred"), ',', absl::SkipEmpty())) {
+      int v = 0;
+      if (!absl::SimpleAtoi(p, &v)) {
+        *error = "--preferred takes sizes like 4,8";
+        return false;
+      }
+      config->add_preferred_batch_sizes(v);
+    }
+  }
+  return true;
 }
 
 int Health(TwinClient& client) {
@@ -216,6 +273,12 @@ int Register(TwinClient& client, const Args& args) {
     if (!spec.ok()) return Usage(std::string(spec.status().message()));
     options.outputs.push_back(*spec);
   }
+  if (args.Has("max-batch")) {
+    v1::BatchingConfig config;
+    std::string error;
+    if (!ParseBatchingFlags(args, &config, &error)) return Usage(error);
+    options.batching = config;
+  }
   std::ifstream in(args.positional[2], std::ios::binary);
   if (!in) return Usage("cannot read " + args.positional[2]);
   std::stringstream ss;
@@ -223,6 +286,40 @@ int Register(TwinClient& client, const Args& args) {
   auto info = client.Register(options, ss.str());
   if (!info.ok()) return Fail(info.status());
   PrintModel(*info);
+  return 0;
+}
+
+int Batching(TwinClient& client, const Args& args) {
+  if (args.positional.size() != 2) return Usage("batching needs NAME");
+  const std::string model = args.positional[1];
+  auto info = client.Get(model);
+  if (!info.ok()) return Fail(info.status());
+  const bool change = args.Has("max-batch") || args.Has("batch-delay-us") ||
+                      args.Has("preferred") || args.Has("queue-capacity") ||
+                      args.Has("off") || args.Has("clear");
+  if (change) {
+    v1::SetBatchingRequest req;
+    req.set_model(model);
+    req.set_variant(args.Get("variant"));
+    // Start from what the target runs with, so one flag changes one thing.
+    *req.mutable_config() = info->batching();
+    for (const auto& v : info->variants()) {
+      if (v.name() == req.variant()) *req.mutable_config() = v.batching();
+    }
+    std::string error;
+    if (!ParseBatchingFlags(args, req.mutable_config(), &error)) {
+      return Usage(error);
+    }
+    if (args.Has("off")) req.mutable_config()->set_max_batch_size(0);
+    req.set_clear(args.Has("clear"));
+    info = client.SetBatching(req);
+    if (!info.ok()) return Fail(info.status());
+  }
+  std::printf("model default: %s\n", BatchingText(info->batching()).c_str());
+  for (const auto& v : info->variants()) {
+    std::printf("%-13s %s\n", (v.name() + ":").c_str(),
+                BatchingText(v.batching()).c_str());
+  }
   return 0;
 }
 
@@ -754,6 +851,7 @@ int Main(int argc, char** argv) {
   if (cmd == "health") return Health(client);
   if (cmd == "register") return Register(client, args);
   if (cmd == "list") return List(client);
+  if (cmd == "batching") return Batching(client, args);
   if (cmd == "show" || cmd == "unregister") {
     if (args.positional.size() != 2) return Usage(cmd + " needs NAME");
     if (cmd == "unregister") {

@@ -117,84 +117,143 @@ void InferenceEngine::Infer(InferRequest request, InferCallback done) {
     done(servable.status());
     return;
   }
-  ServableHandle handle = std::move(*servable);
-  Metrics::Variant* m =
-      metrics_ != nullptr ? metrics_->ForVariant(handle->model, handle->variant)
-                          : nullptr;
-  // Every exit below records its outcome here, exactly once.
-  auto fail = [this, m, start](const ServableHandle& h,
-                               const absl::Status& st) {
-    h->stats->RecordFailure(NowNs() - start);
-    if (m != nullptr) {
-      metrics_->RecordFailure(h->model, h->variant,
-                              absl::StatusCodeToString(st.code()).c_str());
-      m->inflight->Decrement();
-    }
-  };
-  if (m != nullptr) m->inflight->Increment();
-  const Signature& sig = handle->runner->signature();
+  Call call;
+  call.handle = std::move(*servable);
+  call.done = std::move(done);
+  call.start_ns = start;
+  call.unpinned = request.version.empty();
+  if (metrics_ != nullptr) {
+    call.metrics =
+        metrics_->ForVariant(call.handle->model, call.handle->variant);
+    call.metrics->inflight->Increment();
+  }
+  const Signature& sig = call.handle->runner->signature();
   auto inputs = MatchInputs(sig, std::move(request.inputs));
-  if (!inputs.ok()) {
-    fail(handle, inputs.status());
-    done(inputs.status());
-    return;
-  }
+  if (!inputs.ok()) return Fail(call, inputs.status());
   auto selected = SelectOutputs(sig, request.requested_outputs);
-  if (!selected.ok()) {
-    fail(handle, selected.status());
-    done(selected.status());
+  if (!selected.ok()) return Fail(call, selected.status());
+  call.selected = std::move(*selected);
+
+  static const BatchingConfig kUnbatched;
+  const BatchingConfig& batching =
+      call.handle->batching != nullptr ? *call.handle->batching : kUnbatched;
+  const int64_t rows = static_cast<int64_t>(BatchSize(sig, *inputs));
+  if (batching.enabled() && rows <= batching.max_batch_size &&
+      sig.inputs[0].shape[0] == -1) {
+    Batcher* batcher = BatcherFor(*call.handle);
+    BatchTask task;
+    task.runner = call.handle->runner.get();
+    task.inputs = std::move(*inputs);
+    task.enqueue_ns = start;
+    task.deadline_ns = request.deadline_ns;
+    // The task owns the call; when the queue is full it comes back here.
+    auto shared = std::make_shared<Call>(std::move(call));
+    task.done = [this, shared](absl::StatusOr<std::vector<HostTensor>> out,
+                               const BatchInfo& info,
+                               const std::vector<HostTensor>& in) {
+      Finish(*shared, std::move(out), in, info);
+    };
+    absl::Status queued = batcher->Enqueue(std::move(task), batching);
+    if (!queued.ok()) Fail(*shared, queued);
     return;
   }
-  const bool unpinned = request.version.empty();
-  pool_.Schedule([this, handle = std::move(handle), inputs = std::move(*inputs),
-                  selected = std::move(*selected), done = std::move(done),
-                  start, m, fail, unpinned]() mutable {
-    const uint64_t queued = NowNs() - start;
-    RunTimings timings;
-    auto outputs = handle->runner->Run(inputs, &timings);
-    if (!outputs.ok()) {
-      fail(handle, outputs.status());
-      done(outputs.status());
-      return;
+  // Unbatched: one request per execution, queued on the worker pool.
+  if (pool_.queue_size() >= static_cast<size_t>(batching.queue_capacity)) {
+    return Fail(call,
+                absl::ResourceExhaustedError(absl::StrCat(
+                    "the inference queue is full (", batching.queue_capacity,
+                    " requests waiting); retry later")));
+  }
+  pool_.Schedule([this, call = std::move(call), inputs = std::move(*inputs),
+                  deadline = request.deadline_ns]() mutable {
+    BatchInfo info;
+    info.queue_ns = NowNs() - call.start_ns;
+    if (deadline != 0 && NowNs() >= deadline) {
+      return Fail(
+          call, absl::DeadlineExceededError(absl::StrCat(
+                    "the request's deadline passed after ",
+                    info.queue_ns / 1000, " us in the queue; it was not run")));
     }
-    // The shadow decision and its copies happen before answering (the
-    // request's bytes die with the answer, and outputs move into it); the
-    // shadow run itself happens after.
-    ModelRegistry::Comparison shadow =
-        unpinned ? registry_->CompareFor(handle->model, handle->variant)
-                 : ModelRegistry::Comparison();
-    std::vector<HostTensor> shadow_inputs;
-    HostTensor primary;
-    if (shadow.run != nullptr) {
-      for (const HostTensor& t : inputs) {
-        shadow_inputs.push_back(HostTensor::Owned(
-            t.name, t.dtype, t.shape, std::string(t.data, t.byte_size)));
-      }
-      primary = (*outputs)[0];  // shares the tensor's storage
-    }
-    InferResult result;
-    result.model = handle->model;
-    result.variant = handle->variant;
-    result.outputs.reserve(selected.size());
-    for (int i : selected) result.outputs.push_back((*outputs)[i]);
-    const uint64_t total = NowNs() - start;
-    const uint64_t batch = BatchSize(handle->runner->signature(), inputs);
-    handle->stats->RecordSuccess(total, queued, timings.input_ns,
-                                 timings.infer_ns, timings.output_ns, batch);
-    if (m != nullptr) {
-      m->success->Increment();
-      m->request_seconds->Observe(total * 1e-9);
-      m->queue_seconds->Observe(queued * 1e-9);
-      m->compute_seconds->Observe(
-          (timings.input_ns + timings.infer_ns + timings.output_ns) * 1e-9);
-      m->batch_size->Observe(static_cast<double>(batch));
-      m->inflight->Decrement();
-    }
-    done(std::move(result));
-    if (shadow.run != nullptr) {
-      Compare(std::move(shadow), std::move(shadow_inputs), std::move(primary));
-    }
+    auto outputs = call.handle->runner->Run(inputs, &info.timings);
+    info.first = true;
+    info.requests = 1;
+    info.batch_rows = static_cast<int64_t>(
+        BatchSize(call.handle->runner->signature(), inputs));
+    Finish(call, std::move(outputs), inputs, info);
   });
+}
+
+void InferenceEngine::Fail(Call& call, const absl::Status& status) {
+  call.handle->stats->RecordFailure(NowNs() - call.start_ns);
+  if (call.metrics != nullptr) {
+    metrics_->RecordFailure(call.handle->model, call.handle->variant,
+                            absl::StatusCodeToString(status.code()).c_str());
+    call.metrics->inflight->Decrement();
+  }
+  call.done(status);
+}
+
+void InferenceEngine::Finish(Call& call,
+                             absl::StatusOr<std::vector<HostTensor>> outputs,
+                             const std::vector<HostTensor>& inputs,
+                             const BatchInfo& info) {
+  if (!outputs.ok()) return Fail(call, outputs.status());
+  const Servable& servable = *call.handle;
+  // The shadow decision and its copies happen before answering (the
+  // request's bytes die with the answer, and outputs move into it); the
+  // shadow run itself happens after.
+  ModelRegistry::Comparison shadow =
+      call.unpinned ? registry_->CompareFor(servable.model, servable.variant)
+                    : ModelRegistry::Comparison();
+  std::vector<HostTensor> shadow_inputs;
+  HostTensor primary;
+  if (shadow.run != nullptr) {
+    for (const HostTensor& t : inputs) {
+      shadow_inputs.push_back(HostTensor::Owned(
+          t.name, t.dtype, t.shape, std::string(t.data, t.byte_size)));
+    }
+    primary = (*outputs)[0];  // shares the tensor's storage
+  }
+  InferResult result;
+  result.model = servable.model;
+  result.variant = servable.variant;
+  result.outputs.reserve(call.selected.size());
+  for (int i : call.selected) result.outputs.push_back((*outputs)[i]);
+  const uint64_t total = NowNs() - call.start_ns;
+  const uint64_t rows = BatchSize(servable.runner->signature(), inputs);
+  const RunTimings& t = info.timings;
+  servable.stats->RecordRequest(total, info.queue_ns, t.input_ns, t.infer_ns,
+                                t.output_ns, rows);
+  if (info.first) {
+    servable.stats->RecordExecution(info.batch_rows, t.input_ns, t.infer_ns,
+                                    t.output_ns);
+  }
+  if (Metrics::Variant* m = call.metrics; m != nullptr) {
+    m->success->Increment();
+    m->request_seconds->Observe(total * 1e-9);
+    m->queue_seconds->Observe(info.queue_ns * 1e-9);
+    m->compute_seconds->Observe((t.input_ns + t.infer_ns + t.output_ns) * 1e-9);
+    if (info.first)
+      m->batch_size->Observe(static_cast<double>(info.batch_rows));
+    m->inflight->Decrement();
+  }
+  call.done(std::move(result));
+  if (shadow.run != nullptr) {
+    Compare(std::move(shadow), std::move(shadow_inputs), std::move(primary));
+  }
+}
+
+Batcher* InferenceEngine::BatcherFor(const Servable& servable) {
+  absl::MutexLock lock(&batchers_mu_);
+  auto& b = batchers_[{servable.model, servable.variant}];
+  if (b == nullptr) {
+    b = std::make_unique<Batcher>(
+        absl::StrCat("model '", servable.model, "' version '", servable.variant,
+                     "'"),
+        [this](std::function<void()> fn) { pool_.Schedule(std::move(fn)); },
+        pool_.num_threads());
+  }
+  return b.get();
 }
 
 void InferenceEngine::Compare(ModelRegistry::Comparison comparison,

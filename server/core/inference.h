@@ -7,11 +7,14 @@
 #define TWINSERVE_SERVER_CORE_INFERENCE_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/core/batcher.h"
 #include "server/core/metrics.h"
 #include "server/core/registry.h"
 #include "server/core/tensor.h"
@@ -30,6 +33,9 @@ struct InferRequest {
   std::vector<std::string> requested_outputs;
   // Makes the traffic policy's choice sticky for this key (a user id...).
   std::string routing_key;
+  // Steady-clock time (ns) after which the request is dropped before
+  // running with DEADLINE_EXCEEDED; 0 = none.
+  uint64_t deadline_ns = 0;
 };
 
 struct InferResult {
@@ -59,26 +65,51 @@ class InferenceEngine {
   ~InferenceEngine();
 
   // Validates synchronously; on error calls `done` at once on this thread.
-  // Otherwise runs on a worker and calls `done` there. Errors: NOT_FOUND
-  // (model, version), UNAVAILABLE (not ready), INVALID_ARGUMENT (inputs:
-  // unknown, missing, duplicated, wrong datatype, shape or byte size;
-  // unknown requested output), INTERNAL (forward threw).
+  // Otherwise runs on a worker (alone, or stacked with other requests when
+  // the variant batches) and calls `done` there. Errors: NOT_FOUND (model,
+  // version), UNAVAILABLE (not ready), INVALID_ARGUMENT (inputs: unknown,
+  // missing, duplicated, wrong datatype, shape or byte size; unknown
+  // requested output), RESOURCE_EXHAUSTED (the variant's queue is full),
+  // DEADLINE_EXCEEDED (the deadline passed before it ran), INTERNAL
+  // (forward threw).
   void Infer(InferRequest request, InferCallback done);
 
   // Blocking convenience for tests and in-process callers.
   absl::StatusOr<InferResult> InferSync(InferRequest request);
 
  private:
-  const ModelRegistry* const registry_;
+  // One request between validation and its answer.
+  struct Call {
+    ServableHandle handle;
+    std::vector<int> selected;  // output indices, in response order
+    InferCallback done;
+    uint64_t start_ns = 0;
+    Metrics::Variant* metrics = nullptr;
+    bool unpinned = false;
+  };
+
+  // Records a failure of `call` and answers it.
+  void Fail(Call& call, const absl::Status& status);
+  // Records the outcome of `call`, answers it and starts its comparison
+  // run, if the policy wants one. `rows` are the request's own inferences.
+  void Finish(Call& call, absl::StatusOr<std::vector<HostTensor>> outputs,
+              const std::vector<HostTensor>& inputs, const BatchInfo& info);
+  // The variant's batcher, made on first use.
+  Batcher* BatcherFor(const Servable& servable);
   // Runs `comparison.run` on copies of `inputs` off the response path and
   // compares its first output with the served one (`served`).
   void Compare(ModelRegistry::Comparison comparison,
                std::vector<HostTensor> inputs, HostTensor served);
 
+  const ModelRegistry* const registry_;
   Metrics* const metrics_;
   const size_t shadow_queue_;
   ThreadPool pool_;
   ThreadPool shadow_pool_;
+  absl::Mutex batchers_mu_;
+  // Destroyed before the pools: a batcher drains onto pool_.
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Batcher>>
+      batchers_ ABSL_GUARDED_BY(batchers_mu_);
 };
 
 // Orders `inputs` as `signature.inputs` and validates each one. Exposed for

@@ -174,6 +174,7 @@ void ModelRegistry::LoadEntry(const std::string& name,
       slot.state = VariantState::kReady;
       slot.servable = std::move(*servable);
       slot.last_error.clear();
+      ApplyBatchingLocked(&it->second);
       TS_LOG(INFO) << "loaded " << name << ":" << v << " (generation "
                    << record->generation << ", "
                    << slot.servable->runner->execution_path() << ")";
@@ -222,6 +223,7 @@ absl::StatusOr<ModelStatus> ModelRegistry::Register(const RegisterArgs& args,
         record.generation = it->second.record->generation;
         record.policy_json = it->second.record->policy_json;
         record.policy_history_json = it->second.record->policy_history_json;
+        record.batching_json = it->second.record->batching_json;
         // Samples stay valid while the inputs do.
         const Signature& old = it->second.record->signature;
         if (SameInputs(old, args.signature)) {
@@ -247,6 +249,21 @@ absl::StatusOr<ModelStatus> ModelRegistry::Register(const RegisterArgs& args,
   record.description = args.description;
   record.signature = args.signature;
   record.generation += 1;
+  {
+    BatchingPolicy batching;
+    if (args.batching.has_value()) {
+      batching.defaults = *args.batching;
+      TS_RETURN_IF_ERROR(ValidateBatching(args.signature, &batching.defaults));
+    } else if (!record.batching_json.empty()) {
+      // Kept from the previous generation while its signature allows it.
+      auto previous = BatchingPolicyFromJson(record.batching_json);
+      if (previous.ok() && (!previous->defaults.enabled() ||
+                            CheckBatchable(args.signature).ok())) {
+        batching = *previous;
+      }
+    }
+    record.batching_json = BatchingPolicyToJson(batching);
+  }
 
   // Load and check before anything is stored: a model that cannot serve is
   // refused with nothing written.
@@ -312,6 +329,7 @@ absl::StatusOr<ModelStatus> ModelRegistry::Register(const RegisterArgs& args,
     k.servable = std::move(old);
     k.stats = kept_stats;
   }
+  ApplyBatchingLocked(&e);
   TS_LOG(INFO) << "registered " << args.name << " generation "
                << record.generation << " ("
                << slot.servable->runner->execution_path() << ")";
@@ -384,9 +402,11 @@ ModelStatus ModelRegistry::StatusLocked(const std::string& name,
   s.updated_unix_ms = r.updated_unix_ms;
   s.generation = r.generation;
   s.state = e.unloaded ? VariantState::kUnloaded : VariantState::kReady;
+  s.batching = e.batching;
   for (const auto& [v, slot] : e.variants) {
     VariantStatus vs;
     vs.name = v;
+    vs.batching = e.batching.For(v);
     vs.state = slot.state;
     vs.last_error = slot.last_error;
     vs.pending = slot.pending;
@@ -495,9 +515,27 @@ ModelRegistry::Comparison ModelRegistry::CompareFor(
   return c;
 }
 
+void ModelRegistry::ApplyBatchingLocked(Entry* e) {
+  for (auto& [v, slot] : e->variants) {
+    if (slot.servable == nullptr) continue;
+    const BatchingConfig& c = e->batching.For(v);
+    if (slot.servable->batching != nullptr && *slot.servable->batching == c) {
+      continue;
+    }
+    auto copy = std::make_shared<Servable>(*slot.servable);
+    copy->batching = std::make_shared<const BatchingConfig>(c);
+    slot.servable = std::move(copy);
+  }
+}
+
 void ModelRegistry::LoadPolicy(const ModelRecord& record, Entry* e) {
   e->policy = TrafficPolicy();
   e->history.clear();
+  e->batching = BatchingPolicy();
+  if (!record.batching_json.empty()) {
+    auto b = BatchingPolicyFromJson(record.batching_json);
+    if (b.ok()) e->batching = *b;
+  }
   if (!record.policy_json.empty()) {
     auto p = PolicyFromJson(record.policy_json);
     if (p.ok()) e->policy = *p;
@@ -557,6 +595,53 @@ absl::StatusOr<TrafficPolicy> ModelRegistry::SetPolicy(
                << "): " << PolicyKindName(policy.kind) << " baseline "
                << policy.baseline;
   return policy;
+}
+
+absl::StatusOr<BatchingPolicy> ModelRegistry::SetBatching(
+    const std::string& name, const std::string& variant, BatchingConfig config,
+    bool clear) {
+  TS_RETURN_IF_ERROR(BeginChange(name));
+  ChangeGuard change_guard(this, name);
+  ModelRecord record;
+  BatchingPolicy batching;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    TS_ASSIGN_OR_RETURN(const Entry* e, FindLocked(name));
+    if (!e->record.ok()) return e->record.status();
+    if (!variant.empty() && !e->variants.count(variant)) {
+      return absl::NotFoundError(
+          absl::StrCat("model '", name, "' has no version '", variant, "'"));
+    }
+    record = *e->record;
+    batching = e->batching;
+  }
+  if (clear) {
+    if (variant.empty()) {
+      batching.defaults = BatchingConfig();
+    } else {
+      batching.per_variant.erase(variant);
+    }
+  } else {
+    TS_RETURN_IF_ERROR(ValidateBatching(record.signature, &config));
+    if (variant.empty()) {
+      batching.defaults = config;
+    } else {
+      batching.per_variant[variant] = config;
+    }
+  }
+  TS_RETURN_IF_ERROR(
+      store_->PutBatching(&record, BatchingPolicyToJson(batching)));
+  absl::MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return absl::AbortedError("model removed meanwhile");
+  it->second.record = record;
+  it->second.batching = batching;
+  ApplyBatchingLocked(&it->second);
+  TS_LOG(INFO) << "batching of " << name << ":"
+               << (variant.empty() ? "*" : variant) << " is now max_batch_size "
+               << batching.For(variant).max_batch_size << ", delay "
+               << batching.For(variant).max_queue_delay_us << " us";
+  return batching;
 }
 
 absl::StatusOr<const ModelRegistry::Entry*> ModelRegistry::FindLocked(
@@ -682,6 +767,7 @@ absl::Status ModelRegistry::PublishVariant(const ModelRecord& record,
       it->second.unloaded ? VariantState::kUnloaded : VariantState::kReady;
   slot.last_error.clear();
   slot.pending = false;
+  ApplyBatchingLocked(&it->second);
   TS_LOG(INFO) << "published " << record.name << ":" << variant;
   return absl::OkStatus();
 }

@@ -18,6 +18,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "server/core/batching.h"
 #include "server/core/metrics.h"
 #include "server/core/router.h"
 #include "server/core/runner.h"
@@ -55,6 +57,9 @@ struct Servable {
   uint64_t generation = 0;
   std::shared_ptr<const Runner> runner;
   std::shared_ptr<VariantStats> stats;
+  // Dynamic batching settings in force; a change publishes a copy of the
+  // servable with the new settings (same runner, same statistics).
+  std::shared_ptr<const BatchingConfig> batching;
 };
 using ServableHandle = std::shared_ptr<const Servable>;
 
@@ -69,6 +74,8 @@ struct VariantStatus {
   std::string execution_path;
   // True while a job makes this variant anew (it may still serve).
   bool pending = false;
+  // The batching settings it runs with.
+  BatchingConfig batching;
 };
 
 struct ModelStatus {
@@ -83,6 +90,7 @@ struct ModelStatus {
   // entry or a variant is broken; kUnloaded after Unload().
   VariantState state = VariantState::kLoading;
   std::string last_error;
+  BatchingPolicy batching;
 };
 
 struct RegisterArgs {
@@ -94,6 +102,8 @@ struct RegisterArgs {
   // one as variant "fp32-g<previous generation>", with the traffic pinned to
   // it until the operator moves it (A/B between two FP32 generations).
   bool keep_previous = false;
+  // Dynamic batching; unset keeps a replaced model's settings (or off).
+  std::optional<BatchingConfig> batching;
 };
 
 class ModelRegistry {
@@ -194,6 +204,16 @@ class ModelRegistry {
                                          const std::string& actor,
                                          const std::string& reason);
 
+  // Changes the dynamic batching settings of `variant`, or with an empty
+  // variant the model's default (for variants without their own); `clear`
+  // drops a variant's own settings. Persisted before it takes effect;
+  // requests already queued finish under the old settings.
+  // Errors: NOT_FOUND (model, variant), INVALID_ARGUMENT (values),
+  // FAILED_PRECONDITION (the model is not batchable), ABORTED.
+  absl::StatusOr<BatchingPolicy> SetBatching(const std::string& name,
+                                             const std::string& variant,
+                                             BatchingConfig config, bool clear);
+
   // Statistics per (model, variant), for ModelStatistics.
   struct StatsEntry {
     std::string model;
@@ -217,9 +237,14 @@ class ModelRegistry {
     bool unloaded = false;
     TrafficPolicy policy;
     std::vector<PolicyChange> history;
+    BatchingPolicy batching;
   };
-  // Parses a record's policy and history into `e` (defaults when absent).
+  // Parses a record's policy, history and batching settings into `e`
+  // (defaults when absent).
   static void LoadPolicy(const ModelRecord& record, Entry* e);
+  // Gives every loaded servable of `e` its batching settings (servables are
+  // immutable: a changed setting publishes a copy).
+  static void ApplyBatchingLocked(Entry* e);
 
   // Loads every variant of `record` and publishes the result.
   void LoadEntry(const std::string& name, absl::StatusOr<ModelRecord> record);

@@ -7,15 +7,26 @@ namespace twinserve {
 void VariantStats::RecordSuccess(uint64_t total_ns, uint64_t queue_ns,
                                  uint64_t input_ns, uint64_t infer_ns,
                                  uint64_t output_ns, uint64_t batch_size) {
+  RecordRequest(total_ns, queue_ns, input_ns, infer_ns, output_ns, batch_size);
+  RecordExecution(batch_size, input_ns, infer_ns, output_ns);
+}
+
+void VariantStats::RecordRequest(uint64_t total_ns, uint64_t queue_ns,
+                                 uint64_t input_ns, uint64_t infer_ns,
+                                 uint64_t output_ns, uint64_t rows) {
   last_inference_ms_.store(absl::ToUnixMillis(absl::Now()),
                            std::memory_order_relaxed);
-  inference_count_.fetch_add(batch_size, std::memory_order_relaxed);
-  execution_count_.fetch_add(1, std::memory_order_relaxed);
+  inference_count_.fetch_add(rows, std::memory_order_relaxed);
   success_.Add(total_ns);
   queue_.Add(queue_ns);
   input_.Add(input_ns);
   infer_.Add(infer_ns);
   output_.Add(output_ns);
+}
+
+void VariantStats::RecordExecution(uint64_t batch_size, uint64_t input_ns,
+                                   uint64_t infer_ns, uint64_t output_ns) {
+  execution_count_.fetch_add(1, std::memory_order_relaxed);
   absl::MutexLock lock(&batch_mu_);
   BatchStat& b = batches_[batch_size];
   b.compute_input.count++;

@@ -34,10 +34,17 @@ struct StatsSnapshot {
 
 class VariantStats {
  public:
-  // A request that ran: `batch_size` inferences in one execution.
+  // A request that ran alone: `batch_size` inferences in one execution.
   void RecordSuccess(uint64_t total_ns, uint64_t queue_ns, uint64_t input_ns,
                      uint64_t infer_ns, uint64_t output_ns,
                      uint64_t batch_size);
+  // A request of `rows` inferences answered from a (possibly shared)
+  // execution whose compute times are given.
+  void RecordRequest(uint64_t total_ns, uint64_t queue_ns, uint64_t input_ns,
+                     uint64_t infer_ns, uint64_t output_ns, uint64_t rows);
+  // One execution of `batch_size` rows (once per batch).
+  void RecordExecution(uint64_t batch_size, uint64_t input_ns,
+                       uint64_t infer_ns, uint64_t output_ns);
   void RecordFailure(uint64_t total_ns);
   StatsSnapshot Snapshot() const;
 

@@ -58,6 +58,7 @@ std::string ToManifest(const ModelRecord& r) {
   }
   j["policy"] = r.policy_json;
   j["policy_history"] = r.policy_history_json;
+  j["batching"] = r.batching_json;
   j["calibration_sets"] = json::object();
   for (const auto& [name, c] : r.calibration_sets) {
     j["calibration_sets"][name] =
@@ -104,6 +105,7 @@ absl::StatusOr<ModelRecord> FromManifest(const std::string& text) {
     }
     r.policy_json = j.value("policy", std::string());
     r.policy_history_json = j.value("policy_history", std::string());
+    r.batching_json = j.value("batching", std::string());
     if (j.contains("calibration_sets")) {
       for (const auto& [name, c] : j.at("calibration_sets").items()) {
         CalibrationRecord cr;
@@ -389,6 +391,16 @@ absl::Status ModelStore::PutPolicy(ModelRecord* record,
   ModelRecord next = *record;
   next.policy_json = policy_json;
   next.policy_history_json = history_json;
+  absl::Status st = CommitLocked(next, "");
+  if (st.ok()) *record = std::move(next);
+  return st;
+}
+
+absl::Status ModelStore::PutBatching(ModelRecord* record,
+                                     const std::string& batching_json) {
+  absl::MutexLock lock(&mu_);
+  ModelRecord next = *record;
+  next.batching_json = batching_json;
   absl::Status st = CommitLocked(next, "");
   if (st.ok()) *record = std::move(next);
   return st;

@@ -70,6 +70,8 @@ struct ModelRecord {
   // until an operator sets one.
   std::string policy_json;
   std::string policy_history_json;
+  // Dynamic batching settings, JSON (server/core/batching.h); empty: off.
+  std::string batching_json;
 };
 
 // A file uploaded into staging/, not yet part of any model.
@@ -143,6 +145,9 @@ class ModelStore {
   // Replaces the model's traffic policy and history (one atomic write).
   absl::Status PutPolicy(ModelRecord* record, const std::string& policy_json,
                          const std::string& history_json);
+  // Replaces the model's batching settings.
+  absl::Status PutBatching(ModelRecord* record,
+                           const std::string& batching_json);
   // Removes a set; NOT_FOUND if the model has none of that name.
   absl::Status RemoveCalibrationSet(ModelRecord* record,
                                     const std::string& set);

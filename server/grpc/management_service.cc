@@ -1,5 +1,6 @@
 #include "server/grpc/management_service.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "absl/base/thread_annotations.h"
@@ -47,6 +48,24 @@ void SpecToProto(const TensorSpec& spec, v1::TensorSpec* out) {
   out->set_name(spec.name);
   out->set_datatype(DataTypeName(spec.dtype));
   for (int64_t d : spec.shape) out->add_shape(d);
+}
+
+BatchingConfig BatchingFromProto(const v1::BatchingConfig& p) {
+  BatchingConfig c;
+  c.max_batch_size = p.max_batch_size();
+  c.max_queue_delay_us = static_cast<int64_t>(
+      std::min<uint64_t>(p.max_queue_delay_microseconds(), uint64_t{1} << 62));
+  c.preferred_batch_sizes.assign(p.preferred_batch_sizes().begin(),
+                                 p.preferred_batch_sizes().end());
+  if (p.queue_capacity() != 0) c.queue_capacity = p.queue_capacity();
+  return c;
+}
+
+void BatchingToProto(const BatchingConfig& c, v1::BatchingConfig* out) {
+  out->set_max_batch_size(c.max_batch_size);
+  out->set_max_queue_delay_microseconds(c.max_queue_delay_us);
+  for (int p : c.preferred_batch_sizes) out->add_preferred_batch_sizes(p);
+  out->set_queue_capacity(c.queue_capacity);
 }
 
 // Receives the upload, then hands registration to the slow-work pool.
@@ -133,6 +152,9 @@ class RegisterReactor
     args.description = header_.description();
     args.replace = header_.replace();
     args.keep_previous = header_.keep_previous();
+    if (header_.has_batching()) {
+      args.batching = BatchingFromProto(header_.batching());
+    }
     for (const auto& s : header_.inputs()) {
       auto spec = SpecFromProto(s);
       if (!spec.ok()) return spec.status();
@@ -475,7 +497,9 @@ void ModelStatusToProto(const ModelStatus& s, v1::ModelInfo* out) {
     vi->set_last_error(v.last_error);
     vi->set_pending(v.pending);
     vi->set_execution_path(v.execution_path);
+    BatchingToProto(v.batching, vi->mutable_batching());
   }
+  BatchingToProto(s.batching.defaults, out->mutable_batching());
   out->set_created_unix_ms(s.created_unix_ms);
   out->set_updated_unix_ms(s.updated_unix_ms);
   out->set_state(StateToProto(s.state));
@@ -679,6 +703,18 @@ std::string Actor(const std::string& author) {
 }
 
 }  // namespace
+
+ServerUnaryReactor* ManagementService::SetBatching(
+    CallbackServerContext* ctx, const v1::SetBatchingRequest* request,
+    v1::ModelInfo* response) {
+  auto set = core_->registry()->SetBatching(
+      request->model(), request->variant(),
+      BatchingFromProto(request->config()), request->clear());
+  if (!set.ok()) return Done(ctx, set.status());
+  auto status = core_->registry()->Get(request->model());
+  if (status.ok()) ModelStatusToProto(*status, response);
+  return Done(ctx, status.status());
+}
 
 ServerUnaryReactor* ManagementService::SetTrafficPolicy(
     CallbackServerContext* ctx, const v1::SetTrafficPolicyRequest* request,

@@ -75,6 +75,9 @@ class ManagementService final
   grpc::ServerUnaryReactor* Rollback(grpc::CallbackServerContext* ctx,
                                      const v1::RollbackRequest* request,
                                      v1::TrafficPolicy* response) override;
+  grpc::ServerUnaryReactor* SetBatching(grpc::CallbackServerContext* ctx,
+                                        const v1::SetBatchingRequest* request,
+                                        v1::ModelInfo* response) override;
   grpc::ServerUnaryReactor* GetModelStats(
       grpc::CallbackServerContext* ctx, const v1::GetModelStatsRequest* request,
       v1::ModelStats* response) override;

@@ -1,10 +1,13 @@
 #include "server/grpc/oip_service.h"
 
+#include <algorithm>
+#include <chrono>
 #include <deque>
 #include <memory>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "server/grpc/grpc_status_util.h"
 #include "server/grpc/oip_codec.h"
@@ -76,6 +79,27 @@ absl::StatusOr<ModelStatus> GetModelVersion(ModelRegistry* registry,
   }
   return absl::NotFoundError(
       absl::StrCat("model '", name, "' has no version '", version, "'"));
+}
+
+// The batching settings a metadata or config request is about: the named
+// version's, else the model's default.
+const BatchingConfig& BatchingOf(const ModelStatus& status,
+                                 const std::string& version) {
+  for (const VariantStatus& v : status.variants) {
+    if (v.name == version) return v.batching;
+  }
+  return status.batching.defaults;
+}
+
+// gRPC deadline -> steady-clock ns (0 = none).
+uint64_t DeadlineNs(const CallbackServerContext* ctx) {
+  const auto deadline = ctx->deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) return 0;
+  const auto left = deadline - std::chrono::system_clock::now();
+  const auto now = std::chrono::steady_clock::now().time_since_epoch();
+  return std::max<int64_t>(
+      1,
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now + left).count());
 }
 
 // Runs ModelStreamInfer: reads requests as they come, runs them
@@ -226,6 +250,15 @@ ServerUnaryReactor* OipService::ModelMetadata(
     t->set_datatype(DataTypeName(s.dtype));
     for (int64_t d : s.shape) t->add_shape(d);
   }
+  const BatchingConfig& b = BatchingOf(*status, request->version());
+  auto& props = *response->mutable_properties();
+  props["batchable"] =
+      CheckBatchable(status->signature).ok() ? "true" : "false";
+  props["dynamic_batching"] = b.enabled() ? "true" : "false";
+  props["max_batch_size"] = absl::StrCat(b.max_batch_size);
+  props["max_queue_delay_microseconds"] = absl::StrCat(b.max_queue_delay_us);
+  props["preferred_batch_sizes"] = absl::StrJoin(b.preferred_batch_sizes, ",");
+  props["queue_capacity"] = absl::StrCat(b.queue_capacity);
   return Done(ctx, absl::OkStatus());
 }
 
@@ -239,20 +272,29 @@ ServerUnaryReactor* OipService::ModelConfig(
   config->set_name(status->name);
   config->set_platform(kPlatform);
   config->set_backend("pytorch");
-  // max_batch_size 0: shapes are given in full, batch dim included, as the
-  // registration declared them.
-  config->set_max_batch_size(0);
+  // As Triton: with batching, max_batch_size > 0 and dims leave out the
+  // batch dim; without, max_batch_size 0 and shapes are given in full, as
+  // the registration declared them.
+  const BatchingConfig& b = BatchingOf(*status, request->version());
+  const size_t skip = b.enabled() ? 1 : 0;
+  config->set_max_batch_size(b.enabled() ? b.max_batch_size : 0);
+  if (b.enabled()) {
+    auto* db = config->mutable_dynamic_batching();
+    for (int p : b.preferred_batch_sizes) db->add_preferred_batch_size(p);
+    db->set_max_queue_delay_microseconds(b.max_queue_delay_us);
+    db->mutable_default_queue_policy()->set_max_queue_size(b.queue_capacity);
+  }
   for (const TensorSpec& s : status->signature.inputs) {
     auto* in = config->add_input();
     in->set_name(s.name);
     in->set_data_type(ConfigType(s.dtype));
-    for (int64_t d : s.shape) in->add_dims(d);
+    for (size_t i = skip; i < s.shape.size(); ++i) in->add_dims(s.shape[i]);
   }
   for (const TensorSpec& s : status->signature.outputs) {
     auto* out = config->add_output();
     out->set_name(s.name);
     out->set_data_type(ConfigType(s.dtype));
-    for (int64_t d : s.shape) out->add_dims(d);
+    for (size_t i = skip; i < s.shape.size(); ++i) out->add_dims(s.shape[i]);
   }
   return Done(ctx, absl::OkStatus());
 }
@@ -266,6 +308,7 @@ ServerUnaryReactor* OipService::ModelInfer(
     reactor->Finish(ToGrpcStatus(decoded.status()));
     return reactor;
   }
+  decoded->deadline_ns = DeadlineNs(ctx);
   core_->engine()->Infer(
       std::move(*decoded),
       [request, response, reactor](absl::StatusOr<InferResult> result) {
