@@ -563,7 +563,7 @@ TEST_F(E2eTest, ForwardThatThrowsIsInternalAndServerKeepsServing) {
 }
 
 TEST_F(E2eTest, BadModelNamesAreInvalidArgument) {
-  for (const std::string name :
+  for (const std::string& name :
        {std::string(""), std::string("a/b"), std::string(".."),
         std::string("x..y"), std::string("tab\there"), std::string("nl\n"),
         std::string(".hidden"), std::string(200, 'a')}) {

@@ -37,9 +37,9 @@ uint64_t BatchSize(const Signature& sig, const std::vector<HostTensor>& in) {
   return 1;
 }
 
-absl::StatusOr<std::vector<int>> SelectOutputs(
+absl::StatusOr<OutputIndices> SelectOutputs(
     const Signature& sig, const std::vector<std::string>& requested) {
-  std::vector<int> out;
+  OutputIndices out;
   if (requested.empty()) {
     for (size_t i = 0; i < sig.outputs.size(); ++i) out.push_back(i);
     return out;
@@ -64,7 +64,7 @@ absl::StatusOr<std::vector<int>> SelectOutputs(
 absl::StatusOr<std::vector<HostTensor>> MatchInputs(
     const Signature& signature, std::vector<HostTensor> inputs) {
   std::vector<HostTensor> ordered(signature.inputs.size());
-  std::vector<bool> seen(signature.inputs.size(), false);
+  absl::InlinedVector<bool, 8> seen(signature.inputs.size(), false);
   for (HostTensor& in : inputs) {
     int index = -1;
     for (size_t i = 0; i < signature.inputs.size(); ++i) {
@@ -99,6 +99,8 @@ InferenceEngine::InferenceEngine(const ModelRegistry* registry,
     : registry_(registry),
       metrics_(metrics),
       shadow_queue_(options.shadow_queue),
+      inline_compute_ns_(std::max<int64_t>(0, options.inline_compute_us) *
+                         1000),
       pool_("infer", std::max(1, options.worker_threads)),
       shadow_pool_("shadow", std::max(1, options.shadow_threads)) {}
 
@@ -156,6 +158,23 @@ void InferenceEngine::Infer(InferRequest request, InferCallback done) {
     absl::Status queued = batcher->Enqueue(std::move(task), batching);
     if (!queued.ok()) Fail(*shared, queued);
     return;
+  }
+  // Unbatched and tiny: run here, sparing the hand-offs to a worker and
+  // back. Decided on the variant's mean compute time once it has some.
+  const VariantStats& vs = *call.handle->stats;
+  if (inline_compute_ns_ > 0 && vs.Executions() >= 8 &&
+      vs.MeanComputeNs() < inline_compute_ns_) {
+    BatchInfo info;
+    if (request.deadline_ns != 0 && NowNs() >= request.deadline_ns) {
+      return Fail(call, absl::DeadlineExceededError(
+                            "the request's deadline passed before it ran"));
+    }
+    info.queue_ns = NowNs() - start;
+    auto outputs = call.handle->runner->Run(*inputs, &info.timings);
+    info.first = true;
+    info.requests = 1;
+    info.batch_rows = rows;
+    return Finish(call, std::move(outputs), *inputs, info);
   }
   // Unbatched: one request per execution, queued on the worker pool.
   if (pool_.queue_size() >= static_cast<size_t>(batching.queue_capacity)) {

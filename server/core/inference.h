@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "server/core/batcher.h"
 #include "server/core/metrics.h"
@@ -45,6 +46,8 @@ struct InferResult {
 };
 
 using InferCallback = std::function<void(absl::StatusOr<InferResult>)>;
+// Indices of the outputs a request wants (inline: no allocation).
+using OutputIndices = absl::InlinedVector<int, 4>;
 
 struct EngineOptions {
   // Threads running forward passes. Together with LibTorch's intra-op
@@ -54,6 +57,11 @@ struct EngineOptions {
   // counted), never delaying answers.
   int shadow_threads = 1;
   size_t shadow_queue = 64;
+  // Unbatched requests of a variant whose mean compute time is below this
+  // run on the thread that received them (a gRPC thread) instead of a
+  // worker: for tiny models the two thread hand-offs cost more than the
+  // forward pass. 0 turns it off.
+  int64_t inline_compute_us = 150;
 };
 
 class InferenceEngine {
@@ -81,7 +89,7 @@ class InferenceEngine {
   // One request between validation and its answer.
   struct Call {
     ServableHandle handle;
-    std::vector<int> selected;  // output indices, in response order
+    OutputIndices selected;  // in response order
     InferCallback done;
     uint64_t start_ns = 0;
     Metrics::Variant* metrics = nullptr;
@@ -104,6 +112,7 @@ class InferenceEngine {
   const ModelRegistry* const registry_;
   Metrics* const metrics_;
   const size_t shadow_queue_;
+  const uint64_t inline_compute_ns_;
   ThreadPool pool_;
   ThreadPool shadow_pool_;
   absl::Mutex batchers_mu_;

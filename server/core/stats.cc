@@ -37,6 +37,15 @@ void VariantStats::RecordExecution(uint64_t batch_size, uint64_t input_ns,
   b.compute_output.ns += output_ns;
 }
 
+uint64_t VariantStats::MeanComputeNs() const {
+  const uint64_t n = infer_.count.load(std::memory_order_relaxed);
+  if (n == 0) return 0;
+  return (input_.ns.load(std::memory_order_relaxed) +
+          infer_.ns.load(std::memory_order_relaxed) +
+          output_.ns.load(std::memory_order_relaxed)) /
+         n;
+}
+
 void VariantStats::RecordFailure(uint64_t total_ns) {
   last_inference_ms_.store(absl::ToUnixMillis(absl::Now()),
                            std::memory_order_relaxed);

@@ -47,6 +47,10 @@ class VariantStats {
                        uint64_t infer_ns, uint64_t output_ns);
   void RecordFailure(uint64_t total_ns);
   StatsSnapshot Snapshot() const;
+  // Mean compute time (input + infer + output) per execution so far, and
+  // the executions it is taken over. Lock-free, for scheduling decisions.
+  uint64_t MeanComputeNs() const;
+  uint64_t Executions() const { return execution_count_.load(); }
 
  private:
   struct Counter {

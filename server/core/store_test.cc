@@ -127,7 +127,7 @@ TEST(StoreTest, ModelNames) {
   for (const char* ok : {"a", "resnet-18", "fashion_cnn.v2", "A9"}) {
     EXPECT_TRUE(ValidateModelName(ok).ok()) << ok;
   }
-  for (const std::string bad :
+  for (const std::string& bad :
        {std::string(""), std::string("a/b"), std::string(".."),
         std::string("a..b"), std::string(".x"), std::string("a\x01"),
         std::string("a b"), std::string(129, 'x'), std::string("a\\b")}) {

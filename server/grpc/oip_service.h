@@ -1,11 +1,14 @@
 // The Open Inference Protocol service (inference.GRPCInferenceService) over
 // ServerCore, on gRPC's callback API. It translates and delegates; requests
-// run on the core's inference workers, never on gRPC's threads.
+// run on the core's inference workers (or, for tiny models, inline: see
+// EngineOptions::inline_compute_us). ModelInfer's request and response live
+// on a per-call protobuf arena.
 #ifndef TWINSERVE_SERVER_GRPC_OIP_SERVICE_H_
 #define TWINSERVE_SERVER_GRPC_OIP_SERVICE_H_
 
 #include "proto/grpc_service.grpc.pb.h"
 #include "server/core/server_core.h"
+#include "server/grpc/arena_allocator.h"
 
 namespace twinserve {
 
@@ -16,7 +19,9 @@ class OipService final
     : public inference::GRPCInferenceService::CallbackService {
  public:
   // `core` must outlive the service.
-  explicit OipService(ServerCore* core) : core_(core) {}
+  explicit OipService(ServerCore* core) : core_(core) {
+    SetMessageAllocatorFor_ModelInfer(&infer_allocator_);
+  }
 
   grpc::ServerUnaryReactor* ServerLive(
       grpc::CallbackServerContext* ctx, const inference::ServerLiveRequest*,
@@ -96,6 +101,9 @@ class OipService final
 
  private:
   ServerCore* const core_;
+  ArenaMessageAllocator<inference::ModelInferRequest,
+                        inference::ModelInferResponse>
+      infer_allocator_;
 };
 
 }  // namespace twinserve
