@@ -1,7 +1,7 @@
 // twinbench: a load generator for twinserve (and any Open Inference
 // Protocol server), in the spirit of Triton's perf_analyzer.
 //
-//   twinbench --server=127.0.0.1:8001 --model=fashion \
+//   twinbench --server=127.0.0.1:8001 --model=fashion
 //       [--version=int8] --concurrency=1,2,4,8,16,32 [--rate=R]
 //       [--batch=1] [--input=NAME=FILE.npy ...] [--warmup=1] [--duration=5]
 //       [--channels=1] [--csv=FILE] [--json=FILE] [--repeat=N]

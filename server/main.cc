@@ -182,8 +182,11 @@ int main(int argc, char** argv) {
   }
   auto* health = server->GetHealthCheckService();
   health->SetServingStatus(false);
-  TS_LOG(INFO) << "twinserve listening on port " << port << ", store "
-               << options.store_path << ", " << workers
+  const std::string address = absl::GetFlag(FLAGS_address);
+  TS_LOG(INFO) << "twinserve listening on "
+               << (address.rfind("unix:", 0) == 0 ? address
+                                                  : absl::StrCat("port ", port))
+               << ", store " << options.store_path << ", " << workers
                << " inference threads x " << intra << " intra-op threads";
 
   (*core)->LoadStoredModels();
