@@ -18,7 +18,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 
-ABSL_FLAG(std::string, a, "", "FP32 TorchScript file (optimized for inference)");
+ABSL_FLAG(std::string, a, "",
+          "FP32 TorchScript file (optimized for inference)");
 ABSL_FLAG(std::string, b, "", "second file, run as saved (e.g. INT8)");
 ABSL_FLAG(std::string, shape, "1,3,224,224", "input shape");
 ABSL_FLAG(int, runs, 100, "timed runs of each");
