@@ -181,7 +181,9 @@ int Main(int argc, char** argv) {
   const int rows = absl::GetFlag(FLAGS_batch);
   const std::string version = absl::GetFlag(FLAGS_version);
   std::vector<std::vector<HostTensor>> inputs;
-  if (absl::GetFlag(FLAGS_input).empty()) {
+  if (absl::GetFlag(FLAGS_ping)) {
+    inputs.emplace_back();  // ServerLive carries no tensors
+  } else if (absl::GetFlag(FLAGS_input).empty()) {
     std::mt19937 rng(1);
     for (int i = 0; i < 16; ++i) {
       auto in = RandomInputs(stubs[0].get(), model, version, rows, &rng);
