@@ -1,5 +1,7 @@
 #include "server/core/inference.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -59,6 +61,16 @@ absl::StatusOr<OutputIndices> SelectOutputs(
   return out;
 }
 
+// Shadow and comparison runs must never delay answers: under SCHED_IDLE a
+// thread gets a core only when no other thread wants it, and any waking
+// request-path thread preempts it at once (nice 19 still takes time slices).
+void RunAtIdlePriority() {
+  sched_param param{};
+  if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) != 0) {
+    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<HostTensor>> MatchInputs(
@@ -102,7 +114,8 @@ InferenceEngine::InferenceEngine(const ModelRegistry* registry,
       inline_compute_ns_(std::max<int64_t>(0, options.inline_compute_us) *
                          1000),
       pool_("infer", std::max(1, options.worker_threads)),
-      shadow_pool_("shadow", std::max(1, options.shadow_threads)) {}
+      shadow_pool_("shadow", std::max(1, options.shadow_threads),
+                   RunAtIdlePriority) {}
 
 InferenceEngine::~InferenceEngine() = default;
 

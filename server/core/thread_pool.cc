@@ -2,11 +2,15 @@
 
 namespace twinserve {
 
-ThreadPool::ThreadPool(std::string name, int num_threads)
+ThreadPool::ThreadPool(std::string name, int num_threads,
+                       std::function<void()> on_start)
     : name_(std::move(name)) {
   threads_.reserve(num_threads);
   for (int i = 0; i < num_threads; ++i) {
-    threads_.emplace_back([this] { WorkerLoop(); });
+    threads_.emplace_back([this, on_start] {
+      if (on_start) on_start();
+      WorkerLoop();
+    });
   }
 }
 

@@ -17,8 +17,10 @@ namespace twinserve {
 
 class ThreadPool {
  public:
-  // REQUIRES: num_threads >= 1.
-  ThreadPool(std::string name, int num_threads);
+  // REQUIRES: num_threads >= 1. `on_start`, if set, runs first on each
+  // worker thread (e.g. to lower its scheduling priority).
+  ThreadPool(std::string name, int num_threads,
+             std::function<void()> on_start = nullptr);
   // Runs every queued closure, then joins the threads.
   ~ThreadPool();
 

@@ -1,5 +1,8 @@
 #include "server/core/thread_pool.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <atomic>
 
 #include "gtest/gtest.h"
@@ -35,6 +38,30 @@ TEST(ThreadPoolTest, RunsConcurrently) {
   absl::MutexLock lock(&mu);
   mu.Await(absl::Condition(
       +[](std::atomic<int>* p) { return p->load() == 2; }, &passed));
+}
+
+TEST(ThreadPoolTest, OnStartRunsOnEveryWorkerBeforeItsWork) {
+  // Each worker lowers itself to SCHED_IDLE (as the shadow pool does); the
+  // closures then observe the policy on whichever worker runs them.
+  std::atomic<int> started{0};
+  std::atomic<int> idle_runs{0};
+  {
+    ThreadPool pool("idle", 2, [&] {
+      sched_param param{};
+      ASSERT_EQ(pthread_setschedparam(pthread_self(), SCHED_IDLE, &param), 0);
+      ++started;
+    });
+    for (int i = 0; i < 20; ++i) {
+      pool.Schedule([&] {
+        int policy = 0;
+        sched_param param{};
+        pthread_getschedparam(pthread_self(), &policy, &param);
+        if (policy == SCHED_IDLE) ++idle_runs;
+      });
+    }
+  }
+  EXPECT_EQ(started, 2);
+  EXPECT_EQ(idle_runs, 20);
 }
 
 }  // namespace
