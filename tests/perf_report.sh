@@ -34,6 +34,7 @@ T() { $BIN/client/twinctl --server="$S" "$@"; }
 B() { $BIN/client/twinbench --server="$S" --progress=false --repeat="$REPS" "$@"; }
 field() { $PY -c "import json,sys; print(json.load(open(sys.argv[1]))['steps'][0][sys.argv[2]])" "$1" "$2"; }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$PID/status"; }
+anon_mb() { awk '/RssAnon/ {printf "%.1f", $2 / 1024}' "/proc/$PID/status"; }
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u)"
 start "$OUT/store"
@@ -89,11 +90,12 @@ B --model=resnet --version=fp32 --concurrency=8 --warmup=2 --duration=6 --json="
 echo "== 5. resident memory: FP32 + INT8 loaded vs FP32 alone (fresh processes)"
 warm() { for v in "$@"; do $BIN/client/twinbench --server="$S" --model=resnet \
   --version="$v" --concurrency=2 --warmup=0 --duration=2 --progress=false >/dev/null; done; }
-stop; start "$OUT/store"; warm fp32 int8; RSS_BOTH=$(rss_mb)
+stop; start "$OUT/store"; warm fp32 int8; RSS_BOTH=$(rss_mb); ANON_BOTH=$(anon_mb)
 mkdir -p "$OUT/store_fp32"; stop; start "$OUT/store_fp32"
 T register resnet "$FIX/resnet18.pt" --input image:FP32:-1,3,224,224 \
   --output logits:FP32:-1,1000 >/dev/null
-stop; start "$OUT/store_fp32"; warm fp32; RSS_FP32=$(rss_mb)
+stop; start "$OUT/store_fp32"; warm fp32; RSS_FP32=$(rss_mb); ANON_FP32=$(anon_mb)
+echo "anonymous memory (heap): FP32 alone $ANON_FP32 MB, FP32 + INT8 $ANON_BOTH MB"
 WEIGHTS_MB=$($PY -c "
 import re; t = open('$OUT/resnet.txt').read()
 print('%.1f' % (int(re.search(r'^fp32 +READY +\d+ +(\d+)', t, re.M).group(1)) / 2**20))")
