@@ -79,6 +79,25 @@ check "rollback" grep -q "shadow, baseline fp32" <<<"$out"
 out=$($T history fashion 2>&1)
 check "history" grep -q "rollback .*changed my mind" <<<"$out"
 
+# Dynamic batching: show, set the default, a variant's own, clear, refuse.
+out=$($T batching fashion 2>&1)
+check "batching shows off" grep -q "model default: off" <<<"$out"
+out=$($T batching fashion --max-batch 16 --batch-delay-us 500 --preferred 4,8 2>&1)
+check "batching set" grep -q "fp32: *max batch 16, delay 500 us, preferred \[4,8\]" <<<"$out"
+out=$($T show fashion 2>&1)
+check "show lists batching" grep -q "batching: *max batch 16" <<<"$out"
+out=$($T batching fashion --variant fp32 --max-batch 32 2>&1)
+check "a variant's own settings" grep -q "fp32: *max batch 32, delay 500 us" <<<"$out"
+out=$($T batching fashion --variant fp32 --clear 2>&1)
+check "clear falls back to the default" grep -q "fp32: *max batch 16" <<<"$out"
+out=$($T batching fashion --max-batch 99999 2>&1); rc=$?
+check "bad max batch exits 1 with INVALID_ARGUMENT" test $rc -eq 1
+check "names the setting" grep -q "INVALID_ARGUMENT: max_batch_size" <<<"$out"
+out=$($T batching fashion --max-batch x 2>&1); rc=$?
+check "non-numeric is a usage error (2)" test $rc -eq 2
+out=$($T batching fashion --off 2>&1)
+check "batching off" grep -q "model default: off" <<<"$out"
+
 out=$($T unregister fashion 2>&1); check "unregister" grep -q "unregistered fashion" <<<"$out"
 out=$($T list 2>&1); check "list is empty" test "$(wc -l <<<"$out")" -eq 1
 

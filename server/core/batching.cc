@@ -68,6 +68,8 @@ absl::Status ValidateBatching(const Signature& signature,
                      config->queue_capacity));
   }
   std::vector<int>& preferred = config->preferred_batch_sizes;
+  // Turning batching off keeps nothing that only batching uses.
+  if (!config->enabled()) preferred.clear();
   for (int p : preferred) {
     if (p < 2 || p > config->max_batch_size) {
       return absl::InvalidArgumentError(

@@ -57,7 +57,7 @@ absl::Status CheckBatchable(const Signature& signature);
 // INVALID_ARGUMENT unless 0 <= max_batch_size <= 4096, every preferred size
 // is in [2, max_batch_size], 0 <= delay <= 10 s and 1 <= capacity <=
 // 1,000,000. When batching is enabled, also CheckBatchable. Sorts and
-// de-duplicates the preferred sizes.
+// de-duplicates the preferred sizes; drops them when batching is off.
 absl::Status ValidateBatching(const Signature& signature,
                               BatchingConfig* config);
 
