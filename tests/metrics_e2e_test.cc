@@ -1,9 +1,5 @@
 // /metrics over real HTTP from the real binary: request, latency, failure,
 // policy, size and process series with their labels and plausible values.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <thread>
@@ -20,49 +16,11 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::twinserve::testing::FixturePath;
+using ::twinserve::testing::MetricValue;
 using ::twinserve::testing::NewTempDir;
 using ::twinserve::testing::ReadFileOrDie;
+using ::twinserve::testing::Scrape;
 using ::twinserve::testing::ServerProcess;
-
-// GET http://host:port/metrics, body only.
-std::string Scrape(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  const int port = std::stoi(address.substr(colon + 1));
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string req =
-      "GET /metrics HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-  if (write(fd, req.data(), req.size()) < 0) return "";
-  std::string out;
-  char buf[8192];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
-  close(fd);
-  const size_t body = out.find("\r\n\r\n");
-  return body == std::string::npos ? out : out.substr(body + 4);
-}
-
-// Value of the first series whose line starts with `prefix`; -1 if absent.
-double Value(const std::string& text, const std::string& prefix) {
-  size_t pos = 0;
-  while ((pos = text.find(prefix, pos)) != std::string::npos) {
-    if (pos == 0 || text[pos - 1] == '\n') {
-      const size_t end = text.find('\n', pos);
-      const std::string line = text.substr(pos, end - pos);
-      double v;
-      if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &v)) return v;
-    }
-    pos += prefix.size();
-  }
-  return -1;
-}
 
 TEST(MetricsTest, PerVariantSeriesWithPlausibleValues) {
   ServerProcess server(NewTempDir("store"));
@@ -90,51 +48,54 @@ TEST(MetricsTest, PerVariantSeriesWithPlausibleValues) {
 
   const std::string text = Scrape(server.metrics_address());
   ASSERT_FALSE(text.empty());
-  EXPECT_EQ(Value(text,
-                  "twinserve_requests_total{code=\"OK\",model=\"m\","
-                  "variant=\"fp32\"}"),
+  EXPECT_EQ(MetricValue(text,
+                        "twinserve_requests_total{code=\"OK\",model=\"m\","
+                        "variant=\"fp32\"}"),
             30);
-  EXPECT_EQ(Value(text,
-                  "twinserve_requests_total{code=\"OK\",model=\"m\","
-                  "variant=\"alt\"}"),
+  EXPECT_EQ(MetricValue(text,
+                        "twinserve_requests_total{code=\"OK\",model=\"m\","
+                        "variant=\"alt\"}"),
             10);
-  EXPECT_EQ(Value(text,
-                  "twinserve_requests_total{code=\"INVALID_ARGUMENT\","
-                  "model=\"m\",variant=\"fp32\"}"),
+  EXPECT_EQ(MetricValue(text,
+                        "twinserve_requests_total{code=\"INVALID_ARGUMENT\","
+                        "model=\"m\",variant=\"fp32\"}"),
             1);
-  EXPECT_EQ(Value(text,
-                  "twinserve_request_duration_seconds_count{model=\"m\","
-                  "variant=\"fp32\"}"),
+  EXPECT_EQ(MetricValue(text,
+                        "twinserve_request_duration_seconds_count{model=\"m\","
+                        "variant=\"fp32\"}"),
             30);
-  const double sum = Value(text,
-                           "twinserve_request_duration_seconds_sum{model=\"m\","
-                           "variant=\"fp32\"}");
+  const double sum =
+      MetricValue(text,
+                  "twinserve_request_duration_seconds_sum{model=\"m\","
+                  "variant=\"fp32\"}");
   EXPECT_GT(sum, 0);
   EXPECT_LT(sum / 30, 0.5) << "mean latency of a 4-wide add is far below 0.5s";
   // Sub-millisecond buckets exist.
   EXPECT_THAT(text, HasSubstr("twinserve_request_duration_seconds_bucket{"
                               "model=\"m\",variant=\"fp32\",le=\"0.0001\"}"));
-  EXPECT_EQ(Value(text,
-                  "twinserve_batch_size_count{model=\"m\","
-                  "variant=\"alt\"}"),
+  EXPECT_EQ(MetricValue(text,
+                        "twinserve_batch_size_count{model=\"m\","
+                        "variant=\"alt\"}"),
             10);
-  EXPECT_EQ(Value(text, "twinserve_inflight_requests{model=\"m\"}"), 0);
-  EXPECT_EQ(Value(text, "twinserve_traffic_share{model=\"m\",variant=\"alt\"}"),
-            0.25);
-  EXPECT_GT(Value(text,
-                  "twinserve_model_size_bytes{model=\"m\","
-                  "variant=\"fp32\"}"),
+  EXPECT_EQ(MetricValue(text, "twinserve_inflight_requests{model=\"m\"}"), 0);
+  EXPECT_EQ(
+      MetricValue(text, "twinserve_traffic_share{model=\"m\",variant=\"alt\"}"),
+      0.25);
+  EXPECT_GT(MetricValue(text,
+                        "twinserve_model_size_bytes{model=\"m\","
+                        "variant=\"fp32\"}"),
             1000);
-  EXPECT_EQ(Value(text, "twinserve_variant_ready{model=\"m\",variant=\"alt\"}"),
+  EXPECT_EQ(
+      MetricValue(text, "twinserve_variant_ready{model=\"m\",variant=\"alt\"}"),
+      1);
+  EXPECT_EQ(MetricValue(text,
+                        "twinserve_policy_changes_total{action=\"set\","
+                        "model=\"m\"}"),
             1);
-  EXPECT_EQ(Value(text,
-                  "twinserve_policy_changes_total{action=\"set\","
-                  "model=\"m\"}"),
-            1);
-  EXPECT_GT(Value(text, "process_resident_memory_bytes"), 10e6);
-  EXPECT_GE(Value(text, "process_open_fds"), 3);
-  EXPECT_GT(Value(text, "process_cpu_seconds_total"), 0);
-  EXPECT_EQ(Value(text, "twinserve_build_info{version="), 1);
+  EXPECT_GT(MetricValue(text, "process_resident_memory_bytes"), 10e6);
+  EXPECT_GE(MetricValue(text, "process_open_fds"), 3);
+  EXPECT_GT(MetricValue(text, "process_cpu_seconds_total"), 0);
+  EXPECT_EQ(MetricValue(text, "twinserve_build_info{version="), 1);
 }
 
 TEST(MetricsTest, ShadowRunsOffThePathAndFeedsDriftMetrics) {
@@ -167,36 +128,36 @@ TEST(MetricsTest, ShadowRunsOffThePathAndFeedsDriftMetrics) {
   std::string text;
   for (int i = 0; i < 50; ++i) {  // shadow runs finish after the answers
     text = Scrape(server.metrics_address());
-    if (Value(text,
-              "twinserve_shadow_runs_total{model=\"m\","
-              "variant=\"alt\"}") == 20) {
+    if (MetricValue(text,
+                    "twinserve_shadow_runs_total{model=\"m\","
+                    "variant=\"alt\"}") == 20) {
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  EXPECT_EQ(Value(text,
-                  "twinserve_shadow_runs_total{model=\"m\","
-                  "variant=\"alt\"}"),
+  EXPECT_EQ(MetricValue(text,
+                        "twinserve_shadow_runs_total{model=\"m\","
+                        "variant=\"alt\"}"),
             20);
-  EXPECT_EQ(Value(text,
-                  "twinserve_drift_top1_agreements_total{model=\"m\","
-                  "variant=\"alt\"}"),
+  EXPECT_EQ(MetricValue(text,
+                        "twinserve_drift_top1_agreements_total{model=\"m\","
+                        "variant=\"alt\"}"),
             40);  // 2 rows per request
-  EXPECT_EQ(Value(text,
-                  "twinserve_drift_top1_disagreements_total{model="
-                  "\"m\",variant=\"alt\"}"),
+  EXPECT_EQ(MetricValue(text,
+                        "twinserve_drift_top1_disagreements_total{model="
+                        "\"m\",variant=\"alt\"}"),
             0);
-  EXPECT_EQ(Value(text,
-                  "twinserve_drift_cosine_similarity_count{model=\"m\","
-                  "variant=\"alt\"}"),
+  EXPECT_EQ(MetricValue(text,
+                        "twinserve_drift_cosine_similarity_count{model=\"m\","
+                        "variant=\"alt\"}"),
             20);
-  EXPECT_EQ(Value(text,
-                  "twinserve_drift_max_abs_error_sum{model=\"m\","
-                  "variant=\"alt\"}"),
+  EXPECT_EQ(MetricValue(text,
+                        "twinserve_drift_max_abs_error_sum{model=\"m\","
+                        "variant=\"alt\"}"),
             0);
-  EXPECT_EQ(Value(text,
-                  "twinserve_requests_total{code=\"OK\",model=\"m\","
-                  "variant=\"alt\"}"),
+  EXPECT_EQ(MetricValue(text,
+                        "twinserve_requests_total{code=\"OK\",model=\"m\","
+                        "variant=\"alt\"}"),
             -1)
       << "shadow runs are not counted as served requests";
 }

@@ -27,6 +27,13 @@ RegisterOptions AddSubOptions(const std::string& name);
 // variants with identical answers, for routing tests.
 absl::Status RegisterAddSubWithAlt(TwinClient& client);
 
+// GET http://host:port/metrics over a plain socket; the body, or "" if the
+// connection fails.
+std::string Scrape(const std::string& address);
+// Value of the first series in Prometheus text `text` whose line starts
+// with `prefix`; -1 if absent.
+double MetricValue(const std::string& text, const std::string& prefix);
+
 // Runs bazel-bin/server/twinserve as a child process.
 class ServerProcess {
  public:

@@ -102,10 +102,12 @@ absl::StatusOr<std::vector<std::vector<HostTensor>>> SplitOutputs(
   return out;
 }
 
-Batcher::Batcher(std::string name, Executor execute, int max_inflight)
+Batcher::Batcher(std::string name, Executor execute, int max_inflight,
+                 std::function<void(int)> on_queue_change)
     : name_(std::move(name)),
       execute_(std::move(execute)),
-      max_inflight_(std::max(1, max_inflight)) {
+      max_inflight_(std::max(1, max_inflight)),
+      on_queue_change_(std::move(on_queue_change)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -130,6 +132,7 @@ absl::Status Batcher::Enqueue(BatchTask task, const BatchingConfig& config) {
                      config.queue_capacity, "); retry later"));
   }
   queue_.push_back(std::move(task));
+  if (on_queue_change_) on_queue_change_(1);
   cv_.SignalAll();
   return absl::OkStatus();
 }
@@ -160,6 +163,7 @@ void Batcher::Loop() {
       }
     }
     if (!expired.empty()) {
+      if (on_queue_change_) on_queue_change_(-static_cast<int>(expired.size()));
       execute_([expired = std::move(expired), now]() mutable {
         for (BatchTask& t : expired) {
           BatchInfo info;
@@ -219,6 +223,7 @@ void Batcher::Loop() {
       it = queue_.erase(it);
     }
     ++inflight_;
+    if (on_queue_change_) on_queue_change_(-static_cast<int>(batch.size()));
     execute_([this, batch = std::move(batch)]() mutable {
       RunBatch(std::move(batch));
     });

@@ -61,8 +61,11 @@ class Batcher {
 
   // `execute` runs closures on the worker pool; at most `max_inflight`
   // batches of this batcher run at once (the pool's size), so requests pile
-  // up into larger batches while the workers are busy.
-  Batcher(std::string name, Executor execute, int max_inflight);
+  // up into larger batches while the workers are busy. `on_queue_change`
+  // (if set) hears every change of the number of waiting requests (+1 on
+  // enqueue, -n when n leave to run or expire), e.g. for a gauge.
+  Batcher(std::string name, Executor execute, int max_inflight,
+          std::function<void(int)> on_queue_change = nullptr);
   // Runs everything queued, waits for running batches, then returns.
   ~Batcher();
 
@@ -81,6 +84,7 @@ class Batcher {
   const std::string name_;
   const Executor execute_;
   const int max_inflight_;
+  const std::function<void(int)> on_queue_change_;
   mutable absl::Mutex mu_;
   absl::CondVar cv_;
   std::deque<BatchTask> queue_ ABSL_GUARDED_BY(mu_);

@@ -196,8 +196,10 @@ void InferenceEngine::Infer(InferRequest request, InferCallback done) {
                     "the inference queue is full (", batching.queue_capacity,
                     " requests waiting); retry later")));
   }
+  Queued(call);
   pool_.Schedule([this, call = std::move(call), inputs = std::move(*inputs),
                   deadline = request.deadline_ns]() mutable {
+    Dequeued(call);
     BatchInfo info;
     info.queue_ns = NowNs() - call.start_ns;
     if (deadline != 0 && NowNs() >= deadline) {
@@ -215,7 +217,20 @@ void InferenceEngine::Infer(InferRequest request, InferCallback done) {
   });
 }
 
+void InferenceEngine::Queued(Call& call) {
+  if (call.metrics != nullptr) call.metrics->queued->Increment();
+  call.queued = true;
+}
+
+void InferenceEngine::Dequeued(Call& call) {
+  if (call.queued && call.metrics != nullptr) {
+    call.metrics->queued->Decrement();
+  }
+  call.queued = false;
+}
+
 void InferenceEngine::Fail(Call& call, const absl::Status& status) {
+  Dequeued(call);
   call.handle->stats->RecordFailure(NowNs() - call.start_ns);
   if (call.metrics != nullptr) {
     metrics_->RecordFailure(call.handle->model, call.handle->variant,
@@ -229,6 +244,7 @@ void InferenceEngine::Finish(Call& call,
                              absl::StatusOr<std::vector<HostTensor>> outputs,
                              const std::vector<HostTensor>& inputs,
                              const BatchInfo& info) {
+  Dequeued(call);
   if (!outputs.ok()) return Fail(call, outputs.status());
   const Servable& servable = *call.handle;
   // The shadow decision and its copies happen before answering (the
@@ -283,7 +299,17 @@ Batcher* InferenceEngine::BatcherFor(const Servable& servable) {
         absl::StrCat("model '", servable.model, "' version '", servable.variant,
                      "'"),
         [this](std::function<void()> fn) { pool_.Schedule(std::move(fn)); },
-        pool_.num_threads());
+        pool_.num_threads(),
+        [m = metrics_ != nullptr
+                 ? metrics_->ForVariant(servable.model, servable.variant)
+                 : nullptr](int delta) {
+          if (m == nullptr) return;
+          if (delta >= 0) {
+            m->queued->Increment(delta);
+          } else {
+            m->queued->Decrement(-delta);
+          }
+        });
   }
   return b.get();
 }

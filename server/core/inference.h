@@ -94,7 +94,11 @@ class InferenceEngine {
     uint64_t start_ns = 0;
     Metrics::Variant* metrics = nullptr;
     bool unpinned = false;
+    bool queued = false;  // counted in metrics->queued until it runs
   };
+  // Counts `call` as waiting; Dequeued() when it starts (or fails).
+  static void Queued(Call& call);
+  static void Dequeued(Call& call);
 
   // Records a failure of `call` and answers it.
   void Fail(Call& call, const absl::Status& status);

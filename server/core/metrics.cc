@@ -51,6 +51,10 @@ Metrics::Metrics()
                     .Name("twinserve_inflight_requests")
                     .Help("Requests accepted and not yet answered")
                     .Register(*registry_)),
+      queued_(BuildGauge()
+                  .Name("twinserve_queued_requests")
+                  .Help("Requests waiting for an inference worker or a batch")
+                  .Register(*registry_)),
       policy_changes_(BuildCounter()
                           .Name("twinserve_policy_changes_total")
                           .Help("Traffic policy changes by action")
@@ -114,6 +118,7 @@ Metrics::Variant* Metrics::ForVariant(const std::string& model,
         &batch_size_.Add(labels, prometheus::Histogram::BucketBoundaries{
                                      1, 2, 4, 8, 16, 32, 64, 128, 256});
     v->inflight = &inflight_.Add({{"model", model}});
+    v->queued = &queued_.Add(labels);
     slot = std::move(v);
   }
   return slot.get();

@@ -33,6 +33,8 @@ class Metrics {
     prometheus::Histogram* compute_seconds;
     prometheus::Histogram* batch_size;
     prometheus::Gauge* inflight;  // per model, shared by its variants
+    // Waiting for a worker or a batch (Triton's pending request count).
+    prometheus::Gauge* queued;
   };
 
   // Drift between a candidate and the baseline it shadows.
@@ -71,6 +73,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& compute_seconds_;
   prometheus::Family<prometheus::Histogram>& batch_size_;
   prometheus::Family<prometheus::Gauge>& inflight_;
+  prometheus::Family<prometheus::Gauge>& queued_;
   prometheus::Family<prometheus::Counter>& policy_changes_;
   prometheus::Family<prometheus::Counter>& rollbacks_;
   prometheus::Family<prometheus::Counter>& jobs_;
