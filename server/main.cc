@@ -154,7 +154,9 @@ int main(int argc, char** argv) {
         !path.empty()) {
       absl::Status st = twinserve::WriteFileAtomically(
           path, absl::StrCat(metrics_server->port()));
-      if (!st.ok()) TS_LOG(ERROR) << "cannot write --metrics_port_file: " << st;
+      if (!st.ok()) {
+        TS_LOG(ERROR) << "cannot write --metrics_port_file: " << st;
+      }
     }
   }
 
@@ -178,7 +180,9 @@ int main(int argc, char** argv) {
   if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
     // Written atomically so a reader never sees a partial number.
     absl::Status st = twinserve::WriteFileAtomically(path, absl::StrCat(port));
-    if (!st.ok()) TS_LOG(ERROR) << "cannot write --port_file: " << st;
+    if (!st.ok()) {
+      TS_LOG(ERROR) << "cannot write --port_file: " << st;
+    }
   }
   auto* health = server->GetHealthCheckService();
   health->SetServingStatus(false);

@@ -7,15 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "server/core/clock.h"
 
 namespace twinserve {
 namespace {
-
-uint64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 int64_t Rows(const BatchTask& t) {
   return t.inputs.empty() || t.inputs[0].shape.empty() ? 1

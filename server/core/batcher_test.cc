@@ -9,6 +9,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/clock.h"
 #include "server/core/thread_pool.h"
 #include "tests/test_util.h"
 
@@ -16,12 +17,6 @@ namespace twinserve {
 namespace {
 
 using ::testing::HasSubstr;
-
-uint64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 HostTensor Random(const std::string& name, Shape shape, std::mt19937* rng) {
   std::uniform_real_distribution<float> dist(-2, 2);

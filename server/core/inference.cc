@@ -12,16 +12,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "kernels/drift.h"
+#include "server/core/clock.h"
 #include "server/core/status_macros.h"
 
 namespace twinserve {
 namespace {
-
-uint64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string SpecNames(const std::vector<TensorSpec>& specs) {
   return absl::StrJoin(specs, ", ", [](std::string* out, const TensorSpec& s) {

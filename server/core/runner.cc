@@ -13,16 +13,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "kernels/tensor_codec.h"
+#include "server/core/clock.h"
 #include "server/core/logging.h"
 
 namespace twinserve {
 namespace {
-
-uint64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // Flattens forward()'s return value (a tensor, or a tuple/list of tensors).
 absl::StatusOr<std::vector<at::Tensor>> Flatten(const c10::IValue& value) {
