@@ -83,28 +83,51 @@ void BM_Runner(benchmark::State& state) {
 }
 BENCHMARK(BM_Runner)->UseRealTime();
 
-// decode -> engine -> encode, metrics on, as the gRPC handler does it.
-void BM_RequestPath(benchmark::State& state) {
+// decode -> engine -> encode as the gRPC handler does it. routed: the
+// server's default (metrics on, the traffic policy routes: here a weighted
+// 50/50 split between two variants with a sticky routing key); otherwise
+// pinned to a version with metrics off. Their difference is what routing
+// and metrics cost a request (issue 4's budget: 20 us).
+void BM_RequestPath(benchmark::State& state, bool routed) {
   at::set_num_threads(1);
   const std::string root = testing::NewTempDir("store");
   auto store = *ModelStore::Open(root);
   Metrics metrics;
-  ModelRegistry registry(store.get(), RunnerOptions{}, &metrics);
-  auto upload = *store->BeginUpload();
-  (void)upload->Append(testing::ReadFileOrDie(kModel));
+  Metrics* m = routed ? &metrics : nullptr;
+  ModelRegistry registry(store.get(), RunnerOptions{}, m);
+  auto staged = [&] {
+    auto upload = *store->BeginUpload();
+    (void)upload->Append(testing::ReadFileOrDie(kModel));
+    return *upload->Finish();
+  };
   RegisterArgs args;
   args.name = "lin";
   args.signature = LinearSignature();
-  auto registered = registry.Register(args, *upload->Finish());
+  auto registered = registry.Register(args, staged());
   if (!registered.ok()) {
     state.SkipWithError(std::string(registered.status().message()).c_str());
     return;
   }
+  if (routed) {
+    TrafficPolicy policy;
+    policy.kind = PolicyKind::kWeighted;
+    policy.weights = {{"fp32", 50}, {"alt", 50}};
+    if (!registry.RegisterVariant("lin", "alt", staged()).ok() ||
+        !registry.SetPolicy("lin", policy, "set", "bench", "").ok()) {
+      state.SkipWithError("cannot set up the weighted policy");
+      return;
+    }
+  }
   EngineOptions options;
   options.worker_threads = 1;
-  InferenceEngine engine(&registry, options, &metrics);
+  InferenceEngine engine(&registry, options, m);
   inference::ModelInferRequest request;
   request.set_model_name("lin");
+  if (routed) {
+    (*request.mutable_parameters())["routing_key"].set_string_param("user-42");
+  } else {
+    request.set_model_version("fp32");
+  }
   auto* t = request.add_inputs();
   t->set_name("x");
   t->set_datatype("FP32");
@@ -169,7 +192,8 @@ void BM_RequestPath(benchmark::State& state) {
   state.counters["encode_allocs_arena"] =
       (testing::AllocationCount() - a) / 1000.0;
 }
-BENCHMARK(BM_RequestPath)->UseRealTime();
+BENCHMARK_CAPTURE(BM_RequestPath, routed_with_metrics, true)->UseRealTime();
+BENCHMARK_CAPTURE(BM_RequestPath, pinned_no_metrics, false)->UseRealTime();
 
 }  // namespace
 }  // namespace twinserve
