@@ -49,7 +49,8 @@ $PY - "$OUT/request_path.json" <<'PY' | tee "$OUT/raw.txt"
 import json, sys
 b = {x["name"]: x for x in json.load(open(sys.argv[1]))["benchmarks"]}
 g = lambda n: b[n + "/real_time_median"]
-for n in ("BM_RawLibTorch", "BM_Runner", "BM_RequestPath"):
+for n in ("BM_RawLibTorch", "BM_Runner", "BM_RequestPath/routed_with_metrics",
+          "BM_RequestPath/pinned_no_metrics"):
     x = g(n)
     print(f"{n}: {x['real_time'] / 1000:.1f} us median, {x['allocs/req']:.0f} allocations/request")
 print(f"RAW_US={g('BM_RawLibTorch')['real_time'] / 1000:.1f}")
