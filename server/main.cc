@@ -1,10 +1,14 @@
 // twinserve: serves TorchScript models over the Open Inference Protocol,
 // with twinserve.v1 for model management. See README.md.
+#include <fcntl.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -38,6 +42,17 @@ std::string DefaultStore() {
 int DefaultInferenceThreads() {
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
   return cores > 0 ? cores : 1;
+}
+
+int g_signal_pipe[2] = {-1, -1};
+
+// Async-signal-safe: only write(2).
+extern "C" void OnShutdownSignal(int sig) {
+  const char c = static_cast<char>(sig);
+  const int saved = errno;
+  if (write(g_signal_pipe[1], &c, 1) < 0) {
+  }
+  errno = saved;
 }
 
 }  // namespace
@@ -104,13 +119,21 @@ int main(int argc, char** argv) {
   }
   twinserve::SetLogLevel(level);
 
-  // Signals are taken by a dedicated thread; block them before any other
-  // thread starts so they inherit the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGINT/SIGTERM start a graceful shutdown. Blocking them and sigwait()ing
+  // is not enough: shared libraries start threads before main (OpenBLAS's
+  // pthread build does, at load) and a signal delivered to one of those would
+  // kill the process. A handler on every thread writes the signal to a pipe
+  // that the shutdown thread reads.
+  if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
+    std::perror("pipe2");
+    return 1;
+  }
+  struct sigaction action {};
+  action.sa_handler = OnShutdownSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
 
   const int intra = std::max(1, absl::GetFlag(FLAGS_intra_op_threads));
   int workers = absl::GetFlag(FLAGS_inference_threads);
@@ -198,9 +221,11 @@ int main(int argc, char** argv) {
   TS_LOG(INFO) << "ready: " << (*core)->registry()->List().size() << " models";
 
   std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    TS_LOG(INFO) << "signal " << sig << ": shutting down";
+    char sig = 0;
+    while (read(g_signal_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+    }
+    TS_LOG(INFO) << "signal " << static_cast<int>(sig)
+                 << ": shutting down (in-flight requests get up to 5 s)";
     health->SetServingStatus(false);
     server->Shutdown(std::chrono::system_clock::now() +
                      std::chrono::seconds(5));

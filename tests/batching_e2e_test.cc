@@ -2,6 +2,7 @@
 // gRPC clients, batched answers checked against unbatched ones, queue
 // limits, deadlines, runtime changes and restarts.
 #include <grpcpp/grpcpp.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <chrono>
@@ -290,6 +291,29 @@ TEST_F(BatchingE2eTest, FullQueueIsRefusedAtOnceAndDeadlinesDropRequests) {
   const auto& m = Stats("as", "").model_stats(0);
   EXPECT_EQ(m.execution_count(), executions) << "an expired request ran";
   EXPECT_EQ(m.inference_stats().fail().count(), 2u);  // refused + expired
+}
+
+// SIGTERM drains: a request waiting in a batch queue is still answered, and
+// the process exits 0. (Shared libraries start threads before main, so a
+// mask-and-sigwait scheme would let SIGTERM kill the process outright.)
+TEST_F(BatchingE2eTest, SigtermAnswersQueuedRequestsThenExitsCleanly) {
+  RegisterOptions o = AddSubOptions("as");
+  o.batching = Batching(64, 1'500'000);  // waits 1.5 s for company
+  ASSERT_TRUE(
+      client_->Register(o, ReadFileOrDie(FixturePath("add_sub.pt"))).ok());
+  std::mt19937 rng(9);
+  const HostTensor a = Random("a", {1, 4}, &rng), b = Random("b", {1, 4}, &rng);
+  absl::Status answered = absl::UnknownError("not yet");
+  std::thread waiting([&] {
+    TwinClient client(server_->address());
+    answered = client.Infer("as", {a, b}).status();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const int status = server_->Stop();
+  waiting.join();
+  EXPECT_TRUE(answered.ok()) << answered;
+  EXPECT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 TEST_F(BatchingE2eTest, SettingsAreVisibleValidatedAndSurviveKill9) {
