@@ -89,6 +89,9 @@ B --model=resnet --version=int8 --concurrency=8 --warmup=2 --duration=6 --json="
 B --model=resnet --version=fp32 --concurrency=8 --warmup=2 --duration=6 --json="$OUT/t3_fp32_on.json"
 
 echo "== 5. resident memory: FP32 + INT8 loaded vs FP32 alone (fresh processes)"
+# Same settings in both processes: batched warm-up would hold larger
+# activation buffers.
+T batching resnet --off >/dev/null
 warm() { for v in "$@"; do $BIN/client/twinbench --server="$S" --model=resnet \
   --version="$v" --concurrency=2 --warmup=0 --duration=2 --progress=false >/dev/null; done; }
 stop; start "$OUT/store"; warm fp32 int8; RSS_BOTH=$(rss_mb); ANON_BOTH=$(anon_mb)
