@@ -4,20 +4,7 @@
 # JSON output, and clear failures.
 set -uo pipefail
 cd "${TEST_SRCDIR}/twinserve"
-TMP="${TEST_TMPDIR:-$(mktemp -d)}"
-fails=0
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
-
-server/twinserve --address=127.0.0.1:0 --store="$TMP/store" \
-  --port_file="$TMP/port" --metrics_address= \
-  >"$TMP/server.log" 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
-for _ in $(seq 200); do [ -s "$TMP/port" ] && break; sleep 0.05; done
-export TWINSERVE_SERVER="127.0.0.1:$(cat "$TMP/port")"
+source tests/shell_test_lib.sh
 B="client/twinbench --server=$TWINSERVE_SERVER --progress=false"
 
 client/twinctl register lin tests/fixtures/linear.pt \

@@ -172,17 +172,7 @@ void InferenceEngine::Infer(InferRequest request, InferCallback done) {
   const VariantStats& vs = *call.handle->stats;
   if (inline_compute_ns_ > 0 && vs.Executions() >= 8 &&
       vs.MeanComputeNs() < inline_compute_ns_) {
-    BatchInfo info;
-    if (request.deadline_ns != 0 && NowNs() >= request.deadline_ns) {
-      return Fail(call, absl::DeadlineExceededError(
-                            "the request's deadline passed before it ran"));
-    }
-    info.queue_ns = NowNs() - start;
-    auto outputs = call.handle->runner->Run(*inputs, &info.timings);
-    info.first = true;
-    info.requests = 1;
-    info.batch_rows = rows;
-    return Finish(call, std::move(outputs), *inputs, info);
+    return RunAlone(call, *inputs, request.deadline_ns);
   }
   // Unbatched: one request per execution, queued on the worker pool.
   if (pool_.queue_size() >= static_cast<size_t>(batching.queue_capacity)) {
@@ -195,21 +185,27 @@ void InferenceEngine::Infer(InferRequest request, InferCallback done) {
   pool_.Schedule([this, call = std::move(call), inputs = std::move(*inputs),
                   deadline = request.deadline_ns]() mutable {
     Dequeued(call);
-    BatchInfo info;
-    info.queue_ns = NowNs() - call.start_ns;
-    if (deadline != 0 && NowNs() >= deadline) {
-      return Fail(
-          call, absl::DeadlineExceededError(absl::StrCat(
-                    "the request's deadline passed after ",
-                    info.queue_ns / 1000, " us in the queue; it was not run")));
-    }
-    auto outputs = call.handle->runner->Run(inputs, &info.timings);
-    info.first = true;
-    info.requests = 1;
-    info.batch_rows = static_cast<int64_t>(
-        BatchSize(call.handle->runner->signature(), inputs));
-    Finish(call, std::move(outputs), inputs, info);
+    RunAlone(call, inputs, deadline);
   });
+}
+
+void InferenceEngine::RunAlone(Call& call,
+                               const std::vector<HostTensor>& inputs,
+                               uint64_t deadline_ns) {
+  BatchInfo info;
+  info.queue_ns = NowNs() - call.start_ns;
+  if (deadline_ns != 0 && NowNs() >= deadline_ns) {
+    return Fail(
+        call, absl::DeadlineExceededError(absl::StrCat(
+                  "the request's deadline passed after ", info.queue_ns / 1000,
+                  " us in the queue; it was not run")));
+  }
+  auto outputs = call.handle->runner->Run(inputs, &info.timings);
+  info.first = true;
+  info.requests = 1;
+  info.batch_rows =
+      static_cast<int64_t>(BatchSize(call.handle->runner->signature(), inputs));
+  Finish(call, std::move(outputs), inputs, info);
 }
 
 void InferenceEngine::Queued(Call& call) {

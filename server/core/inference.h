@@ -100,6 +100,10 @@ class InferenceEngine {
   static void Queued(Call& call);
   static void Dequeued(Call& call);
 
+  // Runs `call` in one execution of its own, here, unless `deadline_ns`
+  // (0 = none) has passed, and answers it.
+  void RunAlone(Call& call, const std::vector<HostTensor>& inputs,
+                uint64_t deadline_ns);
   // Records a failure of `call` and answers it.
   void Fail(Call& call, const absl::Status& status);
   // Records the outcome of `call`, answers it and starts its comparison
