@@ -11,6 +11,7 @@ exported = {
     "twinserve_requests_total", "twinserve_request_duration_seconds",
     "twinserve_queue_duration_seconds", "twinserve_compute_duration_seconds",
     "twinserve_batch_size", "twinserve_inflight_requests",
+    "twinserve_queued_requests",
     "twinserve_traffic_share", "twinserve_model_size_bytes",
     "twinserve_policy_version", "twinserve_rollbacks_total",
     "twinserve_rollout_stage", "twinserve_rollout_percent",

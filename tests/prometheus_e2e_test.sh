@@ -77,5 +77,7 @@ check "p50 per variant (rule)" 'twinserve:request_duration_seconds:p50{model="m"
 check "traffic share" 'twinserve_traffic_share{model="m"}' 'v == 0.5'
 check "model size" 'twinserve_model_size_bytes{model="m"}' 'v > 1000'
 check "resident memory" 'process_resident_memory_bytes{job="twinserve"}' 'v > 1e7'
+check "queued requests gauge (idle)" 'twinserve_queued_requests{model="m",variant="fp32"}' 'v == 0'
+check "executed batch size" 'twinserve_batch_size_count{model="m",variant="fp32"}' 'v >= 5'
 check "policy changes" 'twinserve_policy_changes_total{model="m",action="set"}' 'v == 1'
 echo "prometheus_e2e_test: ok"
