@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash deploy/install.sh
-bazel build //server:twinserve //client:twinctl //client:demo
+bazel build //server:twinserve //client:twinctl //client:demo //client:twinbench
 
 ADDR="127.0.0.1:${TWINSERVE_PORT:-8001}"
 METRICS="127.0.0.1:${TWINSERVE_METRICS_PORT:-8002}"
@@ -26,7 +26,21 @@ bazel-bin/client/twinctl --server="$ADDR" show fashion
 echo
 bazel-bin/client/twinctl --server="$ADDR" history fashion
 echo
-echo "== 7. live metrics (Prometheus text format) at http://$METRICS/metrics"
+echo "== 7. load test with twinbench: FP32 vs INT8 side by side, INT8 also"
+echo "   with dynamic batching (up to 8 rows, no added queue delay)"
+bench() {
+  bazel-bin/client/twinbench --server="$ADDR" --model=fashion --version="$1" \
+    --concurrency=1,8 --warmup=0.5 --duration=2 --progress=false | tail -n +2
+}
+bench fp32
+bench int8 | tail -n 2
+bazel-bin/client/twinctl --server="$ADDR" batching fashion --variant int8 \
+  --max-batch 8 --batch-delay-us 0 >/dev/null
+bench int8 | tail -n 2
+bazel-bin/client/twinctl --server="$ADDR" batching fashion --variant int8 \
+  --clear >/dev/null
+echo
+echo "== 8. live metrics (Prometheus text format) at http://$METRICS/metrics"
 curl -sf "http://$METRICS/metrics" |
   grep -E '^twinserve_(requests_total|traffic_share|drift_top1)' | head -12
 echo

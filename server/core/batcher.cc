@@ -204,6 +204,14 @@ void Batcher::Loop() {
       }
       if (limit > rows) limit = rows;
     }
+    // Spread what waits over the idle workers rather than loading one: on
+    // a CPU a batch runs on one worker's threads, and INT8 convolutions
+    // hardly get cheaper per row in larger batches, so an idle core is the
+    // bigger loss.
+    const int64_t idle = max_inflight_ - inflight_;
+    if (idle > 1 && rows < max_rows) {
+      limit = std::min(limit, std::max<int64_t>(1, (rows + idle - 1) / idle));
+    }
     std::vector<BatchTask> batch;
     int64_t taken = 0;
     for (auto it = queue_.begin(); it != queue_.end();) {

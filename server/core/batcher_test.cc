@@ -292,6 +292,30 @@ TEST(BatcherTest, PreferredSizeDispatchesWithoutWaitingForTheDelay) {
       1);
 }
 
+TEST(BatcherTest, WaitingRowsAreSpreadOverIdleWorkers) {
+  std::unique_ptr<Runner> runner = LoadFixture("add_sub.pt", AddSubSignature());
+  ThreadPool pool("w", 2);
+  BatchingConfig config;
+  config.max_batch_size = 16;
+  config.max_queue_delay_us = 200'000;  // all 8 arrive well within it
+  Batcher batcher("test", On(&pool), 2);
+  std::mt19937 rng(8);
+  std::vector<Outcome> outcomes(8);
+  for (Outcome& o : outcomes) {
+    ASSERT_TRUE(batcher
+                    .Enqueue(MakeTask(runner.get(),
+                                      {Random("a", {1, 4}, &rng),
+                                       Random("b", {1, 4}, &rng)},
+                                      &o),
+                             config)
+                    .ok());
+  }
+  for (Outcome& o : outcomes) o.done.WaitForNotification();
+  // Two idle workers: 4 + 4 rows, not 8 on one worker and none on the other.
+  EXPECT_EQ(outcomes[0].info.requests, 4);
+  EXPECT_EQ(outcomes[7].info.requests, 4);
+}
+
 TEST(BatcherTest, DifferentRunnersNeverShareABatch) {
   std::unique_ptr<Runner> a = LoadFixture("add_sub.pt", AddSubSignature());
   std::unique_ptr<Runner> b = LoadFixture("add_sub.pt", AddSubSignature());
