@@ -117,9 +117,11 @@ Batcher::~Batcher() {
   while (inflight_ > 0) cv_.Wait(&mu_);
 }
 
-absl::Status Batcher::Enqueue(BatchTask task, const BatchingConfig& config) {
+absl::Status Batcher::Enqueue(BatchTask task, const BatchingConfig& config,
+                              bool spread) {
   absl::MutexLock lock(&mu_);
   config_ = config;
+  spread_ = spread;
   if (queue_.size() >= static_cast<size_t>(config.queue_capacity)) {
     return absl::ResourceExhaustedError(
         absl::StrCat("the batch queue of ", name_, " is full (", queue_.size(),
@@ -209,7 +211,7 @@ void Batcher::Loop() {
     // hardly get cheaper per row in larger batches, so an idle core is the
     // bigger loss.
     const int64_t idle = max_inflight_ - inflight_;
-    if (idle > 1 && rows < max_rows) {
+    if (spread_ && idle > 1 && rows < max_rows) {
       limit = std::min(limit, std::max<int64_t>(1, (rows + idle - 1) / idle));
     }
     std::vector<BatchTask> batch;

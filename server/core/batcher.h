@@ -71,8 +71,11 @@ class Batcher {
 
   // Queues a task under `config` (the latest config wins for forming
   // batches). RESOURCE_EXHAUSTED at once when config.queue_capacity tasks
-  // wait; `task.done` is then not called.
-  absl::Status Enqueue(BatchTask task, const BatchingConfig& config);
+  // wait; `task.done` is then not called. With `spread`, rows that wait
+  // when several workers are idle are split over them (worth it when an
+  // execution is long; for cheap ones fewer, larger batches win).
+  absl::Status Enqueue(BatchTask task, const BatchingConfig& config,
+                       bool spread = true);
 
   size_t queue_size() const;
 
@@ -89,6 +92,7 @@ class Batcher {
   absl::CondVar cv_;
   std::deque<BatchTask> queue_ ABSL_GUARDED_BY(mu_);
   BatchingConfig config_ ABSL_GUARDED_BY(mu_);
+  bool spread_ ABSL_GUARDED_BY(mu_) = true;
   int inflight_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;

@@ -56,6 +56,10 @@ absl::StatusOr<OutputIndices> SelectOutputs(
   return out;
 }
 
+// Batches whose execution takes at least this long are spread over idle
+// workers (see Batcher::Enqueue).
+constexpr uint64_t kSpreadComputeNs = 500'000;
+
 // Shadow and comparison runs must never delay answers: under SCHED_IDLE a
 // thread gets a core only when no other thread wants it, and any waking
 // request-path thread preempts it at once (nice 19 still takes time slices).
@@ -163,7 +167,11 @@ void InferenceEngine::Infer(InferRequest request, InferCallback done) {
                                const std::vector<HostTensor>& in) {
       Finish(*shared, std::move(out), in, info);
     };
-    absl::Status queued = batcher->Enqueue(std::move(task), batching);
+    // Long executions are split over idle workers; short ones are bound by
+    // per-request costs, where fewer, larger batches win.
+    const bool spread =
+        shared->handle->stats->MeanComputeNs() >= kSpreadComputeNs;
+    absl::Status queued = batcher->Enqueue(std::move(task), batching, spread);
     if (!queued.ok()) Fail(*shared, queued);
     return;
   }
