@@ -139,7 +139,6 @@ class Run : public std::enable_shared_from_this<Run> {
     const bool inside = call->sent >= window_start_ && now <= window_end_;
     const double us = Us(now - call->sent);
     delete call;
-    completed_.fetch_add(1);
     if (!inside) return;
     absl::MutexLock lock(&mu_);
     if (st.ok()) {
@@ -220,7 +219,6 @@ class Run : public std::enable_shared_from_this<Run> {
   const LoadOptions& o_;
   Clock::time_point start_, window_start_, window_end_, last_progress_;
   std::atomic<bool> stopping_{false};
-  std::atomic<uint64_t> completed_{0};
   absl::Mutex mu_;
   int outstanding_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<double> latencies_ ABSL_GUARDED_BY(mu_);
