@@ -1,5 +1,6 @@
 """An independent client of the same protocol: Python grpcio with stubs
 generated from proto/*.proto, against the real twinserve binary."""
+import concurrent.futures
 import os
 import signal
 import struct
@@ -43,9 +44,11 @@ class Server:
         self.proc.wait(timeout=30)
 
 
-def register(stub, name, path, inputs, outputs, chunk=4096):
+def register(stub, name, path, inputs, outputs, chunk=4096, batching=None):
     def messages():
         header = ts.RegisterModelHeader(name=name, total_bytes=os.path.getsize(path))
+        if batching is not None:
+            header.batching.CopyFrom(batching)
         for n, d, s in inputs:
             header.inputs.add(name=n, datatype=d, shape=s)
         for n, d, s in outputs:
@@ -95,6 +98,48 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual(list(md.inputs[0].shape), [-1, 4])
         self.assertEqual(md.outputs[1].datatype, "FP32")
         self.assertIn("fp32", md.versions)
+
+    def test_dynamic_batching_as_tritonclient_sees_it(self):
+        register(self.mgmt, "batched", os.path.join(FIXTURES, "add_sub.pt"),
+                 [("a", "FP32", [-1, 4]), ("b", "FP32", [-1, 4])],
+                 [("sum", "FP32", [-1, 4]), ("diff", "FP32", [-1, 4])],
+                 batching=ts.BatchingConfig(max_batch_size=8,
+                                            max_queue_delay_microseconds=2000))
+        # Triton's convention: max_batch_size > 0, dims without the batch dim.
+        cfg = self.oip.ModelConfig(oip.ModelConfigRequest(name="batched")).config
+        self.assertEqual(cfg.max_batch_size, 8)
+        self.assertEqual(list(cfg.input[0].dims), [4])
+        self.assertEqual(cfg.dynamic_batching.max_queue_delay_microseconds, 2000)
+        md = self.oip.ModelMetadata(oip.ModelMetadataRequest(name="batched"))
+        self.assertEqual(md.properties["dynamic_batching"], "true")
+        self.assertEqual(md.properties["max_batch_size"], "8")
+        self.assertEqual(list(md.inputs[0].shape), [-1, 4])
+
+        def one(i):
+            rows = 1 + i % 3
+            a = [float(i + k) for k in range(rows * 4)]
+            b = [0.5] * (rows * 4)
+            req = oip.ModelInferRequest(model_name="batched")
+            for name, values in (("a", a), ("b", b)):
+                t = req.inputs.add(name=name, datatype="FP32", shape=[rows, 4])
+                t.contents.fp32_contents.extend(values)
+            resp = self.oip.ModelInfer(req)
+            got = struct.unpack("<%df" % (rows * 4), resp.raw_output_contents[0])
+            return got == tuple(x + 0.5 for x in a)
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            self.assertTrue(all(pool.map(one, range(64))))
+        stats = self.oip.ModelStatistics(
+            oip.ModelStatisticsRequest(name="batched")).model_stats[0]
+        self.assertEqual(stats.inference_stats.success.count, 64)
+        self.assertLess(stats.execution_count, 64)
+
+        info = self.mgmt.SetBatching(ts.SetBatchingRequest(
+            model="batched", config=ts.BatchingConfig(max_batch_size=0)))
+        self.assertEqual(info.batching.max_batch_size, 0)
+        cfg = self.oip.ModelConfig(oip.ModelConfigRequest(name="batched")).config
+        self.assertEqual(cfg.max_batch_size, 0)
+        self.assertEqual(list(cfg.input[0].dims), [-1, 4])
 
     def test_infer_raw_and_typed(self):
         req = oip.ModelInferRequest(model_name="addsub", id="py-1")
