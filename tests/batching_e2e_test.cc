@@ -28,12 +28,7 @@ using ::twinserve::testing::ReadFileOrDie;
 using ::twinserve::testing::ServerProcess;
 
 HostTensor Random(const std::string& name, Shape shape, std::mt19937* rng) {
-  std::uniform_real_distribution<float> dist(-1, 1);
-  std::vector<float> v(ElementCount(shape));
-  for (float& x : v) x = dist(*rng);
-  std::string bytes(v.size() * 4, '\0');
-  std::memcpy(bytes.data(), v.data(), bytes.size());
-  return HostTensor::Owned(name, DataType::kFp32, shape, bytes);
+  return ::twinserve::testing::RandomFloats(name, std::move(shape), rng);
 }
 
 const float* F(const HostTensor& t) {

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -74,6 +75,17 @@ double MetricValue(const std::string& text, const std::string& prefix) {
     pos += prefix.size();
   }
   return -1;
+}
+
+HostTensor RandomFloats(const std::string& name, Shape shape, std::mt19937* rng,
+                        float lo, float hi) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(ElementCount(shape));
+  for (float& x : v) x = dist(*rng);
+  std::string bytes(v.size() * sizeof(float), '\0');
+  std::memcpy(bytes.data(), v.data(), bytes.size());
+  return HostTensor::Owned(name, DataType::kFp32, std::move(shape),
+                           std::move(bytes));
 }
 
 std::string FixturePath(const std::string& name) {

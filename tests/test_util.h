@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,10 @@ std::string FixturePath(const std::string& name);
 // A fresh, empty folder under the test's temp dir.
 std::string NewTempDir(const std::string& prefix);
 std::string ReadFileOrDie(const std::string& path);
+
+// An FP32 tensor of uniform random values in [lo, hi).
+HostTensor RandomFloats(const std::string& name, Shape shape, std::mt19937* rng,
+                        float lo = -1, float hi = 1);
 
 // Registration of tests/fixtures/add_sub.pt: inputs a, b and outputs sum,
 // diff, all FP32 [-1, 4].

@@ -19,12 +19,12 @@ namespace {
 using ::testing::HasSubstr;
 
 HostTensor Random(const std::string& name, Shape shape, std::mt19937* rng) {
-  std::uniform_real_distribution<float> dist(-2, 2);
-  std::vector<float> v(ElementCount(shape));
-  for (float& x : v) x = dist(*rng);
-  std::string bytes(v.size() * 4, '\0');
-  std::memcpy(bytes.data(), v.data(), bytes.size());
-  return HostTensor::Owned(name, DataType::kFp32, shape, bytes);
+  return ::twinserve::testing::RandomFloats(name, std::move(shape), rng, -2, 2);
+}
+
+// One row of inputs for add_sub.pt.
+std::vector<HostTensor> AddSubRow(std::mt19937* rng) {
+  return {Random("a", {1, 4}, rng), Random("b", {1, 4}, rng)};
 }
 
 std::unique_ptr<Runner> LoadFixture(const std::string& file,
@@ -192,10 +192,7 @@ TEST(BatcherTest, FullQueueIsRefusedAtOnce) {
   config.queue_capacity = 3;
   Batcher batcher("model 'm' version 'fp32'", On(&pool), 1);
   std::mt19937 rng(3);
-  auto in = [&] {
-    return std::vector<HostTensor>{Random("a", {1, 4}, &rng),
-                                   Random("b", {1, 4}, &rng)};
-  };
+  auto in = [&] { return AddSubRow(&rng); };
   // The first batch occupies the only slot; it cannot start while the
   // worker is blocked, so later requests wait in the queue.
   Blocker blocker(&pool);
@@ -231,26 +228,18 @@ TEST(BatcherTest, ExpiredRequestsAreDroppedBeforeRunning) {
   std::mt19937 rng(4);
   Blocker blocker(&pool);
   Outcome first, late, patient;
-  ASSERT_TRUE(batcher
-                  .Enqueue(MakeTask(runner.get(),
-                                    {Random("a", {1, 4}, &rng),
-                                     Random("b", {1, 4}, &rng)},
-                                    &first),
-                           config)
-                  .ok());
+  ASSERT_TRUE(
+      batcher.Enqueue(MakeTask(runner.get(), AddSubRow(&rng), &first), config)
+          .ok());
   while (batcher.queue_size() > 0) std::this_thread::yield();
   ASSERT_TRUE(batcher
-                  .Enqueue(MakeTask(runner.get(),
-                                    {Random("a", {1, 4}, &rng),
-                                     Random("b", {1, 4}, &rng)},
-                                    &late, NowNs() + 2'000'000),
+                  .Enqueue(MakeTask(runner.get(), AddSubRow(&rng), &late,
+                                    NowNs() + 2'000'000),
                            config)
                   .ok());
   ASSERT_TRUE(batcher
-                  .Enqueue(MakeTask(runner.get(),
-                                    {Random("a", {1, 4}, &rng),
-                                     Random("b", {1, 4}, &rng)},
-                                    &patient, NowNs() + 60'000'000'000),
+                  .Enqueue(MakeTask(runner.get(), AddSubRow(&rng), &patient,
+                                    NowNs() + 60'000'000'000),
                            config)
                   .ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -274,13 +263,9 @@ TEST(BatcherTest, PreferredSizeDispatchesWithoutWaitingForTheDelay) {
   std::mt19937 rng(5);
   std::vector<Outcome> outcomes(4);
   for (Outcome& o : outcomes) {
-    ASSERT_TRUE(batcher
-                    .Enqueue(MakeTask(runner.get(),
-                                      {Random("a", {1, 4}, &rng),
-                                       Random("b", {1, 4}, &rng)},
-                                      &o),
-                             config)
-                    .ok());
+    ASSERT_TRUE(
+        batcher.Enqueue(MakeTask(runner.get(), AddSubRow(&rng), &o), config)
+            .ok());
   }
   for (Outcome& o : outcomes) {
     ASSERT_TRUE(o.done.WaitForNotificationWithTimeout(absl::Seconds(20)));
@@ -302,13 +287,9 @@ TEST(BatcherTest, WaitingRowsAreSpreadOverIdleWorkers) {
   std::mt19937 rng(8);
   std::vector<Outcome> outcomes(8);
   for (Outcome& o : outcomes) {
-    ASSERT_TRUE(batcher
-                    .Enqueue(MakeTask(runner.get(),
-                                      {Random("a", {1, 4}, &rng),
-                                       Random("b", {1, 4}, &rng)},
-                                      &o),
-                             config)
-                    .ok());
+    ASSERT_TRUE(
+        batcher.Enqueue(MakeTask(runner.get(), AddSubRow(&rng), &o), config)
+            .ok());
   }
   for (Outcome& o : outcomes) o.done.WaitForNotification();
   // Two idle workers: 4 + 4 rows, not 8 on one worker and none on the other.
@@ -329,9 +310,7 @@ TEST(BatcherTest, DifferentRunnersNeverShareABatch) {
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(batcher
                     .Enqueue(MakeTask(i % 2 ? b.get() : a.get(),
-                                      {Random("a", {1, 4}, &rng),
-                                       Random("b", {1, 4}, &rng)},
-                                      &outcomes[i]),
+                                      AddSubRow(&rng), &outcomes[i]),
                              config)
                     .ok());
     if (i == 0) {
