@@ -1,12 +1,19 @@
 # Sourced by the shell tests (from the runfiles root): a `check` helper that
-# counts failures in $fails, and a real twinserve on an ephemeral loopback
-# port with a fresh store, stopped when the test exits. Exports
-# TWINSERVE_SERVER; the server's log is $TMP/server.log.
+# counts failures in $fails (and prints $out when one fails), and a real
+# twinserve on an ephemeral loopback port with a fresh store, stopped when the
+# test exits. Exports TWINSERVE_SERVER; the server's log is $TMP/server.log.
 TMP="${TEST_TMPDIR:-$(mktemp -d)}"
 fails=0
 check() {  # check NAME CONDITION...
   local name=$1; shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
+  if "$@"; then
+    echo "ok   $name"
+  else
+    echo "FAIL $name"
+    fails=$((fails + 1))
+    # Most checks grep $out: show what it was.
+    [ -n "${out:-}" ] && sed 's/^/     | /' <<<"$out" | head -40
+  fi
 }
 
 server/twinserve --address=127.0.0.1:0 --store="$TMP/store" \
