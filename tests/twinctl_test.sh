@@ -58,8 +58,12 @@ check "register-variant" grep -q "alt *READY" <<<"$out"
 out=$($T policy fashion --shadow alt --baseline fp32 --reason "try alt" 2>&1)
 check "shadow policy" grep -q "shadow, baseline fp32, shadow alt" <<<"$out"
 for _ in 1 2 3; do $T infer fashion --input "$TMP/images.npy" >/dev/null; done
-sleep 0.5
-out=$($T compare fashion 2>&1)
+# Shadow runs are off the response path: wait (up to 10 s) for comparisons.
+for _ in $(seq 50); do
+  out=$($T compare fashion 2>&1)
+  grep -qE "^alt +shadow .* 100\.00 " <<<"$out" && break
+  sleep 0.2
+done
 check "compare shows the shadow agreeing" grep -qE "^alt +shadow .* 100\.00 " <<<"$out"
 out=$($T promote fashion alt --reason "looks good" 2>&1)
 check "promote" grep -q "pinned, baseline alt" <<<"$out"
