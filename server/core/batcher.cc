@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/core/clock.h"
+#include "server/core/thread_pool.h"
 
 namespace twinserve {
 namespace {
@@ -103,7 +104,10 @@ Batcher::Batcher(std::string name, Executor execute, int max_inflight,
       execute_(std::move(execute)),
       max_inflight_(std::max(1, max_inflight)),
       on_queue_change_(std::move(on_queue_change)) {
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    SetThreadName("ts-batch");
+    Loop();
+  });
 }
 
 Batcher::~Batcher() {

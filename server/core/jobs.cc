@@ -9,6 +9,7 @@
 #include "server/core/file_util.h"
 #include "server/core/logging.h"
 #include "server/core/store.h"
+#include "server/core/thread_pool.h"
 
 namespace twinserve {
 
@@ -211,6 +212,7 @@ absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
     jobs_[job->status.id] = job;
     const std::string id = job->status.id;
     threads_.emplace_back([this, job, id, work = std::move(work)] {
+      SetThreadName("ts-job");
       Context ctx(this, job);
       absl::StatusOr<std::string> result = work(ctx);
       Update(

@@ -12,6 +12,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/core/thread_pool.h"
 
 namespace twinserve {
 
@@ -54,7 +55,10 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   std::unique_ptr<MetricsHttpServer> server(
       new MetricsHttpServer(fd, ntohs(addr.sin_port), std::move(collectables)));
-  server->thread_ = std::thread([s = server.get()] { s->Serve(); });
+  server->thread_ = std::thread([s = server.get()] {
+    SetThreadName("ts-metrics");
+    s->Serve();
+  });
   return server;
 }
 

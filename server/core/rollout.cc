@@ -5,6 +5,7 @@
 #include "server/core/logging.h"
 #include "server/core/quantile.h"
 #include "server/core/store.h"
+#include "server/core/thread_pool.h"
 
 namespace twinserve {
 
@@ -12,6 +13,7 @@ RolloutController::RolloutController(ModelRegistry* registry, Metrics* metrics,
                                      int tick_ms)
     : registry_(registry), metrics_(metrics) {
   thread_ = std::thread([this, tick_ms] {
+    SetThreadName("ts-rollout");
     while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(tick_ms))) {
       Tick();
     }

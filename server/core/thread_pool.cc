@@ -1,6 +1,12 @@
 #include "server/core/thread_pool.h"
 
+#include <pthread.h>
+
 namespace twinserve {
+
+void SetThreadName(const std::string& name) {
+  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+}
 
 ThreadPool::ThreadPool(std::string name, int num_threads,
                        std::function<void()> on_start)
@@ -8,6 +14,7 @@ ThreadPool::ThreadPool(std::string name, int num_threads,
   threads_.reserve(num_threads);
   for (int i = 0; i < num_threads; ++i) {
     threads_.emplace_back([this, on_start] {
+      SetThreadName("ts-" + name_);
       if (on_start) on_start();
       WorkerLoop();
     });

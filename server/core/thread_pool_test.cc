@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <atomic>
+#include <string>
 
 #include "gtest/gtest.h"
 
@@ -62,6 +63,19 @@ TEST(ThreadPoolTest, OnStartRunsOnEveryWorkerBeforeItsWork) {
   }
   EXPECT_EQ(started, 2);
   EXPECT_EQ(idle_runs, 20);
+}
+
+TEST(ThreadPoolTest, WorkersAreNamedForTopAndPerf) {
+  std::string seen;
+  {
+    ThreadPool pool("infer", 1);
+    pool.Schedule([&] {
+      char name[16] = {};
+      pthread_getname_np(pthread_self(), name, sizeof(name));
+      seen = name;
+    });
+  }
+  EXPECT_EQ(seen, "ts-infer");
 }
 
 }  // namespace
