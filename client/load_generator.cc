@@ -26,7 +26,7 @@ double Us(Clock::duration d) {
 struct ServerTotals {
   bool ok = false;
   uint64_t success = 0, executions = 0, inferences = 0;
-  uint64_t queue_ns = 0, compute_ns = 0;
+  uint64_t request_ns = 0, queue_ns = 0, compute_ns = 0;
 };
 
 ServerTotals Snapshot(inference::GRPCInferenceService::Stub* stub,
@@ -45,6 +45,7 @@ ServerTotals Snapshot(inference::GRPCInferenceService::Stub* stub,
     t.success += s.success().count();
     t.executions += m.execution_count();
     t.inferences += m.inference_count();
+    t.request_ns += s.success().ns();
     t.queue_ns += s.queue().ns();
     t.compute_ns += s.compute_input().ns() + s.compute_infer().ns() +
                     s.compute_output().ns();
@@ -203,6 +204,7 @@ class Run : public std::enable_shared_from_this<Run> {
     }
     if (before.ok && after.ok && after.success > before.success) {
       const double n = after.success - before.success;
+      r.server_request_us = (after.request_ns - before.request_ns) / n / 1000;
       r.server_queue_us = (after.queue_ns - before.queue_ns) / n / 1000;
       r.server_compute_us = (after.compute_ns - before.compute_ns) / n / 1000;
       if (after.executions > before.executions) {

@@ -52,7 +52,10 @@ struct LoadResult {
   double inferences_per_second = 0;
   double mean_us = 0, p50_us = 0, p90_us = 0, p99_us = 0, max_us = 0;
   // Per request, from ModelStatistics over the window (all variants of the
-  // model when routed). -1 when unavailable.
+  // model when routed). -1 when unavailable. `server_request_us` is the
+  // whole request inside the server's engine (routing, queue, compute,
+  // statistics), without gRPC and the OIP codec.
+  double server_request_us = -1;
   double server_queue_us = -1;
   double server_compute_us = -1;
   double server_batch = -1;  // inferences per execution

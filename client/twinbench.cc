@@ -140,10 +140,11 @@ std::string Ms(double us) { return absl::StrFormat("%.3f", us / 1000); }
 
 std::string Row(const LoadResult& r) {
   return absl::StrFormat(
-      "%6d %8s %9.0f %10.0f %9s %9s %9s %9s %7d %9s %9s %6s", r.concurrency,
+      "%6d %8s %9.0f %10.0f %9s %9s %9s %9s %7d %9s %9s %9s %6s", r.concurrency,
       r.target_rate > 0 ? absl::StrFormat("%.0f", r.target_rate) : "-",
       r.requests_per_second, r.inferences_per_second, Ms(r.p50_us),
       Ms(r.p90_us), Ms(r.p99_us), Ms(r.max_us), r.errors + r.skipped,
+      r.server_request_us < 0 ? "-" : Ms(r.server_request_us),
       r.server_queue_us < 0 ? "-" : Ms(r.server_queue_us),
       r.server_compute_us < 0 ? "-" : Ms(r.server_compute_us),
       r.server_batch < 0 ? "-" : absl::StrFormat("%.1f", r.server_batch));
@@ -229,9 +230,9 @@ int Main(int argc, char** argv) {
           : "closed loop",
       options.warmup_seconds, options.duration_seconds);
   const std::string header = absl::StrFormat(
-      "%6s %8s %9s %10s %9s %9s %9s %9s %7s %9s %9s %6s", "conc", "rate",
+      "%6s %8s %9s %10s %9s %9s %9s %9s %7s %9s %9s %9s %6s", "conc", "rate",
       "req/s", "infer/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors",
-      "srv queue", "srv comp", "batch");
+      "srv req", "srv queue", "srv comp", "batch");
   std::printf("%s\n", header.c_str());
   std::vector<LoadResult> results;
   const int repeat = std::max(1, absl::GetFlag(FLAGS_repeat));
@@ -261,7 +262,7 @@ int Main(int argc, char** argv) {
     std::ofstream csv(absl::GetFlag(FLAGS_csv));
     csv << "model,version,batch,concurrency,rate,requests,errors,skipped,"
            "req_per_s,infer_per_s,mean_us,p50_us,p90_us,p99_us,max_us,"
-           "server_queue_us,server_compute_us,server_batch\n";
+           "server_request_us,server_queue_us,server_compute_us,server_batch\n";
     for (const LoadResult& r : results) {
       csv << absl::StrJoin(
                  {model, version, absl::StrCat(rows),
@@ -271,7 +272,8 @@ int Main(int argc, char** argv) {
                   absl::StrCat(r.inferences_per_second),
                   absl::StrCat(r.mean_us), absl::StrCat(r.p50_us),
                   absl::StrCat(r.p90_us), absl::StrCat(r.p99_us),
-                  absl::StrCat(r.max_us), absl::StrCat(r.server_queue_us),
+                  absl::StrCat(r.max_us), absl::StrCat(r.server_request_us),
+                  absl::StrCat(r.server_queue_us),
                   absl::StrCat(r.server_compute_us),
                   absl::StrCat(r.server_batch)},
                  ",")
@@ -290,12 +292,14 @@ int Main(int argc, char** argv) {
           "\"errors\": %d, \"skipped\": %d, \"req_per_s\": %g, "
           "\"infer_per_s\": %g, \"mean_us\": %g, \"p50_us\": %g, "
           "\"p90_us\": %g, \"p99_us\": %g, \"max_us\": %g, "
-          "\"server_queue_us\": %g, \"server_compute_us\": %g, "
+          "\"server_request_us\": %g, \"server_queue_us\": %g, "
+          "\"server_compute_us\": %g, "
           "\"server_batch\": %g}%s\n",
           r.concurrency, r.target_rate, r.requests, r.errors, r.skipped,
           r.requests_per_second, r.inferences_per_second, r.mean_us, r.p50_us,
-          r.p90_us, r.p99_us, r.max_us, r.server_queue_us, r.server_compute_us,
-          r.server_batch, i + 1 < results.size() ? "," : "");
+          r.p90_us, r.p99_us, r.max_us, r.server_request_us, r.server_queue_us,
+          r.server_compute_us, r.server_batch,
+          i + 1 < results.size() ? "," : "");
     }
     json << "]}\n";
     if (!json) return Fail("cannot write " + absl::GetFlag(FLAGS_json));

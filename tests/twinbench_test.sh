@@ -28,6 +28,9 @@ for r, s in zip(rows, steps):
     assert abs(float(r["req_per_s"]) - s["req_per_s"]) < 1e-3 * s["req_per_s"]
     assert 0 < s["p50_us"] <= s["p90_us"] <= s["p99_us"] <= s["max_us"], s
     assert s["server_compute_us"] > 0 and s["server_batch"] == 1, s
+    # The engine's whole request holds its queue and compute time.
+    assert s["server_request_us"] >= s["server_queue_us"] + s["server_compute_us"], s
+    assert abs(float(r["server_request_us"]) - s["server_request_us"]) < 1e-3 * s["server_request_us"], (r, s)
 PY
 
 # Open loop: the achieved rate follows the target.
