@@ -732,15 +732,21 @@ absl::StatusOr<ModelRecord> ModelRegistry::GetRecord(
   return (*e).record;
 }
 
-absl::Status ModelRegistry::UpdateRecord(const ModelRecord& record) {
-  absl::MutexLock lock(&mu_);
+absl::StatusOr<ModelRegistry::Entry*> ModelRegistry::SameGenerationLocked(
+    const ModelRecord& record) {
   auto it = models_.find(record.name);
   if (it == models_.end() || !it->second.record.ok() ||
       it->second.record->generation != record.generation) {
     return absl::AbortedError(absl::StrCat(
         "model '", record.name, "' was replaced or removed meanwhile"));
   }
-  it->second.record = record;
+  return &it->second;
+}
+
+absl::Status ModelRegistry::UpdateRecord(const ModelRecord& record) {
+  absl::MutexLock lock(&mu_);
+  TS_ASSIGN_OR_RETURN(Entry * e, SameGenerationLocked(record));
+  e->record = record;
   return absl::OkStatus();
 }
 
@@ -748,14 +754,9 @@ absl::Status ModelRegistry::PublishVariant(const ModelRecord& record,
                                            const std::string& variant,
                                            std::unique_ptr<Runner> runner) {
   absl::MutexLock lock(&mu_);
-  auto it = models_.find(record.name);
-  if (it == models_.end() || !it->second.record.ok() ||
-      it->second.record->generation != record.generation) {
-    return absl::AbortedError(absl::StrCat(
-        "model '", record.name, "' was replaced or removed meanwhile"));
-  }
-  it->second.record = record;
-  VariantSlot& slot = it->second.variants[variant];
+  TS_ASSIGN_OR_RETURN(Entry * e, SameGenerationLocked(record));
+  e->record = record;
+  VariantSlot& slot = e->variants[variant];
   auto servable = std::make_shared<Servable>();
   servable->model = record.name;
   servable->variant = variant;
@@ -763,11 +764,10 @@ absl::Status ModelRegistry::PublishVariant(const ModelRecord& record,
   servable->runner = std::move(runner);
   servable->stats = slot.stats;
   slot.servable = std::move(servable);  // old one lives on in its handles
-  slot.state =
-      it->second.unloaded ? VariantState::kUnloaded : VariantState::kReady;
+  slot.state = e->unloaded ? VariantState::kUnloaded : VariantState::kReady;
   slot.last_error.clear();
   slot.pending = false;
-  ApplyBatchingLocked(&it->second);
+  ApplyBatchingLocked(e);
   TS_LOG(INFO) << "published " << record.name << ":" << variant;
   return absl::OkStatus();
 }

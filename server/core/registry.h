@@ -257,6 +257,10 @@ class ModelRegistry {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   ModelStatus StatusLocked(const std::string& name, const Entry& e) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The entry that `record` was read from, or ABORTED when the model has
+  // been replaced (another generation) or removed since.
+  absl::StatusOr<Entry*> SameGenerationLocked(const ModelRecord& record)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   class ChangeGuard;
   // Claims exclusive right to change `name`; ABORTED if someone holds it.
   absl::Status BeginChange(const std::string& name);
