@@ -32,6 +32,20 @@ absl::StatusOr<std::string> Pack(const Repeated& values,
   return bytes;
 }
 
+// The first non-empty typed-contents field, or "" (to name a request that
+// filled the field of another datatype).
+const char* FilledField(const InferTensorContents& c) {
+  if (c.bool_contents_size() > 0) return "bool_contents";
+  if (c.int_contents_size() > 0) return "int_contents";
+  if (c.int64_contents_size() > 0) return "int64_contents";
+  if (c.uint_contents_size() > 0) return "uint_contents";
+  if (c.uint64_contents_size() > 0) return "uint64_contents";
+  if (c.fp32_contents_size() > 0) return "fp32_contents";
+  if (c.fp64_contents_size() > 0) return "fp64_contents";
+  if (c.bytes_contents_size() > 0) return "bytes_contents";
+  return "";
+}
+
 // The typed-contents field that carries `dtype`, as the OIP spec assigns it.
 absl::StatusOr<std::string> PackContents(const std::string& name,
                                          DataType dtype,
@@ -82,9 +96,14 @@ absl::StatusOr<std::string> PackContents(const std::string& name,
       return absl::InvalidArgumentError("invalid datatype");
   }
   if (count != expected_count) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("input '", name, "': shape needs ", expected_count, " ",
-                     DataTypeName(dtype), " elements, contents hold ", count));
+    std::string hint;
+    if (count == 0 && *FilledField(c) != '\0') {
+      hint = absl::StrCat(" (the request filled ", FilledField(c),
+                          ", which does not carry ", DataTypeName(dtype), ")");
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input '", name, "': shape needs ", expected_count, " ",
+        DataTypeName(dtype), " elements, contents hold ", count, hint));
   }
   return bytes;
 }

@@ -47,6 +47,19 @@ TEST(OipCodecTest, TypedContentsArePackedAndRangeChecked) {
               HasSubstr("needs 2 INT16 elements, contents hold 3"));
 }
 
+TEST(OipCodecTest, TypedContentsOfAnotherDatatypeAreNamed) {
+  inference::ModelInferRequest req;
+  auto* in = req.add_inputs();
+  in->set_name("x");
+  in->set_datatype("FP64");
+  in->add_shape(2);
+  in->mutable_contents()->add_fp32_contents(1);
+  in->mutable_contents()->add_fp32_contents(2);
+  EXPECT_THAT(DecodeInferRequest(req).status().message(),
+              HasSubstr("needs 2 FP64 elements, contents hold 0 (the request "
+                        "filled fp32_contents, which does not carry FP64)"));
+}
+
 TEST(OipCodecTest, MalformedRequests) {
   inference::ModelInferRequest req;
   auto* in = req.add_inputs();
