@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstring>
+#include <limits>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -240,6 +241,25 @@ TEST_F(QuantizeE2eTest, BadCalibrationAndQuantizeRequests) {
   req.set_mode("int4");
   EXPECT_EQ(client_->Quantize(req).status().code(),
             absl::StatusCode::kInvalidArgument);
+  req.set_mode("");
+  // Numbers out of range, NaN and infinity are named.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  auto refused = [&](auto set, const char* field) {
+    v1::QuantizeRequest bad = req;
+    set(bad);
+    auto st = client_->Quantize(bad).status();
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << field;
+    EXPECT_THAT(st.message(), HasSubstr(field));
+  };
+  refused([&](v1::QuantizeRequest& r) { r.set_percentile(nan); }, "percentile");
+  refused([&](v1::QuantizeRequest& r) { r.set_time_limit_seconds(inf); },
+          "time_limit_seconds");
+  refused([&](v1::QuantizeRequest& r) { r.set_max_agreement_loss(nan); },
+          "max_agreement_loss");
+  refused([&](v1::QuantizeRequest& r) { r.set_max_accuracy_loss(-1); },
+          "max_accuracy_loss");
+  refused([](v1::QuantizeRequest& r) { r.set_max_trials(-3); }, "max_trials");
 }
 
 TEST_F(QuantizeE2eTest, ModelWithoutQuantizableOpsFailsAndFp32Serves) {

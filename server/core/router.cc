@@ -1,5 +1,6 @@
 #include "server/core/router.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -39,6 +40,8 @@ absl::StatusOr<TrafficPolicy> FromJ(const json& j) {
   p.kind = *kind;
   p.baseline = j.at("baseline").get<std::string>();
   p.weights = j.at("weights").get<std::map<std::string, double>>();
+  // Earlier versions accepted (and ignored) weights on other kinds.
+  if (p.kind != PolicyKind::kWeighted) p.weights.clear();
   p.candidate = j.value("candidate", "");
   p.shadow_fraction = j.value("shadow_fraction", 1.0);
   p.steps = j.value("steps", std::vector<double>());
@@ -116,6 +119,36 @@ absl::Status ValidatePolicy(const TrafficPolicy& p,
     if (!(p.compare_fraction >= 0 && p.compare_fraction <= 1)) {
       return absl::InvalidArgumentError("compare_fraction must be in [0, 1]");
     }
+    // Every number is stored in the manifest as JSON, which has no NaN or
+    // infinity: such a value would not survive a restart.
+    if (p.min_requests < 0) {
+      return absl::InvalidArgumentError("min_requests must be >= 0");
+    }
+    if (!(p.min_seconds >= 0 && std::isfinite(p.min_seconds))) {
+      return absl::InvalidArgumentError(
+          "min_seconds must be a finite number >= 0");
+    }
+    const RolloutGuards& g = p.guards;
+    if (!(g.max_disagreement >= 0 && g.max_disagreement <= 1)) {
+      return absl::InvalidArgumentError(
+          "max_disagreement must be in [0, 1] (0 turns the guard off)");
+    }
+    if (!(g.min_cosine >= -1 && g.min_cosine <= 1)) {
+      return absl::InvalidArgumentError(
+          "min_cosine must be in [-1, 1] (<= 0 turns the guard off)");
+    }
+    if (!(g.max_error_rate >= 0 && g.max_error_rate <= 1)) {
+      return absl::InvalidArgumentError(
+          "max_error_rate must be in [0, 1] (0 turns the guard off)");
+    }
+    if (!(g.max_p99_ratio >= 0 && std::isfinite(g.max_p99_ratio))) {
+      return absl::InvalidArgumentError(
+          "max_p99_ratio must be a finite number >= 0 (0 turns the guard "
+          "off)");
+    }
+    if (g.min_samples < 0) {
+      return absl::InvalidArgumentError("min_samples must be >= 0");
+    }
   }
   if (p.kind == PolicyKind::kShadow) {
     if (!variants.count(p.candidate)) {
@@ -131,6 +164,11 @@ absl::Status ValidatePolicy(const TrafficPolicy& p,
       return absl::InvalidArgumentError("shadow_fraction must be in (0, 1]");
     }
   }
+  if (p.kind != PolicyKind::kWeighted && !p.weights.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weights apply only to a weighted policy; this one is ",
+                     PolicyKindName(p.kind)));
+  }
   if (p.kind == PolicyKind::kWeighted) {
     double sum = 0;
     for (const auto& [v, w] : p.weights) {
@@ -139,9 +177,9 @@ absl::Status ValidatePolicy(const TrafficPolicy& p,
             absl::StrCat("weighted policy names variant '", v,
                          "', which the model does not have"));
       }
-      if (!(w >= 0)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("weight of '", v, "' is negative"));
+      if (!(w >= 0 && std::isfinite(w))) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "weight of '", v, "' must be a finite number >= 0, not ", w));
       }
       sum += w;
     }

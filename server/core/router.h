@@ -67,8 +67,10 @@ struct PolicyChange {
 };
 
 // INVALID_ARGUMENT unless the policy is well formed and names only
-// variants in `variants`: a known baseline, non-negative weights with a
-// positive sum.
+// variants in `variants`: a known baseline; weights only on a weighted
+// policy, finite, non-negative, with a positive sum; fractions, rollout
+// steps and guard thresholds in range and finite (a policy must survive its
+// JSON round trip through the manifest).
 absl::Status ValidatePolicy(const TrafficPolicy& policy,
                             const std::set<std::string>& variants);
 

@@ -1,6 +1,8 @@
 #include "server/core/router.h"
 
+#include <limits>
 #include <random>
+#include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -70,6 +72,63 @@ TEST(RouterTest, ValidationNamesTheProblem) {
   EXPECT_TRUE(ValidatePolicy(r, variants).ok());
   r.steps = {10, 5};
   EXPECT_FALSE(ValidatePolicy(r, variants).ok());
+}
+
+TEST(RouterTest, ValidationRefusesWhatTheManifestCannotHold) {
+  const std::set<std::string> variants = {"fp32", "int8"};
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  auto message = [&](const TrafficPolicy& p) {
+    return std::string(ValidatePolicy(p, variants).message());
+  };
+  EXPECT_THAT(message(Weighted(1, inf)),
+              ::testing::HasSubstr("weight of 'int8'"));
+  EXPECT_THAT(message(Weighted(nan, 1)),
+              ::testing::HasSubstr("weight of 'fp32'"));
+  TrafficPolicy pinned;
+  pinned.weights["int8"] = 1;  // meaningless here: refused, not ignored
+  EXPECT_THAT(message(pinned),
+              ::testing::HasSubstr("only to a weighted policy"));
+
+  TrafficPolicy r;
+  r.kind = PolicyKind::kRollout;
+  r.candidate = "int8";
+  r.steps = {10, 100};
+  ASSERT_TRUE(ValidatePolicy(r, variants).ok());
+  auto with = [&](auto change) {
+    TrafficPolicy copy = r;
+    change(copy);
+    return message(copy);
+  };
+  EXPECT_THAT(with([&](TrafficPolicy& p) { p.min_seconds = nan; }),
+              ::testing::HasSubstr("min_seconds"));
+  EXPECT_THAT(with([&](TrafficPolicy& p) { p.min_seconds = inf; }),
+              ::testing::HasSubstr("min_seconds"));
+  EXPECT_THAT(with([](TrafficPolicy& p) { p.min_requests = -1; }),
+              ::testing::HasSubstr("min_requests"));
+  EXPECT_THAT(with([&](TrafficPolicy& p) { p.guards.max_disagreement = nan; }),
+              ::testing::HasSubstr("max_disagreement"));
+  EXPECT_THAT(with([](TrafficPolicy& p) { p.guards.min_cosine = 2; }),
+              ::testing::HasSubstr("min_cosine"));
+  EXPECT_THAT(with([](TrafficPolicy& p) { p.guards.max_error_rate = 1.5; }),
+              ::testing::HasSubstr("max_error_rate"));
+  EXPECT_THAT(with([&](TrafficPolicy& p) { p.guards.max_p99_ratio = inf; }),
+              ::testing::HasSubstr("max_p99_ratio"));
+  EXPECT_THAT(with([](TrafficPolicy& p) { p.guards.min_samples = -5; }),
+              ::testing::HasSubstr("min_samples"));
+  // 0 turns a guard off and is fine.
+  EXPECT_TRUE(with([](TrafficPolicy& p) {
+                p.guards.max_p99_ratio = 0;
+                p.guards.min_cosine = 0;
+              }).empty());
+}
+
+TEST(RouterTest, StoredWeightsOnOtherKindsAreDroppedOnLoad) {
+  TrafficPolicy pinned;
+  pinned.weights["int8"] = 1;  // as an earlier version could have stored
+  auto back = PolicyFromJson(PolicyToJson(pinned));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->weights.empty());
 }
 
 TEST(RouterTest, RolloutStageSplitsTrafficAndComparesOnTheCandidate) {

@@ -441,7 +441,7 @@ absl::StatusOr<QuantizeRequest> QuantizeRequestFromProto(
     o.method = *m;
   }
   if (p.has_percentile()) {
-    if (p.percentile() <= 0 || p.percentile() > 100) {
+    if (!(p.percentile() > 0 && p.percentile() <= 100)) {  // NaN too
       return absl::InvalidArgumentError("percentile must be in (0, 100]");
     }
     o.percentile = p.percentile();
@@ -454,11 +454,36 @@ absl::StatusOr<QuantizeRequest> QuantizeRequestFromProto(
     }
     o.max_calibration_samples = p.max_samples();
   }
-  if (p.has_max_agreement_loss()) o.max_agreement_loss = p.max_agreement_loss();
-  if (p.has_max_accuracy_loss()) o.max_accuracy_loss = p.max_accuracy_loss();
+  // Options are kept in the job's JSON record, which has no NaN or
+  // infinity: refuse them here rather than lose the job on a restart.
+  if (p.has_max_agreement_loss()) {
+    if (!(p.max_agreement_loss() >= 0 && p.max_agreement_loss() <= 100)) {
+      return absl::InvalidArgumentError(
+          "max_agreement_loss must be in [0, 100] (percentage points)");
+    }
+    o.max_agreement_loss = p.max_agreement_loss();
+  }
+  if (p.has_max_accuracy_loss()) {
+    if (!(p.max_accuracy_loss() >= 0 && p.max_accuracy_loss() <= 100)) {
+      return absl::InvalidArgumentError(
+          "max_accuracy_loss must be in [0, 100] (percentage points)");
+    }
+    o.max_accuracy_loss = p.max_accuracy_loss();
+  }
   o.auto_fallback = p.auto_fallback();
-  if (p.has_max_trials()) o.max_trials = p.max_trials();
-  if (p.has_time_limit_seconds()) o.time_limit_seconds = p.time_limit_seconds();
+  if (p.has_max_trials()) {
+    if (p.max_trials() < 0 || p.max_trials() > 1000) {
+      return absl::InvalidArgumentError("max_trials must be in [0, 1000]");
+    }
+    o.max_trials = p.max_trials();
+  }
+  if (p.has_time_limit_seconds()) {
+    if (!(p.time_limit_seconds() > 0 && p.time_limit_seconds() <= 86400)) {
+      return absl::InvalidArgumentError(
+          "time_limit_seconds must be in (0, 86400]");
+    }
+    o.time_limit_seconds = p.time_limit_seconds();
+  }
   return r;
 }
 
