@@ -91,6 +91,71 @@ check "non-numeric is a usage error (2)" test $rc -eq 2
 out=$($T batching fashion --off 2>&1)
 check "batching off" grep -q "model default: off" <<<"$out"
 
+# Quantization from the command line: calibration sets from IDX and .npy,
+# quantize (following the job), jobs, report, INT8 serving, cancel, refusals.
+F=/usr/share/datasets/fashion-mnist
+$T register q tests/fixtures/fashion_cnn.pt --input image:FP32:-1,1,28,28 \
+  --output logits:FP32:-1,10 >/dev/null
+out=$($T calibrate q --idx-images $F/train-images-idx3-ubyte.gz \
+  --idx-labels $F/train-labels-idx1-ubyte.gz --limit 256 2>&1)
+check "calibrate from IDX files" \
+  grep -q "stored set 'calib' of q: 256 samples, .* labelled" <<<"$out"
+check "calibrate shows its progress" grep -q "256/256 samples" <<<"$out"
+out=$($T calibrate q --set eval --idx-images $F/t10k-images-idx3-ubyte.gz \
+  --idx-labels $F/t10k-labels-idx1-ubyte.gz --limit 500 2>&1)
+check "an evaluation set" grep -q "stored set 'eval' of q: 500 samples" <<<"$out"
+/usr/bin/python3 - "$TMP" <<'PY'
+import sys, numpy as np
+d = sys.argv[1]
+np.save(d + "/small.npy", np.random.rand(8, 1, 28, 28).astype(np.float32))
+np.save(d + "/small_labels.npy", np.arange(8) % 10)
+np.save(d + "/wrong.npy", np.zeros((4, 1, 27, 28), np.float32))
+PY
+out=$($T calibrate q --set small --input image="$TMP/small.npy" \
+  --labels-npy "$TMP/small_labels.npy" 2>&1)
+check "calibrate from .npy with labels" \
+  grep -q "stored set 'small' of q: 8 samples, .* labelled" <<<"$out"
+out=$($T calibrate q --set wrong --input "$TMP/wrong.npy" 2>&1); rc=$?
+check "a sample of the wrong shape exits 1" test $rc -eq 1
+check "and names the input and both shapes" grep -qF \
+  "INVALID_ARGUMENT: input 'image': expected shape [-1, 1, 28, 28], got [4, 1, 27, 28]" \
+  <<<"$out"
+out=$($T sets q 2>&1)
+check "sets lists what was stored" grep -qE "^small +8 .* yes" <<<"$out"
+check "and not what was refused" test "$(grep -c '^wrong' <<<"$out")" -eq 0
+out=$($T delete-set q small 2>&1)
+check "delete-set" grep -q "deleted set small of q" <<<"$out"
+out=$($T quantize q --set nope 2>&1); rc=$?
+check "quantize without its set exits 1" test $rc -eq 1
+check "and says NOT_FOUND naming the set" \
+  grep -q "NOT_FOUND: model 'q' has no calibration set 'nope'" <<<"$out"
+out=$($T quantize q --eval-set eval 2>&1); rc=$?
+check "quantize follows the job to success" test $rc -eq 0
+check "and says what was published" \
+  grep -qE "JOB_SUCCEEDED: int8 published: top-1 agreement (9[5-9]|100)\." <<<"$out"
+out=$($T jobs q 2>&1)
+check "jobs lists it" grep -qE "^q-[^ ]+ +q +int8 +JOB_SUCCEEDED" <<<"$out"
+out=$($T report q 2>&1)
+check "report: accuracy of both" grep -qE "^top-1 accuracy +[0-9.]+% +[0-9.]+%" <<<"$out"
+check "report: sizes" grep -qE "^serialized bytes +[0-9]+ +[0-9]+ +0\.[0-9]+x" <<<"$out"
+check "report: per-layer SQNR" grep -qE "^fc.weight +[0-9.]+ +int8" <<<"$out"
+out=$($T infer q --version int8 --input "$TMP/images.npy" --top-k 1 2>&1)
+check "int8 serves" grep -q "version int8" <<<"$out"
+# A slower job (entropy search over 500 samples), cancelled at once.
+out=$($T quantize q --set eval --method entropy --no-watch 2>&1)
+job=$(sed -n 's/^started job //p' <<<"$out")
+out=$($T cancel "$job" 2>&1)
+check "cancel" grep -q "cancelling job $job" <<<"$out"
+out=$($T watch "$job" 2>&1); rc=$?
+check "a cancelled job ends CANCELLED, exit 1" \
+  eval 'test $rc -eq 1 && grep -q "JOB_CANCELLED" <<<"$out"'
+out=$($T infer q --version int8 --input "$TMP/images.npy" 2>&1)
+check "the earlier int8 still serves" grep -q "version int8" <<<"$out"
+out=$($T watch q-nope 2>&1); rc=$?
+check "watch an unknown job: NOT_FOUND, exit 1" \
+  eval 'test $rc -eq 1 && grep -q "NOT_FOUND: no job" <<<"$out"'
+$T unregister q >/dev/null
+
 out=$($T unregister fashion 2>&1); check "unregister" grep -q "unregistered fashion" <<<"$out"
 out=$($T list 2>&1); check "list is empty" test "$(wc -l <<<"$out")" -eq 1
 
