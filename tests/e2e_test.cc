@@ -686,8 +686,10 @@ TEST(E2eDurability, CorruptEntryIsReportedAndOthersServe) {
 
 TEST_F(E2eTest, UnimplementedExtensionsSaySo) {
   grpc::ClientContext ctx;
-  inference::SystemSharedMemoryStatusResponse resp;
-  grpc::Status st = client_->oip()->SystemSharedMemoryStatus(&ctx, {}, &resp);
+  // System shared memory is served (tests/python_client_test.py); CUDA's
+  // is not: there is no GPU.
+  inference::CudaSharedMemoryStatusResponse resp;
+  grpc::Status st = client_->oip()->CudaSharedMemoryStatus(&ctx, {}, &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_THAT(st.error_message(), HasSubstr("not supported by twinserve"));
 }

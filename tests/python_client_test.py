@@ -162,6 +162,89 @@ class PythonClientTest(unittest.TestCase):
         resp = self.oip.ModelInfer(typed)
         self.assertEqual(struct.unpack("<4f", resp.raw_output_contents[0]), (1, 3, 5, 7))
 
+    def test_system_shared_memory_as_tritonclient_uses_it(self):
+        from multiprocessing import shared_memory
+        inp = shared_memory.SharedMemory(create=True, size=64)
+        out = shared_memory.SharedMemory(create=True, size=64)
+        try:
+            inp.buf[:32] = struct.pack("<8f", 1, 2, 3, 4, 10, 10, 10, 10)
+            self.oip.SystemSharedMemoryRegister(oip.SystemSharedMemoryRegisterRequest(
+                name="in", key="/" + inp.name, offset=0, byte_size=32))
+            self.oip.SystemSharedMemoryRegister(oip.SystemSharedMemoryRegisterRequest(
+                name="out", key="/" + out.name, offset=16, byte_size=32))
+            regions = self.oip.SystemSharedMemoryStatus(
+                oip.SystemSharedMemoryStatusRequest()).regions
+            self.assertEqual(sorted(regions), ["in", "out"])
+            self.assertEqual((regions["out"].key, regions["out"].offset,
+                              regions["out"].byte_size), ("/" + out.name, 16, 32))
+
+            def shm_param(params, region, offset, size):
+                params["shared_memory_region"].string_param = region
+                params["shared_memory_offset"].int64_param = offset
+                params["shared_memory_byte_size"].int64_param = size
+
+            # Both inputs from "in"; "sum" written into "out", "diff" returned.
+            req = oip.ModelInferRequest(model_name="addsub")
+            for i, name in enumerate(("a", "b")):
+                t = req.inputs.add(name=name, datatype="FP32", shape=[1, 4])
+                shm_param(t.parameters, "in", 16 * i, 16)
+            shm_param(req.outputs.add(name="sum").parameters, "out", 0, 16)
+            req.outputs.add(name="diff")
+            resp = self.oip.ModelInfer(req)
+            self.assertEqual(struct.unpack("<4f", bytes(out.buf[16:32])), (11, 12, 13, 14))
+            p = resp.outputs[0].parameters
+            self.assertEqual(p["shared_memory_region"].string_param, "out")
+            self.assertEqual(p["shared_memory_byte_size"].int64_param, 16)
+            # One raw entry per output, empty for the one in shared memory,
+            # so tritonclient's positional lookup of "diff" still works.
+            self.assertEqual(resp.raw_output_contents[0], b"")
+            self.assertEqual(struct.unpack("<4f", resp.raw_output_contents[1]),
+                             (-9, -8, -7, -6))
+
+            # Mixed: "a" in shared memory, "b" raw (raw entries go to the
+            # inputs not in shared memory, in order).
+            mixed = oip.ModelInferRequest(model_name="addsub")
+            shm_param(mixed.inputs.add(name="a", datatype="FP32", shape=[1, 4]).parameters,
+                      "in", 0, 16)
+            mixed.inputs.add(name="b", datatype="FP32", shape=[1, 4])
+            mixed.raw_input_contents.append(struct.pack("<4f", 1, 1, 1, 1))
+            resp = self.oip.ModelInfer(mixed)
+            self.assertEqual(struct.unpack("<4f", resp.raw_output_contents[0]), (2, 3, 4, 5))
+
+            def refused(request, code, text):
+                with self.assertRaises(grpc.RpcError) as e:
+                    self.oip.ModelInfer(request)
+                self.assertEqual(e.exception.code(), code)
+                self.assertIn(text, e.exception.details())
+
+            small = oip.ModelInferRequest()
+            small.CopyFrom(req)
+            shm_param(small.outputs[0].parameters, "out", 0, 8)
+            refused(small, grpc.StatusCode.INVALID_ARGUMENT, "output 'sum' needs 16 bytes")
+            past = oip.ModelInferRequest()
+            past.CopyFrom(req)
+            shm_param(past.inputs[1].parameters, "in", 24, 16)
+            refused(past, grpc.StatusCode.INVALID_ARGUMENT, "outside shared memory region 'in'")
+            with self.assertRaises(grpc.RpcError) as e:
+                self.oip.SystemSharedMemoryRegister(oip.SystemSharedMemoryRegisterRequest(
+                    name="in", key="/" + inp.name, offset=0, byte_size=8))
+            self.assertEqual(e.exception.code(), grpc.StatusCode.ALREADY_EXISTS)
+            with self.assertRaises(grpc.RpcError) as e:
+                self.oip.SystemSharedMemoryRegister(oip.SystemSharedMemoryRegisterRequest(
+                    name="x", key="/twinserve_no_such_object", offset=0, byte_size=8))
+            self.assertEqual(e.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+            self.oip.SystemSharedMemoryUnregister(
+                oip.SystemSharedMemoryUnregisterRequest(name="in"))
+            refused(req, grpc.StatusCode.NOT_FOUND, "no shared memory region 'in'")
+            self.oip.SystemSharedMemoryUnregister(oip.SystemSharedMemoryUnregisterRequest())
+            self.assertEqual(len(self.oip.SystemSharedMemoryStatus(
+                oip.SystemSharedMemoryStatusRequest()).regions), 0)
+        finally:
+            for m in (inp, out):
+                m.close()
+                m.unlink()
+
     def test_errors_carry_grpc_codes(self):
         with self.assertRaises(grpc.RpcError) as e:
             self.oip.ModelInfer(oip.ModelInferRequest(model_name="ghost"))

@@ -108,20 +108,93 @@ absl::StatusOr<std::string> PackContents(const std::string& name,
   return bytes;
 }
 
+// Reads Triton's shared-memory parameters of a tensor. Returns false when
+// the tensor names no region.
+absl::StatusOr<bool> ShmParameters(
+    const std::string& what,
+    const google::protobuf::Map<std::string, inference::InferParameter>& params,
+    std::string* region, uint64_t* offset, uint64_t* byte_size) {
+  auto it = params.find(kShmRegionParameter);
+  if (it == params.end()) return false;
+  if (!it->second.has_string_param() || it->second.string_param().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": ", kShmRegionParameter, " must be a string"));
+  }
+  *region = it->second.string_param();
+  auto int_param = [&](const char* key, bool required,
+                       uint64_t* out) -> absl::Status {
+    auto p = params.find(key);
+    if (p == params.end()) {
+      if (required) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ": ", kShmRegionParameter, " needs ", key));
+      }
+      *out = 0;
+      return absl::OkStatus();
+    }
+    if (p->second.has_int64_param() && p->second.int64_param() >= 0) {
+      *out = static_cast<uint64_t>(p->second.int64_param());
+    } else if (p->second.has_uint64_param()) {
+      *out = p->second.uint64_param();
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": ", key, " must be a non-negative integer"));
+    }
+    return absl::OkStatus();
+  };
+  TS_RETURN_IF_ERROR(int_param(kShmByteSizeParameter, true, byte_size));
+  TS_RETURN_IF_ERROR(int_param(kShmOffsetParameter, false, offset));
+  return true;
+}
+
+absl::StatusOr<SharedMemoryView> ShmView(
+    const std::string& what,
+    const google::protobuf::Map<std::string, inference::InferParameter>& params,
+    const SharedMemoryManager* shm, bool* named) {
+  std::string region;
+  uint64_t offset = 0, byte_size = 0;
+  TS_ASSIGN_OR_RETURN(
+      *named, ShmParameters(what, params, &region, &offset, &byte_size));
+  if (!*named) return SharedMemoryView();
+  if (shm == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": shared memory cannot be used here"));
+  }
+  auto view = shm->View(region, offset, byte_size);
+  if (!view.ok()) {
+    return absl::Status(view.status().code(),
+                        absl::StrCat(what, ": ", view.status().message()));
+  }
+  return view;
+}
+
+std::shared_ptr<SharedMemoryUse>& Use(std::shared_ptr<SharedMemoryUse>* use) {
+  if (*use == nullptr) *use = std::make_shared<SharedMemoryUse>();
+  return *use;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
     const google::protobuf::RepeatedPtrField<
         inference::ModelInferRequest::InferInputTensor>& inputs,
-    const google::protobuf::RepeatedPtrField<std::string>& raw_contents) {
+    const google::protobuf::RepeatedPtrField<std::string>& raw_contents,
+    const SharedMemoryManager* shm, std::shared_ptr<SharedMemoryUse>* use) {
   std::vector<HostTensor> out;
   const bool raw = raw_contents.size() > 0;
-  if (raw && raw_contents.size() != inputs.size()) {
+  // Raw entries go, in order, to the inputs that are not in shared memory.
+  int in_shm = 0;
+  for (const auto& in : inputs) {
+    in_shm += in.parameters().count(kShmRegionParameter) > 0;
+  }
+  if (raw && raw_contents.size() != inputs.size() - in_shm) {
     return absl::InvalidArgumentError(absl::StrCat(
         "raw_input_contents has ", raw_contents.size(), " entries for ",
-        inputs.size(), " inputs; send one per input, in order"));
+        inputs.size() - in_shm,
+        " inputs not in shared memory; send one per input, in order"));
   }
   out.reserve(inputs.size());
+  int next_raw = 0;
   for (int i = 0; i < inputs.size(); ++i) {
     const auto& in = inputs.Get(i);
     auto dtype = ParseDataType(in.datatype());
@@ -137,6 +210,27 @@ absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
                          ShapeToString(shape), " has a negative dim"));
       }
     }
+    bool named = false;
+    auto view = ShmView(absl::StrCat("input '", in.name(), "'"),
+                        in.parameters(), shm, &named);
+    if (!view.ok()) return view.status();
+    if (named) {
+      if (in.has_contents()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("input '", in.name(),
+                         "' is in shared memory and also has contents; use "
+                         "one or the other"));
+      }
+      HostTensor t;
+      t.name = in.name();
+      t.dtype = *dtype;
+      t.shape = std::move(shape);
+      t.data = view->data;
+      t.byte_size = view->byte_size;
+      out.push_back(std::move(t));
+      Use(use)->pins.push_back(std::move(view->pin));
+      continue;
+    }
     if (raw) {
       if (in.has_contents()) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -148,7 +242,7 @@ absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
       t.name = in.name();
       t.dtype = *dtype;
       t.shape = std::move(shape);
-      const std::string& bytes = raw_contents.Get(i);
+      const std::string& bytes = raw_contents.Get(next_raw++);
       t.data = bytes.data();
       t.byte_size = bytes.size();
       out.push_back(std::move(t));
@@ -169,12 +263,16 @@ absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
 }
 
 absl::StatusOr<InferRequest> DecodeInferRequest(
-    const ModelInferRequest& request) {
+    const ModelInferRequest& request, const SharedMemoryManager* shm,
+    std::shared_ptr<SharedMemoryUse>* use) {
+  std::shared_ptr<SharedMemoryUse> no_use;
+  if (use == nullptr) use = &no_use;
   InferRequest out;
   out.model = request.model_name();
   out.version = request.model_version();
-  TS_ASSIGN_OR_RETURN(out.inputs, DecodeTensors(request.inputs(),
-                                                request.raw_input_contents()));
+  TS_ASSIGN_OR_RETURN(
+      out.inputs,
+      DecodeTensors(request.inputs(), request.raw_input_contents(), shm, use));
   if (auto it = request.parameters().find("routing_key");
       it != request.parameters().end()) {
     const auto& p = it->second;
@@ -190,13 +288,19 @@ absl::StatusOr<InferRequest> DecodeInferRequest(
   out.requested_outputs.reserve(request.outputs_size());
   for (const auto& o : request.outputs()) {
     out.requested_outputs.push_back(o.name());
+    bool named = false;
+    auto view = ShmView(absl::StrCat("output '", o.name(), "'"), o.parameters(),
+                        shm, &named);
+    if (!view.ok()) return view.status();
+    if (named) Use(use)->outputs[o.name()] = std::move(*view);
   }
   return out;
 }
 
-void EncodeInferResponse(const ModelInferRequest& request,
-                         const InferResult& result,
-                         inference::ModelInferResponse* response) {
+absl::Status EncodeInferResponse(const ModelInferRequest& request,
+                                 const InferResult& result,
+                                 inference::ModelInferResponse* response,
+                                 const SharedMemoryUse* use) {
   response->set_model_name(result.model);
   response->set_model_version(result.variant);
   response->set_id(request.id());
@@ -207,8 +311,34 @@ void EncodeInferResponse(const ModelInferRequest& request,
     out->set_name(t.name);
     out->set_datatype(DataTypeName(t.dtype));
     for (int64_t d : t.shape) out->add_shape(d);
+    if (use != nullptr) {
+      if (auto it = use->outputs.find(t.name); it != use->outputs.end()) {
+        const SharedMemoryView& view = it->second;
+        if (t.byte_size > view.byte_size) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "output '", t.name, "' needs ", t.byte_size,
+              " bytes; its shared memory range holds ", view.byte_size));
+        }
+        std::memcpy(view.data, t.data, t.byte_size);
+        // Described as the request placed it, with the bytes written.
+        for (const auto& o : request.outputs()) {
+          if (o.name() != t.name) continue;
+          auto& params = *out->mutable_parameters();
+          params[kShmRegionParameter] = o.parameters().at(kShmRegionParameter);
+          if (auto off = o.parameters().find(kShmOffsetParameter);
+              off != o.parameters().end()) {
+            params[kShmOffsetParameter] = off->second;
+          }
+          params[kShmByteSizeParameter].set_int64_param(t.byte_size);
+          break;
+        }
+        response->add_raw_output_contents();  // keeps indexes aligned
+        continue;
+      }
+    }
     response->add_raw_output_contents()->assign(t.data, t.byte_size);
   }
+  return absl::OkStatus();
 }
 
 }  // namespace twinserve

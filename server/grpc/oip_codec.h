@@ -4,33 +4,64 @@
 #ifndef TWINSERVE_SERVER_GRPC_OIP_CODEC_H_
 #define TWINSERVE_SERVER_GRPC_OIP_CODEC_H_
 
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "absl/status/statusor.h"
 #include "proto/grpc_service.pb.h"
 #include "server/core/inference.h"
+#include "server/core/shared_memory.h"
 
 namespace twinserve {
 
 // Response parameter naming the variant that served a request.
 inline constexpr char kVariantParameter[] = "twinserve_variant";
 
+// Triton's tensor parameters naming a shared memory region.
+inline constexpr char kShmRegionParameter[] = "shared_memory_region";
+inline constexpr char kShmOffsetParameter[] = "shared_memory_offset";
+inline constexpr char kShmByteSizeParameter[] = "shared_memory_byte_size";
+
+// What one request holds in shared memory: the mappings its inputs borrow
+// (kept mapped until it is answered) and the ranges its outputs go to.
+struct SharedMemoryUse {
+  std::vector<std::shared_ptr<const void>> pins;
+  std::map<std::string, SharedMemoryView> outputs;  // by output name
+};
+
 // The result borrows bytes from `request`, which must outlive it.
 // INVALID_ARGUMENT for malformed tensors: unknown datatype, raw and typed
-// contents mixed, a raw_input_contents count that does not match inputs,
-// typed contents whose count or kind does not fit the datatype and shape.
+// contents mixed, a raw_input_contents count that does not match the inputs
+// not in shared memory, typed contents whose count or kind does not fit the
+// datatype and shape. Inputs and outputs may name regions of `shm` (Triton's
+// shared-memory parameters); then `*use` is set, and must outlive the
+// request and be passed to EncodeInferResponse. Without `shm` such a request
+// is refused.
 absl::StatusOr<InferRequest> DecodeInferRequest(
-    const inference::ModelInferRequest& request);
+    const inference::ModelInferRequest& request,
+    const SharedMemoryManager* shm = nullptr,
+    std::shared_ptr<SharedMemoryUse>* use = nullptr);
 
 // The tensors of a request-like message (also used for calibration
-// uploads): raw contents become views into `raw_contents`.
+// uploads): raw contents become views into `raw_contents`, inputs in shared
+// memory views into `shm` (pinned in `use`, as above).
 absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
     const google::protobuf::RepeatedPtrField<
         inference::ModelInferRequest::InferInputTensor>& inputs,
-    const google::protobuf::RepeatedPtrField<std::string>& raw_contents);
+    const google::protobuf::RepeatedPtrField<std::string>& raw_contents,
+    const SharedMemoryManager* shm = nullptr,
+    std::shared_ptr<SharedMemoryUse>* use = nullptr);
 
-// Fills `response` (model, version = variant, id, outputs as raw bytes).
-void EncodeInferResponse(const inference::ModelInferRequest& request,
-                         const InferResult& result,
-                         inference::ModelInferResponse* response);
+// Fills `response` (model, version = variant, id, outputs as raw bytes, or,
+// for outputs `use` places in shared memory, written there and described by
+// the same parameters with an empty raw entry, so indexes stay aligned).
+// INVALID_ARGUMENT when an output does not fit its region.
+absl::Status EncodeInferResponse(const inference::ModelInferRequest& request,
+                                 const InferResult& result,
+                                 inference::ModelInferResponse* response,
+                                 const SharedMemoryUse* use = nullptr);
 
 }  // namespace twinserve
 

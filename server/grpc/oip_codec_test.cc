@@ -1,5 +1,12 @@
 #include "server/grpc/oip_codec.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -98,6 +105,84 @@ TEST(OipCodecTest, EncodeNamesTheVariant) {
   EXPECT_EQ(resp.parameters().at(kVariantParameter).string_param(), "fp32");
   EXPECT_EQ(resp.outputs(0).datatype(), "INT64");
   EXPECT_EQ(resp.raw_output_contents(0), std::string(8, '\x01'));
+}
+
+void ShmParams(
+    const std::string& region, int64_t offset, int64_t size,
+    google::protobuf::Map<std::string, inference::InferParameter>* p) {
+  (*p)[kShmRegionParameter].set_string_param(region);
+  (*p)[kShmOffsetParameter].set_int64_param(offset);
+  (*p)[kShmByteSizeParameter].set_int64_param(size);
+}
+
+TEST(OipCodecTest, SharedMemoryInputsAreViewsAndOutputsAreWrittenThere) {
+  const std::string key = "/twinserve_codec_" + std::to_string(getpid());
+  int fd = shm_open(key.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, 64), 0);
+  close(fd);
+  SharedMemoryManager shm;
+  ASSERT_TRUE(shm.Register({"r", key, 0, 64}).ok());
+
+  inference::ModelInferRequest req;
+  auto* a = req.add_inputs();  // in shared memory
+  a->set_name("a");
+  a->set_datatype("FP32");
+  a->add_shape(2);
+  ShmParams("r", 8, 8, a->mutable_parameters());
+  auto* b = req.add_inputs();  // raw: takes raw entry 0
+  b->set_name("b");
+  b->set_datatype("FP32");
+  b->add_shape(1);
+  req.add_raw_input_contents(std::string(4, '\0'));
+  auto* y = req.add_outputs();
+  y->set_name("y");
+  ShmParams("r", 32, 16, y->mutable_parameters());
+
+  std::shared_ptr<SharedMemoryUse> use;
+  auto d = DecodeInferRequest(req, &shm, &use);
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_NE(use, nullptr);
+  auto view = shm.View("r", 0, 64);
+  EXPECT_EQ(d->inputs[0].data, view->data + 8);
+  EXPECT_EQ(d->inputs[1].data, req.raw_input_contents(0).data());
+  EXPECT_EQ(use->pins.size(), 1u);
+
+  const float values[2] = {1.5f, -2.0f};
+  InferResult result;
+  result.model = "m";
+  result.variant = "fp32";
+  result.outputs.push_back(
+      HostTensor::Owned("y", DataType::kFp32, {2},
+                        std::string(reinterpret_cast<const char*>(values), 8)));
+  inference::ModelInferResponse resp;
+  ASSERT_TRUE(EncodeInferResponse(req, result, &resp, use.get()).ok());
+  EXPECT_EQ(std::memcmp(view->data + 32, values, 8), 0);
+  EXPECT_EQ(resp.raw_output_contents_size(), 1);
+  EXPECT_TRUE(resp.raw_output_contents(0).empty());
+  EXPECT_EQ(
+      resp.outputs(0).parameters().at(kShmByteSizeParameter).int64_param(), 8);
+
+  // An output larger than its range is refused, naming both sizes.
+  ShmParams("r", 32, 4, y->mutable_parameters());
+  use.reset();
+  ASSERT_TRUE(DecodeInferRequest(req, &shm, &use).ok());
+  EXPECT_THAT(
+      EncodeInferResponse(req, result, &resp, use.get()).message(),
+      HasSubstr("output 'y' needs 8 bytes; its shared memory range holds 4"));
+
+  // Without a manager (calibration uploads), no byte size, unknown region.
+  EXPECT_THAT(DecodeInferRequest(req).status().message(),
+              HasSubstr("shared memory cannot be used here"));
+  a->mutable_parameters()->erase(kShmByteSizeParameter);
+  EXPECT_THAT(
+      DecodeInferRequest(req, &shm, &use).status().message(),
+      HasSubstr(
+          "input 'a': shared_memory_region needs shared_memory_byte_size"));
+  ShmParams("nope", 0, 8, a->mutable_parameters());
+  EXPECT_EQ(DecodeInferRequest(req, &shm, &use).status().code(),
+            absl::StatusCode::kNotFound);
+  shm_unlink(key.c_str());
 }
 
 }  // namespace

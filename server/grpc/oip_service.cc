@@ -109,7 +109,8 @@ class StreamInferReactor
     : public grpc::ServerBidiReactor<inference::ModelInferRequest,
                                      inference::ModelStreamInferResponse> {
  public:
-  explicit StreamInferReactor(InferenceEngine* engine) : engine_(engine) {
+  StreamInferReactor(InferenceEngine* engine, const SharedMemoryManager* shm)
+      : engine_(engine), shm_(shm) {
     StartRead(&incoming_);
   }
 
@@ -127,13 +128,14 @@ class StreamInferReactor
       absl::MutexLock lock(&mu_);
       ++pending_;
     }
-    auto decoded = DecodeInferRequest(*request);
+    std::shared_ptr<SharedMemoryUse> use;
+    auto decoded = DecodeInferRequest(*request, shm_, &use);
     if (!decoded.ok()) {
-      Complete(*request, decoded.status());
+      Complete(*request, decoded.status(), nullptr);
     } else {
       engine_->Infer(std::move(*decoded),
-                     [this, request](absl::StatusOr<InferResult> result) {
-                       Complete(*request, std::move(result));
+                     [this, request, use](absl::StatusOr<InferResult> result) {
+                       Complete(*request, std::move(result), use.get());
                      });
     }
     StartRead(&incoming_);
@@ -154,11 +156,16 @@ class StreamInferReactor
 
  private:
   void Complete(const inference::ModelInferRequest& request,
-                absl::StatusOr<InferResult> result) {
+                absl::StatusOr<InferResult> result,
+                const SharedMemoryUse* use) {
     auto response = std::make_unique<inference::ModelStreamInferResponse>();
     if (result.ok()) {
-      EncodeInferResponse(request, *result, response->mutable_infer_response());
-    } else {
+      absl::Status st = EncodeInferResponse(
+          request, *result, response->mutable_infer_response(), use);
+      if (!st.ok()) result = st;
+    }
+    if (!result.ok()) {
+      response->Clear();  // a failed encode may have filled part of it
       response->set_error_message(std::string(result.status().message()));
       response->mutable_infer_response()->set_model_name(request.model_name());
       response->mutable_infer_response()->set_id(request.id());
@@ -180,6 +187,7 @@ class StreamInferReactor
   }
 
   InferenceEngine* const engine_;
+  const SharedMemoryManager* const shm_;
   inference::ModelInferRequest incoming_;  // only touched by the read chain
   absl::Mutex mu_;
   std::deque<std::unique_ptr<inference::ModelStreamInferResponse>> writes_
@@ -303,21 +311,22 @@ ServerUnaryReactor* OipService::ModelInfer(
     CallbackServerContext* ctx, const inference::ModelInferRequest* request,
     inference::ModelInferResponse* response) {
   ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  auto decoded = DecodeInferRequest(*request);
+  std::shared_ptr<SharedMemoryUse> shm;  // set only if the request uses it
+  auto decoded = DecodeInferRequest(*request, &shm_, &shm);
   if (!decoded.ok()) {
     reactor->Finish(ToGrpcStatus(decoded.status()));
     return reactor;
   }
   decoded->deadline_ns = DeadlineNs(ctx);
   core_->engine()->Infer(
-      std::move(*decoded),
-      [request, response, reactor](absl::StatusOr<InferResult> result) {
+      std::move(*decoded), [request, response, reactor, shm = std::move(shm)](
+                               absl::StatusOr<InferResult> result) {
         if (!result.ok()) {
           reactor->Finish(ToGrpcStatus(result.status()));
           return;
         }
-        EncodeInferResponse(*request, *result, response);
-        reactor->Finish(grpc::Status::OK);
+        reactor->Finish(ToGrpcStatus(
+            EncodeInferResponse(*request, *result, response, shm.get())));
       });
   return reactor;
 }
@@ -325,7 +334,7 @@ ServerUnaryReactor* OipService::ModelInfer(
 grpc::ServerBidiReactor<inference::ModelInferRequest,
                         inference::ModelStreamInferResponse>*
 OipService::ModelStreamInfer(CallbackServerContext*) {
-  return new StreamInferReactor(core_->engine());
+  return new StreamInferReactor(core_->engine(), &shm_);
 }
 
 ServerUnaryReactor* OipService::ModelStatistics(
@@ -413,21 +422,32 @@ ServerUnaryReactor* OipService::RepositoryModelUnload(
 
 ServerUnaryReactor* OipService::SystemSharedMemoryStatus(
     CallbackServerContext* ctx,
-    const inference::SystemSharedMemoryStatusRequest*,
-    inference::SystemSharedMemoryStatusResponse*) {
-  return Unimplemented(ctx, "System shared memory");
+    const inference::SystemSharedMemoryStatusRequest* request,
+    inference::SystemSharedMemoryStatusResponse* response) {
+  auto regions = shm_.Status(request->name());
+  if (!regions.ok()) return Done(ctx, regions.status());
+  for (const SharedMemoryRegionInfo& r : *regions) {
+    auto& out = (*response->mutable_regions())[r.name];
+    out.set_name(r.name);
+    out.set_key(r.key);
+    out.set_offset(r.offset);
+    out.set_byte_size(r.byte_size);
+  }
+  return Done(ctx, absl::OkStatus());
 }
 ServerUnaryReactor* OipService::SystemSharedMemoryRegister(
     CallbackServerContext* ctx,
-    const inference::SystemSharedMemoryRegisterRequest*,
+    const inference::SystemSharedMemoryRegisterRequest* request,
     inference::SystemSharedMemoryRegisterResponse*) {
-  return Unimplemented(ctx, "System shared memory");
+  return Done(ctx, shm_.Register({request->name(), request->key(),
+                                  request->offset(), request->byte_size()}));
 }
 ServerUnaryReactor* OipService::SystemSharedMemoryUnregister(
     CallbackServerContext* ctx,
-    const inference::SystemSharedMemoryUnregisterRequest*,
+    const inference::SystemSharedMemoryUnregisterRequest* request,
     inference::SystemSharedMemoryUnregisterResponse*) {
-  return Unimplemented(ctx, "System shared memory");
+  shm_.Unregister(request->name());
+  return Done(ctx, absl::OkStatus());
 }
 ServerUnaryReactor* OipService::CudaSharedMemoryStatus(
     CallbackServerContext* ctx, const inference::CudaSharedMemoryStatusRequest*,

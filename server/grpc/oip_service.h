@@ -2,12 +2,14 @@
 // ServerCore, on gRPC's callback API. It translates and delegates; requests
 // run on the core's inference workers (or, for tiny models, inline: see
 // EngineOptions::inline_compute_us). ModelInfer's request and response live
-// on a per-call protobuf arena.
+// on a per-call protobuf arena. System shared memory regions (Triton's
+// extension) are registered here and live as long as the service.
 #ifndef TWINSERVE_SERVER_GRPC_OIP_SERVICE_H_
 #define TWINSERVE_SERVER_GRPC_OIP_SERVICE_H_
 
 #include "proto/grpc_service.grpc.pb.h"
 #include "server/core/server_core.h"
+#include "server/core/shared_memory.h"
 #include "server/grpc/arena_allocator.h"
 
 namespace twinserve {
@@ -104,6 +106,7 @@ class OipService final
   ArenaMessageAllocator<inference::ModelInferRequest,
                         inference::ModelInferResponse>
       infer_allocator_;
+  SharedMemoryManager shm_;
 };
 
 }  // namespace twinserve

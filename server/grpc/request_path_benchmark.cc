@@ -157,7 +157,7 @@ void BM_RequestPath(benchmark::State& state, bool routed, bool with_metrics) {
     absl::Notification done;
     engine.Infer(std::move(*decoded), [&](absl::StatusOr<InferResult> result) {
       if (result.ok()) {
-        EncodeInferResponse(request, *result, &response);
+        EncodeInferResponse(request, *result, &response).IgnoreError();
         ok = true;
       }
       done.Notify();
@@ -189,13 +189,13 @@ void BM_RequestPath(benchmark::State& state, bool routed, bool with_metrics) {
   a = testing::AllocationCount();
   for (int i = 0; i < 1000; ++i) {
     inference::ModelInferResponse response;
-    EncodeInferResponse(request, result, &response);
+    EncodeInferResponse(request, result, &response).IgnoreError();
   }
   state.counters["encode_allocs"] = (testing::AllocationCount() - a) / 1000.0;
   a = testing::AllocationCount();
   for (int i = 0; i < 1000; ++i) {
     auto* holder = arena.AllocateMessages();
-    EncodeInferResponse(request, result, holder->response());
+    EncodeInferResponse(request, result, holder->response()).IgnoreError();
     holder->Release();
   }
   state.counters["encode_allocs_arena"] =
