@@ -5,15 +5,20 @@
 //       [--version=int8] --concurrency=1,2,4,8,16,32 [--rate=R]
 //       [--batch=1] [--input=NAME=FILE.npy ...] [--warmup=1] [--duration=5]
 //       [--channels=1] [--csv=FILE] [--json=FILE] [--repeat=N]
+//       [--shared_memory]
 //
 // One step per concurrency (closed loop) or, with --rate, one open-loop
 // step per concurrency cap. Prints a table with throughput, client
 // latency percentiles and the server's own split (queue, compute, average
 // executed batch) taken from ModelStatistics over the same window.
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <random>
 
@@ -57,6 +62,11 @@ ABSL_FLAG(bool, ping, false,
           "send ServerLive instead of ModelInfer: the gRPC round trip of an "
           "empty call through the same server (the latency floor)");
 ABSL_FLAG(bool, progress, true, "show a progress line on stderr");
+ABSL_FLAG(bool, shared_memory, false,
+          "send inputs through system shared memory (Triton's extension): "
+          "each distinct request's inputs go into a POSIX shm object, "
+          "registered once, and requests name the region instead of carrying "
+          "the bytes; outputs still come back in the response");
 
 namespace twinserve {
 namespace {
@@ -65,6 +75,74 @@ int Fail(const std::string& message) {
   std::fprintf(stderr, "twinbench: %s\n", message.c_str());
   return 1;
 }
+
+// Moves requests' inputs into shared memory regions registered with the
+// server; unregisters and removes them when destroyed.
+class SharedMemoryInputs {
+ public:
+  explicit SharedMemoryInputs(inference::GRPCInferenceService::Stub* stub)
+      : stub_(stub) {}
+  ~SharedMemoryInputs() {
+    for (const std::string& key : keys_) {
+      grpc::ClientContext ctx;
+      inference::SystemSharedMemoryUnregisterRequest req;
+      req.set_name(key.substr(1));
+      inference::SystemSharedMemoryUnregisterResponse resp;
+      stub_->SystemSharedMemoryUnregister(&ctx, req, &resp);
+      shm_unlink(key.c_str());
+    }
+  }
+
+  // Copies the raw inputs of `req` into a new region (each input 64-byte
+  // aligned) and makes the request name it instead.
+  absl::Status Place(inference::ModelInferRequest* req) {
+    std::vector<uint64_t> offsets;
+    uint64_t total = 0;
+    for (const std::string& raw : req->raw_input_contents()) {
+      offsets.push_back(total);
+      total += (raw.size() + 63) / 64 * 64;
+    }
+    const std::string key =
+        absl::StrFormat("/twinbench_%d_%d", getpid(), keys_.size());
+    const int fd = shm_open(key.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    if (fd < 0) return absl::InternalError("cannot create " + key);
+    keys_.push_back(key);
+    void* base = MAP_FAILED;
+    if (ftruncate(fd, std::max<uint64_t>(total, 1)) == 0) {
+      base = mmap(nullptr, std::max<uint64_t>(total, 1), PROT_READ | PROT_WRITE,
+                  MAP_SHARED, fd, 0);
+    }
+    close(fd);
+    if (base == MAP_FAILED) return absl::InternalError("cannot map " + key);
+    for (int i = 0; i < req->raw_input_contents_size(); ++i) {
+      const std::string& raw = req->raw_input_contents(i);
+      std::memcpy(static_cast<char*>(base) + offsets[i], raw.data(),
+                  raw.size());
+      auto& params = *req->mutable_inputs(i)->mutable_parameters();
+      params["shared_memory_region"].set_string_param(key.substr(1));
+      params["shared_memory_offset"].set_int64_param(offsets[i]);
+      params["shared_memory_byte_size"].set_int64_param(raw.size());
+    }
+    munmap(base, std::max<uint64_t>(total, 1));
+    req->clear_raw_input_contents();
+    grpc::ClientContext ctx;
+    inference::SystemSharedMemoryRegisterRequest reg;
+    reg.set_name(key.substr(1));
+    reg.set_key(key);
+    reg.set_byte_size(std::max<uint64_t>(total, 1));
+    inference::SystemSharedMemoryRegisterResponse resp;
+    grpc::Status st = stub_->SystemSharedMemoryRegister(&ctx, reg, &resp);
+    if (!st.ok()) {
+      return absl::UnavailableError("registering shared memory: " +
+                                    st.error_message());
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  inference::GRPCInferenceService::Stub* const stub_;
+  std::vector<std::string> keys_;
+};
 
 // Random tensors shaped like the model's inputs: dim 0 = rows when free,
 // other free dims = 1.
@@ -204,11 +282,17 @@ int Main(int argc, char** argv) {
   options.duration_seconds = absl::GetFlag(FLAGS_duration);
   options.rows_per_request = rows;
   options.ping = absl::GetFlag(FLAGS_ping);
+  SharedMemoryInputs shm(stubs[0].get());
   for (const auto& in : inputs) {
     auto req = MakeInferRequest(model, in, version, {}, "");
     if (!absl::GetFlag(FLAGS_routing_key).empty()) {
       (*req.mutable_parameters())["routing_key"].set_string_param(
           absl::GetFlag(FLAGS_routing_key));
+    }
+    if (absl::GetFlag(FLAGS_shared_memory) && !options.ping) {
+      if (absl::Status st = shm.Place(&req); !st.ok()) {
+        return Fail(std::string(st.message()));
+      }
     }
     options.requests.push_back(std::move(req));
   }

@@ -61,6 +61,15 @@ import json; d = json.load(open('$TMP/npy.json')); s = d['steps'][0]
 assert d['batch'] == 4 and s['errors'] == 0
 assert abs(s['infer_per_s'] - 4 * s['req_per_s']) < 1e-6 * s['infer_per_s'], s"
 
+# Inputs through system shared memory: the server reads them in place.
+$B --model=lin --input="x=$TMP/x.npy" --batch=4 --shared_memory \
+  --concurrency=2 --warmup=0.2 --duration=0.5 --json="$TMP/shm.json" >/dev/null 2>&1
+check "shared memory inputs" /usr/bin/python3 -c "
+import json; s = json.load(open('$TMP/shm.json'))['steps'][0]
+assert s['requests'] > 20 and s['errors'] == 0, s"
+check "and their shm objects are removed afterwards" \
+  test "$(ls /dev/shm | grep -c "^twinbench_")" -eq 0
+
 out=$($B --model=ghost --concurrency=1 --duration=0.2 2>&1); rc=$?
 check "unknown model fails with a message" test $rc -eq 1
 check "names the model" grep -q "ModelMetadata(ghost)" <<<"$out"
