@@ -106,13 +106,20 @@ absl::Status ValidateSpec(const TensorSpec& spec) {
 HostTensor HostTensor::Owned(std::string name, DataType dtype, Shape shape,
                              std::string bytes) {
   auto storage = std::make_shared<std::string>(std::move(bytes));
+  HostTensor t = Borrowed(std::move(name), dtype, std::move(shape),
+                          storage->data(), storage->size());
+  t.owner = std::move(storage);
+  return t;
+}
+
+HostTensor HostTensor::Borrowed(std::string name, DataType dtype, Shape shape,
+                                const char* data, size_t byte_size) {
   HostTensor t;
   t.name = std::move(name);
   t.dtype = dtype;
   t.shape = std::move(shape);
-  t.data = storage->data();
-  t.byte_size = storage->size();
-  t.owner = std::move(storage);
+  t.data = data;
+  t.byte_size = byte_size;
   return t;
 }
 

@@ -80,6 +80,9 @@ struct HostTensor {
   // A tensor that owns a copy of `bytes`.
   static HostTensor Owned(std::string name, DataType dtype, Shape shape,
                           std::string bytes);
+  // A view of `byte_size` bytes at `data`, which the caller keeps alive.
+  static HostTensor Borrowed(std::string name, DataType dtype, Shape shape,
+                             const char* data, size_t byte_size);
 };
 
 // Checks a request tensor against its spec: datatype, shape and byte size.

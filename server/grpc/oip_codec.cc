@@ -221,13 +221,8 @@ absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
                          "' is in shared memory and also has contents; use "
                          "one or the other"));
       }
-      HostTensor t;
-      t.name = in.name();
-      t.dtype = *dtype;
-      t.shape = std::move(shape);
-      t.data = view->data;
-      t.byte_size = view->byte_size;
-      out.push_back(std::move(t));
+      out.push_back(HostTensor::Borrowed(in.name(), *dtype, std::move(shape),
+                                         view->data, view->byte_size));
       Use(use)->pins.push_back(std::move(view->pin));
       continue;
     }
@@ -238,14 +233,9 @@ absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
             "' has typed contents while raw_input_contents is used; use one "
             "or the other"));
       }
-      HostTensor t;
-      t.name = in.name();
-      t.dtype = *dtype;
-      t.shape = std::move(shape);
       const std::string& bytes = raw_contents.Get(next_raw++);
-      t.data = bytes.data();
-      t.byte_size = bytes.size();
-      out.push_back(std::move(t));
+      out.push_back(HostTensor::Borrowed(in.name(), *dtype, std::move(shape),
+                                         bytes.data(), bytes.size()));
       continue;
     }
     const int64_t count = ElementCount(shape);
