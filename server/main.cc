@@ -96,6 +96,11 @@ ABSL_FLAG(bool, metrics, true,
           "/metrics endpoint (for measuring their cost).");
 ABSL_FLAG(std::string, metrics_port_file, "",
           "If set, the bound metrics port is written here.");
+ABSL_FLAG(bool, shared_memory, true,
+          "Serve Triton's system shared memory extension: clients on this "
+          "host may register regions of POSIX shm objects (any the server's "
+          "user can open) and pass tensors through them. Turn off where "
+          "gRPC clients are not trusted.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound gRPC port is written here once listening (for "
           "--address=HOST:0 in tests and scripts).");
@@ -183,7 +188,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  twinserve::OipService oip(core->get());
+  twinserve::OipService oip(core->get(), absl::GetFlag(FLAGS_shared_memory));
   twinserve::ManagementService management(core->get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -694,5 +694,19 @@ TEST_F(E2eTest, UnimplementedExtensionsSaySo) {
   EXPECT_THAT(st.error_message(), HasSubstr("not supported by twinserve"));
 }
 
+TEST(E2eSharedMemoryTest, CanBeTurnedOff) {
+  ServerProcess server(NewTempDir("store"), {"--shared_memory=false"});
+  TwinClient client(server.address());
+  grpc::ClientContext ctx;
+  inference::SystemSharedMemoryRegisterRequest req;
+  req.set_name("r");
+  req.set_key("/anything");
+  req.set_byte_size(8);
+  inference::SystemSharedMemoryRegisterResponse resp;
+  grpc::Status st = client.oip()->SystemSharedMemoryRegister(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(st.error_message(), HasSubstr("--shared_memory=false"));
+}
+
 }  // namespace
 }  // namespace twinserve

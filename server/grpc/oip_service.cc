@@ -439,6 +439,11 @@ ServerUnaryReactor* OipService::SystemSharedMemoryRegister(
     CallbackServerContext* ctx,
     const inference::SystemSharedMemoryRegisterRequest* request,
     inference::SystemSharedMemoryRegisterResponse*) {
+  if (!allow_shared_memory_) {
+    return Done(ctx, absl::PermissionDeniedError(
+                         "shared memory is turned off on this server "
+                         "(--shared_memory=false)"));
+  }
   return Done(ctx, shm_.Register({request->name(), request->key(),
                                   request->offset(), request->byte_size()}));
 }

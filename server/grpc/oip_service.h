@@ -20,8 +20,11 @@ inline constexpr char kServerVersion[] = "0.1.0";
 class OipService final
     : public inference::GRPCInferenceService::CallbackService {
  public:
-  // `core` must outlive the service.
-  explicit OipService(ServerCore* core) : core_(core) {
+  // `core` must outlive the service. Registering a shared memory region
+  // maps any shm object the server's user can open, so it can be refused
+  // (`allow_shared_memory` false) where clients are not trusted.
+  explicit OipService(ServerCore* core, bool allow_shared_memory = true)
+      : core_(core), allow_shared_memory_(allow_shared_memory) {
     SetMessageAllocatorFor_ModelInfer(&infer_allocator_);
   }
 
@@ -103,6 +106,7 @@ class OipService final
 
  private:
   ServerCore* const core_;
+  const bool allow_shared_memory_;
   ArenaMessageAllocator<inference::ModelInferRequest,
                         inference::ModelInferResponse>
       infer_allocator_;
