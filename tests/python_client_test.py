@@ -22,11 +22,15 @@ FIXTURES = "tests/fixtures"
 
 
 class Server:
-    def __init__(self):
+    """twinserve on an ephemeral port; `directory` reuses a stopped one's store."""
+
+    def __init__(self, directory=None):
         tmp = os.environ.get("TEST_TMPDIR", tempfile.gettempdir())
-        self.dir = tempfile.mkdtemp(dir=tmp)
+        self.dir = directory or tempfile.mkdtemp(dir=tmp)
         port_file = os.path.join(self.dir, "port")
-        self.log = open(os.path.join(self.dir, "server.log"), "w")
+        if os.path.exists(port_file):
+            os.remove(port_file)
+        self.log = open(os.path.join(self.dir, "server.log"), "a")
         self.proc = subprocess.Popen(
             ["server/twinserve", "--address=127.0.0.1:0",
              "--store=" + os.path.join(self.dir, "store"),
@@ -43,10 +47,16 @@ class Server:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
 
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
 
-def register(stub, name, path, inputs, outputs, chunk=4096, batching=None):
+
+def register(stub, name, path, inputs, outputs, chunk=4096, batching=None,
+             variant=""):
     def messages():
-        header = ts.RegisterModelHeader(name=name, total_bytes=os.path.getsize(path))
+        header = ts.RegisterModelHeader(name=name, total_bytes=os.path.getsize(path),
+                                        variant=variant)
         if batching is not None:
             header.batching.CopyFrom(batching)
         for n, d, s in inputs:

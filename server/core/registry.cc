@@ -532,17 +532,35 @@ void ModelRegistry::LoadPolicy(const ModelRecord& record, Entry* e) {
   e->policy = TrafficPolicy();
   e->history.clear();
   e->batching = BatchingPolicy();
+  // A part that does not parse falls back to its default, loudly: the
+  // model still serves (pinned to fp32 at worst).
+  auto complain = [&](const char* what, const absl::Status& st) {
+    TS_LOG(ERROR) << "model " << record.name << ": stored " << what
+                  << " is unreadable, using the default: " << st;
+  };
   if (!record.batching_json.empty()) {
     auto b = BatchingPolicyFromJson(record.batching_json);
-    if (b.ok()) e->batching = *b;
+    if (b.ok()) {
+      e->batching = *b;
+    } else {
+      complain("batching", b.status());
+    }
   }
   if (!record.policy_json.empty()) {
     auto p = PolicyFromJson(record.policy_json);
-    if (p.ok()) e->policy = *p;
+    if (p.ok()) {
+      e->policy = *p;
+    } else {
+      complain("traffic policy", p.status());
+    }
   }
   if (!record.policy_history_json.empty()) {
     auto h = HistoryFromJson(record.policy_history_json);
-    if (h.ok()) e->history = *h;
+    if (h.ok()) {
+      e->history = *h;
+    } else {
+      complain("policy history", h.status());
+    }
   }
 }
 

@@ -91,6 +91,30 @@ absl::StatusOr<PolicyKind> ParsePolicyKind(const std::string& name) {
 
 absl::Status ValidatePolicy(const TrafficPolicy& p,
                             const std::set<std::string>& variants) {
+  // Every number is stored in the manifest as JSON, which has no NaN or
+  // infinity, whatever the kind uses: such a policy would not survive a
+  // restart.
+  const RolloutGuards& g = p.guards;
+  const std::pair<const char*, double> numbers[] = {
+      {"shadow_fraction", p.shadow_fraction},
+      {"min_seconds", p.min_seconds},
+      {"compare_fraction", p.compare_fraction},
+      {"max_disagreement", g.max_disagreement},
+      {"min_cosine", g.min_cosine},
+      {"max_error_rate", g.max_error_rate},
+      {"max_p99_ratio", g.max_p99_ratio}};
+  for (const auto& [name, value] : numbers) {
+    if (!std::isfinite(value)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " must be a finite number, not ", value));
+    }
+  }
+  for (double s : p.steps) {
+    if (!std::isfinite(s)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rollout steps must be finite numbers, not ", s));
+    }
+  }
   if (!variants.count(p.baseline)) {
     return absl::InvalidArgumentError(
         absl::StrCat("baseline variant '", p.baseline, "' does not exist"));
@@ -119,8 +143,6 @@ absl::Status ValidatePolicy(const TrafficPolicy& p,
     if (!(p.compare_fraction >= 0 && p.compare_fraction <= 1)) {
       return absl::InvalidArgumentError("compare_fraction must be in [0, 1]");
     }
-    // Every number is stored in the manifest as JSON, which has no NaN or
-    // infinity: such a value would not survive a restart.
     if (p.min_requests < 0) {
       return absl::InvalidArgumentError("min_requests must be >= 0");
     }
@@ -128,7 +150,6 @@ absl::Status ValidatePolicy(const TrafficPolicy& p,
       return absl::InvalidArgumentError(
           "min_seconds must be a finite number >= 0");
     }
-    const RolloutGuards& g = p.guards;
     if (!(g.max_disagreement >= 0 && g.max_disagreement <= 1)) {
       return absl::InvalidArgumentError(
           "max_disagreement must be in [0, 1] (0 turns the guard off)");

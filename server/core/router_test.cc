@@ -89,6 +89,15 @@ TEST(RouterTest, ValidationRefusesWhatTheManifestCannotHold) {
   pinned.weights["int8"] = 1;  // meaningless here: refused, not ignored
   EXPECT_THAT(message(pinned),
               ::testing::HasSubstr("only to a weighted policy"));
+  // Numbers a kind does not use are still stored: finite for every kind.
+  TrafficPolicy shadow;
+  shadow.kind = PolicyKind::kShadow;
+  shadow.candidate = "int8";
+  shadow.guards.max_error_rate = nan;
+  EXPECT_THAT(message(shadow), ::testing::HasSubstr("max_error_rate"));
+  TrafficPolicy weighted = Weighted(1, 1);
+  weighted.steps = {inf};
+  EXPECT_THAT(message(weighted), ::testing::HasSubstr("steps"));
 
   TrafficPolicy r;
   r.kind = PolicyKind::kRollout;
