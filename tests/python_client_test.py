@@ -255,6 +255,43 @@ class PythonClientTest(unittest.TestCase):
                 m.close()
                 m.unlink()
 
+    def test_timeout_parameter_drops_waiting_requests(self):
+        # Batches wait up to 3 s for company: a 200 ms timeout expires first.
+        register(self.mgmt, "slow", os.path.join(FIXTURES, "add_sub.pt"),
+                 [("a", "FP32", [-1, 4]), ("b", "FP32", [-1, 4])],
+                 [("sum", "FP32", [-1, 4]), ("diff", "FP32", [-1, 4])],
+                 batching=ts.BatchingConfig(max_batch_size=64,
+                                            max_queue_delay_microseconds=3000000))
+
+        def request(rid, timeout_us):
+            req = oip.ModelInferRequest(model_name="slow", id=rid)
+            for name in ("a", "b"):
+                req.inputs.add(name=name, datatype="FP32", shape=[1, 4])
+                req.raw_input_contents.append(struct.pack("<4f", 1, 2, 3, 4))
+            if timeout_us is not None:
+                req.parameters["timeout"].int64_param = timeout_us
+            return req
+
+        start = time.time()
+        with self.assertRaises(grpc.RpcError) as e:
+            self.oip.ModelInfer(request("u", 200000))
+        self.assertEqual(e.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.assertIn("not run", e.exception.details())
+        self.assertLess(time.time() - start, 2.5)
+        # In a stream each message has its own: the first expires, the
+        # second (no timeout) waits out the batch delay and is answered.
+        got = {r.infer_response.id: r for r in self.oip.ModelStreamInfer(
+            iter([request("0", 200000), request("1", None)]))}
+        self.assertIn("deadline", got["0"].error_message)
+        self.assertEqual(got["1"].error_message, "")
+        self.assertEqual(struct.unpack("<4f", got["1"].infer_response.raw_output_contents[0]),
+                         (2, 4, 6, 8))
+        bad = request("bad", -5)
+        with self.assertRaises(grpc.RpcError) as e:
+            self.oip.ModelInfer(bad)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("timeout", e.exception.details())
+
     def test_errors_carry_grpc_codes(self):
         with self.assertRaises(grpc.RpcError) as e:
             self.oip.ModelInfer(oip.ModelInferRequest(model_name="ghost"))

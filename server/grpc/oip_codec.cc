@@ -1,9 +1,11 @@
 #include "server/grpc/oip_codec.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "server/core/clock.h"
 #include "server/core/status_macros.h"
 
 namespace twinserve {
@@ -263,6 +265,23 @@ absl::StatusOr<InferRequest> DecodeInferRequest(
   TS_ASSIGN_OR_RETURN(
       out.inputs,
       DecodeTensors(request.inputs(), request.raw_input_contents(), shm, use));
+  if (auto it = request.parameters().find(kTimeoutParameter);
+      it != request.parameters().end()) {
+    const auto& p = it->second;
+    uint64_t us = 0;
+    if (p.has_int64_param() && p.int64_param() >= 0) {
+      us = static_cast<uint64_t>(p.int64_param());
+    } else if (p.has_uint64_param()) {
+      us = p.uint64_param();
+    } else {
+      return absl::InvalidArgumentError(
+          "parameter timeout must be a non-negative integer (microseconds)");
+    }
+    // 0 means none, as in Triton; a year caps what overflow could do.
+    if (us > 0)
+      out.deadline_ns =
+          NowNs() + std::min<uint64_t>(us, 31'536'000'000'000) * 1000;
+  }
   if (auto it = request.parameters().find("routing_key");
       it != request.parameters().end()) {
     const auto& p = it->second;

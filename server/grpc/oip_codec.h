@@ -18,6 +18,10 @@ namespace twinserve {
 
 // Response parameter naming the variant that served a request.
 inline constexpr char kVariantParameter[] = "twinserve_variant";
+// Request parameter (Triton's): microseconds the request may wait before it
+// runs; past it, it is dropped unrun with DEADLINE_EXCEEDED. Also the way to
+// give each message of a ModelStreamInfer stream its own deadline.
+inline constexpr char kTimeoutParameter[] = "timeout";
 
 // Triton's tensor parameters naming a shared memory region.
 inline constexpr char kShmRegionParameter[] = "shared_memory_region";

@@ -317,7 +317,12 @@ ServerUnaryReactor* OipService::ModelInfer(
     reactor->Finish(ToGrpcStatus(decoded.status()));
     return reactor;
   }
-  decoded->deadline_ns = DeadlineNs(ctx);
+  // The earlier of the gRPC deadline and the request's timeout parameter.
+  if (const uint64_t grpc_deadline = DeadlineNs(ctx);
+      grpc_deadline != 0 &&
+      (decoded->deadline_ns == 0 || grpc_deadline < decoded->deadline_ns)) {
+    decoded->deadline_ns = grpc_deadline;
+  }
   core_->engine()->Infer(
       std::move(*decoded), [request, response, reactor, shm = std::move(shm)](
                                absl::StatusOr<InferResult> result) {
