@@ -182,6 +182,7 @@ absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
         inference::ModelInferRequest::InferInputTensor>& inputs,
     const google::protobuf::RepeatedPtrField<std::string>& raw_contents,
     const SharedMemoryManager* shm, std::shared_ptr<SharedMemoryUse>* use) {
+  if (use == nullptr) shm = nullptr;  // nothing could pin the views
   std::vector<HostTensor> out;
   const bool raw = raw_contents.size() > 0;
   // Raw entries go, in order, to the inputs that are not in shared memory.
@@ -258,7 +259,10 @@ absl::StatusOr<InferRequest> DecodeInferRequest(
     const ModelInferRequest& request, const SharedMemoryManager* shm,
     std::shared_ptr<SharedMemoryUse>* use) {
   std::shared_ptr<SharedMemoryUse> no_use;
-  if (use == nullptr) use = &no_use;
+  if (use == nullptr) {
+    use = &no_use;
+    shm = nullptr;  // nothing could pin the views
+  }
   InferRequest out;
   out.model = request.model_name();
   out.version = request.model_version();

@@ -41,8 +41,8 @@ struct SharedMemoryUse {
 // not in shared memory, typed contents whose count or kind does not fit the
 // datatype and shape. Inputs and outputs may name regions of `shm` (Triton's
 // shared-memory parameters); then `*use` is set, and must outlive the
-// request and be passed to EncodeInferResponse. Without `shm` such a request
-// is refused.
+// request and be passed to EncodeInferResponse. Without `shm` (or `use`)
+// such a request is refused.
 absl::StatusOr<InferRequest> DecodeInferRequest(
     const inference::ModelInferRequest& request,
     const SharedMemoryManager* shm = nullptr,
@@ -50,7 +50,7 @@ absl::StatusOr<InferRequest> DecodeInferRequest(
 
 // The tensors of a request-like message (also used for calibration
 // uploads): raw contents become views into `raw_contents`, inputs in shared
-// memory views into `shm` (pinned in `use`, as above).
+// memory views into `shm` (pinned in `use`, as above; both or neither).
 absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
     const google::protobuf::RepeatedPtrField<
         inference::ModelInferRequest::InferInputTensor>& inputs,
