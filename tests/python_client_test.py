@@ -292,6 +292,41 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("timeout", e.exception.details())
 
+    def test_classification_extension(self):
+        # tritonclient's InferRequestedOutput(name, class_count=2) sets this.
+        req = oip.ModelInferRequest(model_name="addsub")
+        for name in ("a", "b"):
+            req.inputs.add(name=name, datatype="FP32", shape=[2, 4])
+        req.raw_input_contents.append(struct.pack("<8f", 3, 9, 1, 7, 0, 0, 5, 0))
+        req.raw_input_contents.append(struct.pack("<8f", *([1] * 8)))
+        req.outputs.add(name="sum").parameters["classification"].int64_param = 2
+        req.outputs.add(name="diff")
+        resp = self.oip.ModelInfer(req)
+        out = resp.outputs[0]
+        self.assertEqual((out.datatype, list(out.shape)), ("BYTES", [2, 2]))
+
+        def elements(raw):  # OIP BYTES: 4-byte little-endian length + bytes
+            items, i = [], 0
+            while i < len(raw):
+                (n,) = struct.unpack_from("<I", raw, i)
+                items.append(raw[i + 4:i + 4 + n].decode())
+                i += 4 + n
+            return items
+
+        self.assertEqual(elements(resp.raw_output_contents[0]),
+                         ["10.000000:1", "8.000000:3", "6.000000:2", "1.000000:0"])
+        self.assertEqual(resp.outputs[1].datatype, "FP32")  # untouched
+        self.assertEqual(struct.unpack("<8f", resp.raw_output_contents[1])[:2], (2, 8))
+        req.outputs[0].parameters["classification"].int64_param = 5
+        with self.assertRaises(grpc.RpcError) as e:
+            self.oip.ModelInfer(req)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("has 4 classes", e.exception.details())
+        req.outputs[0].parameters["classification"].int64_param = 0
+        with self.assertRaises(grpc.RpcError) as e:
+            self.oip.ModelInfer(req)
+        self.assertIn("classification must be a positive integer", e.exception.details())
+
     def test_errors_carry_grpc_codes(self):
         with self.assertRaises(grpc.RpcError) as e:
             self.oip.ModelInfer(oip.ModelInferRequest(model_name="ghost"))

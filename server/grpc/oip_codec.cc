@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "server/core/clock.h"
 #include "server/core/status_macros.h"
 
@@ -170,6 +171,88 @@ absl::StatusOr<SharedMemoryView> ShmView(
   return view;
 }
 
+// The positive integer value of a parameter, or INVALID_ARGUMENT.
+absl::StatusOr<int64_t> PositiveInt(const std::string& what,
+                                    const inference::InferParameter& p) {
+  if (p.has_int64_param() && p.int64_param() > 0) return p.int64_param();
+  if (p.has_uint64_param() && p.uint64_param() > 0 &&
+      p.uint64_param() <= static_cast<uint64_t>(INT64_MAX)) {
+    return static_cast<int64_t>(p.uint64_param());
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, " must be a positive integer"));
+}
+
+template <typename T>
+void ReadAsDouble(const char* data, int64_t n, std::vector<double>* out) {
+  out->resize(n);
+  for (int64_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, data + i * sizeof(T), sizeof(T));
+    (*out)[i] = static_cast<double>(v);
+  }
+}
+
+// Triton's classification: the top `k` of the last dim, best first, as OIP
+// BYTES ("value:index", each preceded by its 4-byte little-endian length).
+absl::Status Classify(const HostTensor& t, int64_t k, Shape* shape,
+                      std::string* bytes) {
+  const std::string what = absl::StrCat("output '", t.name, "'");
+  if (t.shape.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " is a scalar: nothing to classify"));
+  }
+  const int64_t classes = t.shape.back();
+  if (k > classes) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " has ", classes,
+                                                   " classes; classification ",
+                                                   k, " asks for more"));
+  }
+  const int64_t n = ElementCount(t.shape);
+  std::vector<double> values;
+  switch (t.dtype) {
+    case DataType::kFp32:
+      ReadAsDouble<float>(t.data, n, &values);
+      break;
+    case DataType::kFp64:
+      ReadAsDouble<double>(t.data, n, &values);
+      break;
+    case DataType::kInt32:
+      ReadAsDouble<int32_t>(t.data, n, &values);
+      break;
+    case DataType::kInt64:
+      ReadAsDouble<int64_t>(t.data, n, &values);
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " is ", DataTypeName(t.dtype),
+                       "; classification needs FP32, FP64, INT32 or INT64"));
+  }
+  *shape = t.shape;
+  shape->back() = k;
+  bytes->clear();
+  std::vector<int64_t> order(classes);
+  for (int64_t row = 0; classes > 0 && row < n / classes; ++row) {
+    const double* v = values.data() + row * classes;
+    for (int64_t i = 0; i < classes; ++i) order[i] = i;
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [v](int64_t a, int64_t b) {
+                        return v[a] > v[b] || (v[a] == v[b] && a < b);
+                      });
+    for (int64_t i = 0; i < k; ++i) {
+      const std::string entry = absl::StrFormat("%f:%d", v[order[i]], order[i]);
+      const uint32_t len = static_cast<uint32_t>(entry.size());
+      char le[4] = {static_cast<char>(len & 0xff),
+                    static_cast<char>((len >> 8) & 0xff),
+                    static_cast<char>((len >> 16) & 0xff),
+                    static_cast<char>((len >> 24) & 0xff)};
+      bytes->append(le, 4);
+      bytes->append(entry);
+    }
+  }
+  return absl::OkStatus();
+}
+
 std::shared_ptr<SharedMemoryUse>& Use(std::shared_ptr<SharedMemoryUse>* use) {
   if (*use == nullptr) *use = std::make_shared<SharedMemoryUse>();
   return *use;
@@ -301,6 +384,13 @@ absl::StatusOr<InferRequest> DecodeInferRequest(
   out.requested_outputs.reserve(request.outputs_size());
   for (const auto& o : request.outputs()) {
     out.requested_outputs.push_back(o.name());
+    if (auto c = o.parameters().find(kClassificationParameter);
+        c != o.parameters().end()) {
+      auto k = PositiveInt(
+          absl::StrCat("output '", o.name(), "': ", kClassificationParameter),
+          c->second);
+      if (!k.ok()) return k.status();
+    }
     bool named = false;
     auto view = ShmView(absl::StrCat("output '", o.name(), "'"), o.parameters(),
                         shm, &named);
@@ -320,36 +410,57 @@ absl::Status EncodeInferResponse(const ModelInferRequest& request,
   (*response->mutable_parameters())[kVariantParameter].set_string_param(
       result.variant);
   for (const HostTensor& t : result.outputs) {
+    const inference::ModelInferRequest::InferRequestedOutputTensor* spec =
+        nullptr;
+    for (const auto& o : request.outputs()) {
+      if (o.name() == t.name) spec = &o;
+    }
     auto* out = response->add_outputs();
     out->set_name(t.name);
-    out->set_datatype(DataTypeName(t.dtype));
-    for (int64_t d : t.shape) out->add_shape(d);
+    const char* data = t.data;
+    size_t byte_size = t.byte_size;
+    std::string classified;
+    const inference::InferParameter* classification = nullptr;
+    if (spec != nullptr) {
+      auto c = spec->parameters().find(kClassificationParameter);
+      if (c != spec->parameters().end()) classification = &c->second;
+    }
+    if (classification != nullptr) {
+      TS_ASSIGN_OR_RETURN(const int64_t k, PositiveInt(kClassificationParameter,
+                                                       *classification));
+      Shape shape;
+      TS_RETURN_IF_ERROR(Classify(t, k, &shape, &classified));
+      out->set_datatype("BYTES");
+      for (int64_t d : shape) out->add_shape(d);
+      data = classified.data();
+      byte_size = classified.size();
+    } else {
+      out->set_datatype(DataTypeName(t.dtype));
+      for (int64_t d : t.shape) out->add_shape(d);
+    }
     if (use != nullptr) {
       if (auto it = use->outputs.find(t.name); it != use->outputs.end()) {
         const SharedMemoryView& view = it->second;
-        if (t.byte_size > view.byte_size) {
+        if (byte_size > view.byte_size) {
           return absl::InvalidArgumentError(absl::StrCat(
-              "output '", t.name, "' needs ", t.byte_size,
+              "output '", t.name, "' needs ", byte_size,
               " bytes; its shared memory range holds ", view.byte_size));
         }
-        std::memcpy(view.data, t.data, t.byte_size);
+        std::memcpy(view.data, data, byte_size);
         // Described as the request placed it, with the bytes written.
-        for (const auto& o : request.outputs()) {
-          if (o.name() != t.name) continue;
-          auto& params = *out->mutable_parameters();
-          params[kShmRegionParameter] = o.parameters().at(kShmRegionParameter);
-          if (auto off = o.parameters().find(kShmOffsetParameter);
-              off != o.parameters().end()) {
-            params[kShmOffsetParameter] = off->second;
-          }
-          params[kShmByteSizeParameter].set_int64_param(t.byte_size);
-          break;
+        auto& params = *out->mutable_parameters();
+        params[kShmRegionParameter] =
+            spec->parameters().at(kShmRegionParameter);
+        if (auto off = spec->parameters().find(kShmOffsetParameter);
+            off != spec->parameters().end()) {
+          params[kShmOffsetParameter] = off->second;
         }
+        params[kShmByteSizeParameter].set_int64_param(byte_size);
         response->add_raw_output_contents();  // keeps indexes aligned
         continue;
       }
     }
-    response->add_raw_output_contents()->assign(t.data, t.byte_size);
+    response->add_raw_output_contents()->assign(data, byte_size);
   }
   return absl::OkStatus();
 }

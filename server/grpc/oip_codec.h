@@ -22,6 +22,10 @@ inline constexpr char kVariantParameter[] = "twinserve_variant";
 // runs; past it, it is dropped unrun with DEADLINE_EXCEEDED. Also the way to
 // give each message of a ModelStreamInfer stream its own deadline.
 inline constexpr char kTimeoutParameter[] = "timeout";
+// Requested-output parameter (Triton's classification extension): return
+// the top N entries of the output's last dim instead of the tensor, as
+// BYTES elements "value:index" shaped [..., N].
+inline constexpr char kClassificationParameter[] = "classification";
 
 // Triton's tensor parameters naming a shared memory region.
 inline constexpr char kShmRegionParameter[] = "shared_memory_region";
@@ -61,7 +65,9 @@ absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
 // Fills `response` (model, version = variant, id, outputs as raw bytes, or,
 // for outputs `use` places in shared memory, written there and described by
 // the same parameters with an empty raw entry, so indexes stay aligned).
-// INVALID_ARGUMENT when an output does not fit its region.
+// Outputs requested with `classification` are replaced by their top N.
+// INVALID_ARGUMENT when an output does not fit its region, or cannot be
+// classified (not numeric, fewer than N classes).
 absl::Status EncodeInferResponse(const inference::ModelInferRequest& request,
                                  const InferResult& result,
                                  inference::ModelInferResponse* response,
