@@ -102,15 +102,15 @@ class SharedMemoryInputs {
       offsets.push_back(total);
       total += (raw.size() + 63) / 64 * 64;
     }
+    const uint64_t size = std::max<uint64_t>(total, 1);  // no empty objects
     const std::string key =
         absl::StrFormat("/twinbench_%d_%d", getpid(), keys_.size());
     const int fd = shm_open(key.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
     if (fd < 0) return absl::InternalError("cannot create " + key);
     keys_.push_back(key);
     void* base = MAP_FAILED;
-    if (ftruncate(fd, std::max<uint64_t>(total, 1)) == 0) {
-      base = mmap(nullptr, std::max<uint64_t>(total, 1), PROT_READ | PROT_WRITE,
-                  MAP_SHARED, fd, 0);
+    if (ftruncate(fd, size) == 0) {
+      base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     }
     close(fd);
     if (base == MAP_FAILED) return absl::InternalError("cannot map " + key);
@@ -123,13 +123,13 @@ class SharedMemoryInputs {
       params["shared_memory_offset"].set_int64_param(offsets[i]);
       params["shared_memory_byte_size"].set_int64_param(raw.size());
     }
-    munmap(base, std::max<uint64_t>(total, 1));
+    munmap(base, size);
     req->clear_raw_input_contents();
     grpc::ClientContext ctx;
     inference::SystemSharedMemoryRegisterRequest reg;
     reg.set_name(key.substr(1));
     reg.set_key(key);
-    reg.set_byte_size(std::max<uint64_t>(total, 1));
+    reg.set_byte_size(size);
     inference::SystemSharedMemoryRegisterResponse resp;
     grpc::Status st = stub_->SystemSharedMemoryRegister(&ctx, reg, &resp);
     if (!st.ok()) {

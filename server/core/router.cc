@@ -146,9 +146,8 @@ absl::Status ValidatePolicy(const TrafficPolicy& p,
     if (p.min_requests < 0) {
       return absl::InvalidArgumentError("min_requests must be >= 0");
     }
-    if (!(p.min_seconds >= 0 && std::isfinite(p.min_seconds))) {
-      return absl::InvalidArgumentError(
-          "min_seconds must be a finite number >= 0");
+    if (p.min_seconds < 0) {  // finite: checked above
+      return absl::InvalidArgumentError("min_seconds must be >= 0");
     }
     if (!(g.max_disagreement >= 0 && g.max_disagreement <= 1)) {
       return absl::InvalidArgumentError(
@@ -162,10 +161,9 @@ absl::Status ValidatePolicy(const TrafficPolicy& p,
       return absl::InvalidArgumentError(
           "max_error_rate must be in [0, 1] (0 turns the guard off)");
     }
-    if (!(g.max_p99_ratio >= 0 && std::isfinite(g.max_p99_ratio))) {
+    if (g.max_p99_ratio < 0) {
       return absl::InvalidArgumentError(
-          "max_p99_ratio must be a finite number >= 0 (0 turns the guard "
-          "off)");
+          "max_p99_ratio must be >= 0 (0 turns the guard off)");
     }
     if (g.min_samples < 0) {
       return absl::InvalidArgumentError("min_samples must be >= 0");

@@ -111,6 +111,30 @@ absl::StatusOr<std::string> PackContents(const std::string& name,
   return bytes;
 }
 
+// The value of an integer parameter (int64 or uint64), or INVALID_ARGUMENT
+// "<what> must be a <kind> integer" when it is negative, zero without
+// `allow_zero`, or not an integer.
+absl::StatusOr<uint64_t> IntParameter(const std::string& what,
+                                      const inference::InferParameter& p,
+                                      bool allow_zero) {
+  uint64_t v = 0;
+  bool ok = false;
+  if (p.has_int64_param() && p.int64_param() >= 0) {
+    v = static_cast<uint64_t>(p.int64_param());
+    ok = true;
+  } else if (p.has_uint64_param() &&
+             p.uint64_param() <= static_cast<uint64_t>(INT64_MAX)) {
+    v = p.uint64_param();
+    ok = true;
+  }
+  if (!ok || (v == 0 && !allow_zero)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " must be a ",
+                     allow_zero ? "non-negative" : "positive", " integer"));
+  }
+  return v;
+}
+
 // Reads Triton's shared-memory parameters of a tensor. Returns false when
 // the tensor names no region.
 absl::StatusOr<bool> ShmParameters(
@@ -124,29 +148,20 @@ absl::StatusOr<bool> ShmParameters(
         absl::StrCat(what, ": ", kShmRegionParameter, " must be a string"));
   }
   *region = it->second.string_param();
-  auto int_param = [&](const char* key, bool required,
-                       uint64_t* out) -> absl::Status {
-    auto p = params.find(key);
-    if (p == params.end()) {
-      if (required) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(what, ": ", kShmRegionParameter, " needs ", key));
-      }
-      *out = 0;
-      return absl::OkStatus();
-    }
-    if (p->second.has_int64_param() && p->second.int64_param() >= 0) {
-      *out = static_cast<uint64_t>(p->second.int64_param());
-    } else if (p->second.has_uint64_param()) {
-      *out = p->second.uint64_param();
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": ", key, " must be a non-negative integer"));
-    }
-    return absl::OkStatus();
-  };
-  TS_RETURN_IF_ERROR(int_param(kShmByteSizeParameter, true, byte_size));
-  TS_RETURN_IF_ERROR(int_param(kShmOffsetParameter, false, offset));
+  auto size = params.find(kShmByteSizeParameter);
+  if (size == params.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": ", kShmRegionParameter, " needs ", kShmByteSizeParameter));
+  }
+  TS_ASSIGN_OR_RETURN(
+      *byte_size, IntParameter(absl::StrCat(what, ": ", kShmByteSizeParameter),
+                               size->second, /*allow_zero=*/true));
+  *offset = 0;
+  if (auto off = params.find(kShmOffsetParameter); off != params.end()) {
+    TS_ASSIGN_OR_RETURN(
+        *offset, IntParameter(absl::StrCat(what, ": ", kShmOffsetParameter),
+                              off->second, /*allow_zero=*/true));
+  }
   return true;
 }
 
@@ -169,18 +184,6 @@ absl::StatusOr<SharedMemoryView> ShmView(
                         absl::StrCat(what, ": ", view.status().message()));
   }
   return view;
-}
-
-// The positive integer value of a parameter, or INVALID_ARGUMENT.
-absl::StatusOr<int64_t> PositiveInt(const std::string& what,
-                                    const inference::InferParameter& p) {
-  if (p.has_int64_param() && p.int64_param() > 0) return p.int64_param();
-  if (p.has_uint64_param() && p.uint64_param() > 0 &&
-      p.uint64_param() <= static_cast<uint64_t>(INT64_MAX)) {
-    return static_cast<int64_t>(p.uint64_param());
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat(what, " must be a positive integer"));
 }
 
 template <typename T>
@@ -264,8 +267,7 @@ absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
     const google::protobuf::RepeatedPtrField<
         inference::ModelInferRequest::InferInputTensor>& inputs,
     const google::protobuf::RepeatedPtrField<std::string>& raw_contents,
-    const SharedMemoryManager* shm, std::shared_ptr<SharedMemoryUse>* use) {
-  if (use == nullptr) shm = nullptr;  // nothing could pin the views
+    const SharedMemoryManager* shm) {
   std::vector<HostTensor> out;
   const bool raw = raw_contents.size() > 0;
   // Raw entries go, in order, to the inputs that are not in shared memory.
@@ -307,9 +309,10 @@ absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
                          "' is in shared memory and also has contents; use "
                          "one or the other"));
       }
-      out.push_back(HostTensor::Borrowed(in.name(), *dtype, std::move(shape),
-                                         view->data, view->byte_size));
-      Use(use)->pins.push_back(std::move(view->pin));
+      HostTensor t = HostTensor::Borrowed(in.name(), *dtype, std::move(shape),
+                                          view->data, view->byte_size);
+      t.owner = std::move(view->pin);  // the region stays mapped while used
+      out.push_back(std::move(t));
       continue;
     }
     if (raw) {
@@ -342,28 +345,19 @@ absl::StatusOr<InferRequest> DecodeInferRequest(
     const ModelInferRequest& request, const SharedMemoryManager* shm,
     std::shared_ptr<SharedMemoryUse>* use) {
   std::shared_ptr<SharedMemoryUse> no_use;
-  if (use == nullptr) {
-    use = &no_use;
-    shm = nullptr;  // nothing could pin the views
-  }
+  if (use == nullptr) use = &no_use;
   InferRequest out;
   out.model = request.model_name();
   out.version = request.model_version();
   TS_ASSIGN_OR_RETURN(
       out.inputs,
-      DecodeTensors(request.inputs(), request.raw_input_contents(), shm, use));
+      DecodeTensors(request.inputs(), request.raw_input_contents(), shm));
   if (auto it = request.parameters().find(kTimeoutParameter);
       it != request.parameters().end()) {
-    const auto& p = it->second;
-    uint64_t us = 0;
-    if (p.has_int64_param() && p.int64_param() >= 0) {
-      us = static_cast<uint64_t>(p.int64_param());
-    } else if (p.has_uint64_param()) {
-      us = p.uint64_param();
-    } else {
-      return absl::InvalidArgumentError(
-          "parameter timeout must be a non-negative integer (microseconds)");
-    }
+    TS_ASSIGN_OR_RETURN(
+        const uint64_t us,
+        IntParameter("parameter timeout (microseconds)", it->second,
+                     /*allow_zero=*/true));
     // 0 means none, as in Triton; a year caps what overflow could do.
     if (us > 0)
       out.deadline_ns =
@@ -386,9 +380,9 @@ absl::StatusOr<InferRequest> DecodeInferRequest(
     out.requested_outputs.push_back(o.name());
     if (auto c = o.parameters().find(kClassificationParameter);
         c != o.parameters().end()) {
-      auto k = PositiveInt(
+      auto k = IntParameter(
           absl::StrCat("output '", o.name(), "': ", kClassificationParameter),
-          c->second);
+          c->second, /*allow_zero=*/false);
       if (!k.ok()) return k.status();
     }
     bool named = false;
@@ -426,8 +420,10 @@ absl::Status EncodeInferResponse(const ModelInferRequest& request,
       if (c != spec->parameters().end()) classification = &c->second;
     }
     if (classification != nullptr) {
-      TS_ASSIGN_OR_RETURN(const int64_t k, PositiveInt(kClassificationParameter,
-                                                       *classification));
+      TS_ASSIGN_OR_RETURN(
+          const int64_t k,
+          IntParameter(kClassificationParameter, *classification,
+                       /*allow_zero=*/false));
       Shape shape;
       TS_RETURN_IF_ERROR(Classify(t, k, &shape, &classified));
       out->set_datatype("BYTES");

@@ -32,10 +32,9 @@ inline constexpr char kShmRegionParameter[] = "shared_memory_region";
 inline constexpr char kShmOffsetParameter[] = "shared_memory_offset";
 inline constexpr char kShmByteSizeParameter[] = "shared_memory_byte_size";
 
-// What one request holds in shared memory: the mappings its inputs borrow
-// (kept mapped until it is answered) and the ranges its outputs go to.
+// The shared memory ranges one request's outputs go to. (Its inputs in
+// shared memory keep their regions mapped through HostTensor::owner.)
 struct SharedMemoryUse {
-  std::vector<std::shared_ptr<const void>> pins;
   std::map<std::string, SharedMemoryView> outputs;  // by output name
 };
 
@@ -44,9 +43,9 @@ struct SharedMemoryUse {
 // contents mixed, a raw_input_contents count that does not match the inputs
 // not in shared memory, typed contents whose count or kind does not fit the
 // datatype and shape. Inputs and outputs may name regions of `shm` (Triton's
-// shared-memory parameters); then `*use` is set, and must outlive the
-// request and be passed to EncodeInferResponse. Without `shm` (or `use`)
-// such a request is refused.
+// shared-memory parameters); without `shm` such a request is refused. When
+// outputs go to shared memory, `*use` is set: pass it to
+// EncodeInferResponse.
 absl::StatusOr<InferRequest> DecodeInferRequest(
     const inference::ModelInferRequest& request,
     const SharedMemoryManager* shm = nullptr,
@@ -54,13 +53,12 @@ absl::StatusOr<InferRequest> DecodeInferRequest(
 
 // The tensors of a request-like message (also used for calibration
 // uploads): raw contents become views into `raw_contents`, inputs in shared
-// memory views into `shm` (pinned in `use`, as above; both or neither).
+// memory views into `shm` that own a pin on their region.
 absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
     const google::protobuf::RepeatedPtrField<
         inference::ModelInferRequest::InferInputTensor>& inputs,
     const google::protobuf::RepeatedPtrField<std::string>& raw_contents,
-    const SharedMemoryManager* shm = nullptr,
-    std::shared_ptr<SharedMemoryUse>* use = nullptr);
+    const SharedMemoryManager* shm = nullptr);
 
 // Fills `response` (model, version = variant, id, outputs as raw bytes, or,
 // for outputs `use` places in shared memory, written there and described by
