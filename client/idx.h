@@ -5,7 +5,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "server/core/tensor.h"
+#include "server/common/tensor.h"
 
 namespace twinserve {
 

@@ -8,7 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "server/core/tensor.h"
+#include "server/common/tensor.h"
 
 namespace twinserve {
 

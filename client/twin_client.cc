@@ -5,7 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "server/grpc/grpc_status_util.h"
+#include "proto/grpc_status_util.h"
 
 namespace twinserve {
 namespace {
@@ -324,6 +324,57 @@ grpc::Status TwinClient::RawInfer(const inference::ModelInferRequest& request,
                                   inference::ModelInferResponse* response) {
   grpc::ClientContext ctx;
   return oip_->ModelInfer(&ctx, request, response);
+}
+
+absl::StatusOr<v1::TrafficPolicy> TwinClient::SetPolicy(
+    const v1::SetTrafficPolicyRequest& request) {
+  return Unary<v1::TrafficPolicy>([&](auto* ctx, auto* resp) {
+    return management_->SetTrafficPolicy(ctx, request, resp);
+  });
+}
+
+absl::StatusOr<v1::TrafficPolicy> TwinClient::GetPolicy(
+    const std::string& model) {
+  v1::GetTrafficPolicyRequest req;
+  req.set_model(model);
+  return Unary<v1::TrafficPolicy>([&](auto* ctx, auto* resp) {
+    return management_->GetTrafficPolicy(ctx, req, resp);
+  });
+}
+
+absl::StatusOr<v1::TrafficPolicy> TwinClient::Promote(
+    const v1::PromoteRequest& request) {
+  return Unary<v1::TrafficPolicy>([&](auto* ctx, auto* resp) {
+    return management_->Promote(ctx, request, resp);
+  });
+}
+
+absl::StatusOr<v1::TrafficPolicy> TwinClient::Rollback(
+    const v1::RollbackRequest& request) {
+  return Unary<v1::TrafficPolicy>([&](auto* ctx, auto* resp) {
+    return management_->Rollback(ctx, request, resp);
+  });
+}
+
+absl::StatusOr<std::vector<v1::PolicyChange>> TwinClient::PolicyHistory(
+    const std::string& model) {
+  v1::PolicyHistoryRequest req;
+  req.set_model(model);
+  auto resp = Unary<v1::PolicyHistoryResponse>([&](auto* ctx, auto* resp) {
+    return management_->PolicyHistory(ctx, req, resp);
+  });
+  if (!resp.ok()) return resp.status();
+  return std::vector<v1::PolicyChange>(resp->changes().begin(),
+                                       resp->changes().end());
+}
+
+absl::StatusOr<v1::ModelStats> TwinClient::GetModelStats(
+    const std::string& model) {
+  v1::GetModelStatsRequest req;
+  req.set_model(model);
+  return Unary<v1::ModelStats>([&](auto* ctx, auto* resp) {
+    return management_->GetModelStats(ctx, req, resp);
+  });
 }
 
 absl::StatusOr<InferOutputs> TwinClient::Infer(

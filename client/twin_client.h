@@ -18,7 +18,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "proto/grpc_service.grpc.pb.h"
 #include "proto/twinserve.grpc.pb.h"
-#include "server/core/tensor.h"
+#include "server/common/tensor.h"
 
 namespace twinserve {
 
@@ -90,6 +90,19 @@ class TwinClient {
       const std::string& id, std::function<void(const v1::Job&)> on_update);
   absl::StatusOr<v1::QuantizationReport> GetReport(const std::string& model,
                                                    const std::string& variant);
+
+  // Traffic policy: set (the request names model, policy, author, reason),
+  // read, promote a variant, roll back, and the history of changes.
+  absl::StatusOr<v1::TrafficPolicy> SetPolicy(
+      const v1::SetTrafficPolicyRequest& request);
+  absl::StatusOr<v1::TrafficPolicy> GetPolicy(const std::string& model);
+  absl::StatusOr<v1::TrafficPolicy> Promote(const v1::PromoteRequest& request);
+  absl::StatusOr<v1::TrafficPolicy> Rollback(
+      const v1::RollbackRequest& request);
+  absl::StatusOr<std::vector<v1::PolicyChange>> PolicyHistory(
+      const std::string& model);
+  // Cumulative live statistics per variant (twinctl compare).
+  absl::StatusOr<v1::ModelStats> GetModelStats(const std::string& model);
 
   absl::StatusOr<InferOutputs> Infer(
       const std::string& model, const std::vector<HostTensor>& inputs,

@@ -26,7 +26,7 @@
 #include "client/npy.h"
 #include "client/report.h"
 #include "client/twin_client.h"
-#include "server/grpc/grpc_status_util.h"
+#include "proto/grpc_status_util.h"
 
 namespace twinserve {
 namespace {

@@ -12,8 +12,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "server/core/runner.h"
-#include "server/core/tensor.h"
+#include "server/common/signature.h"
+#include "server/common/tensor.h"
 
 namespace twinserve {
 

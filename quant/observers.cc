@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <limits>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -259,6 +260,29 @@ double MeasuredSqnrDb(const ObserverRef& observer) {
   const double noise = observer.module.attr("noise").toDouble();
   if (noise <= 0) return std::numeric_limits<double>::infinity();
   return 10.0 * std::log10(signal / noise);
+}
+
+uint64_t QuantizedParameterBytes(const torch::jit::Module& prepared,
+                                 const std::vector<ObserverRef>& observers) {
+  std::set<std::string> quantized;
+  for (const ObserverRef& o : observers) {
+    if (o.is_weight) quantized.insert(o.target);
+  }
+  uint64_t bytes = 0;
+  for (const auto& p : prepared.named_parameters(/*recurse=*/true)) {
+    if (quantized.count(p.name)) {
+      const int64_t channels = p.value.dim() > 0 ? p.value.size(0) : 1;
+      bytes += p.value.numel() + channels * (sizeof(float) + sizeof(int32_t));
+    } else {
+      bytes += p.value.nbytes();
+    }
+  }
+  for (const auto& b : prepared.named_buffers(/*recurse=*/true)) {
+    if (b.name.find("_observer_") == std::string::npos) {
+      bytes += b.value.nbytes();
+    }
+  }
+  return bytes;
 }
 
 }  // namespace twinserve

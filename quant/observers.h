@@ -50,6 +50,13 @@ void FreezeQParams(const std::vector<ObserverRef>& observers);
 // SQNR in dB measured during phase 2 (+inf when the noise is zero).
 double MeasuredSqnrDb(const ObserverRef& observer);
 
+// Parameter bytes of `prepared` once quantized: weights seen by a weight
+// observer become int8 plus a float scale and int zero point per channel;
+// the rest (biases, FP32 layers) stay as they are. (A finalized module keeps
+// packed weights as graph constants LibTorch cannot count.)
+uint64_t QuantizedParameterBytes(const torch::jit::Module& prepared,
+                                 const std::vector<ObserverRef>& observers);
+
 }  // namespace twinserve
 
 #endif  // TWINSERVE_QUANT_OBSERVERS_H_

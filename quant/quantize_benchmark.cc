@@ -13,7 +13,7 @@
 #include <random>
 
 #include "quant/quantizer.h"
-#include "server/core/file_util.h"
+#include "server/common/file_util.h"
 
 namespace twinserve {
 namespace {

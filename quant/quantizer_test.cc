@@ -6,7 +6,7 @@
 #include "client/idx.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/core/file_util.h"
+#include "server/common/file_util.h"
 #include "tests/test_util.h"
 
 namespace twinserve {

@@ -19,16 +19,15 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "quant/quantizer.h"
-#include "server/core/file_util.h"
-#include "server/core/logging.h"
-#include "server/core/metrics.h"
-#include "server/core/metrics_http.h"
-#include "server/core/runner.h"
+#include "server/common/file_util.h"
+#include "server/common/logging.h"
 #include "server/core/server_core.h"
-#include "server/core/state_collector.h"
 #include "server/grpc/management_service.h"
 #include "server/grpc/oip_service.h"
+#include "server/metrics/metrics_http.h"
+#include "server/metrics/process_collector.h"
+#include "server/metrics/prometheus_exporter.h"
+#include "server/runtime/runner.h"
 
 namespace {
 
@@ -92,8 +91,9 @@ ABSL_FLAG(std::string, metrics_address, "0.0.0.0:8002",
           "Where Prometheus scrapes /metrics (IPv4 host:port, port 0 picks "
           "one); empty disables the endpoint.");
 ABSL_FLAG(bool, metrics, true,
-          "Record request metrics. Off: no per-request metric updates and no "
-          "/metrics endpoint (for measuring their cost).");
+          "Serve /metrics. Off changes nothing else: the statistics that "
+          "rollout guards, GetModelStats and ModelStatistics read are always "
+          "kept.");
 ABSL_FLAG(std::string, metrics_port_file, "",
           "If set, the bound metrics port is written here.");
 ABSL_FLAG(bool, shared_memory, true,
@@ -149,10 +149,9 @@ int main(int argc, char** argv) {
   twinserve::ServerOptions options;
   options.store_path = absl::GetFlag(FLAGS_store);
   options.runner.optimize = absl::GetFlag(FLAGS_optimize_fp32);
-  options.engine.worker_threads = workers;
-  options.engine.inline_compute_us = absl::GetFlag(FLAGS_inline_compute_us);
+  options.scheduler.worker_threads = workers;
+  options.scheduler.inline_compute_us = absl::GetFlag(FLAGS_inline_compute_us);
   options.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
-  options.record_metrics = absl::GetFlag(FLAGS_metrics);
   options.calibration.max_samples =
       absl::GetFlag(FLAGS_max_calibration_samples);
   options.calibration.max_bytes = absl::GetFlag(FLAGS_max_calibration_bytes);
@@ -168,9 +167,9 @@ int main(int argc, char** argv) {
   if (const std::string addr = absl::GetFlag(FLAGS_metrics_address);
       !addr.empty() && absl::GetFlag(FLAGS_metrics)) {
     auto started = twinserve::MetricsHttpServer::Start(
-        addr, {(*core)->metrics()->registry(),
-               twinserve::MakeProcessCollector(twinserve::kServerVersion),
-               twinserve::MakeStateCollector((*core)->registry())});
+        addr,
+        {twinserve::MakeCoreCollector((*core)->registry(), (*core)->engine()),
+         twinserve::MakeProcessCollector(twinserve::kServerVersion)});
     if (!started.ok()) {
       TS_LOG(ERROR) << started.status();
       return 1;
@@ -232,6 +231,9 @@ int main(int argc, char** argv) {
     TS_LOG(INFO) << "signal " << static_cast<int>(sig)
                  << ": shutting down (in-flight requests get up to 5 s)";
     health->SetServingStatus(false);
+    // Jobs first: they stop (recorded INTERRUPTED) while everything they
+    // use exists, and publish nothing half-made during the grace period.
+    (*core)->Shutdown();
     server->Shutdown(std::chrono::system_clock::now() +
                      std::chrono::seconds(5));
   });

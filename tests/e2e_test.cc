@@ -9,7 +9,7 @@
 #include "client/twin_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/core/file_util.h"
+#include "server/common/file_util.h"
 #include "tests/test_util.h"
 
 namespace twinserve {
@@ -17,6 +17,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::twinserve::testing::AddSubOptions;
+using ::twinserve::testing::FashionOptions;
 using ::twinserve::testing::FixturePath;
 using ::twinserve::testing::NewTempDir;
 using ::twinserve::testing::ReadFileOrDie;
@@ -34,14 +35,6 @@ std::vector<float> AsFloats(const HostTensor& t) {
   std::vector<float> out(t.byte_size / sizeof(float));
   std::memcpy(out.data(), t.data, t.byte_size);
   return out;
-}
-
-RegisterOptions FashionOptions(const std::string& name) {
-  RegisterOptions o;
-  o.name = name;
-  o.inputs = {{"image", DataType::kFp32, {-1, 1, 28, 28}}};
-  o.outputs = {{"logits", DataType::kFp32, {-1, 10}}};
-  return o;
 }
 
 class E2eTest : public ::testing::Test {

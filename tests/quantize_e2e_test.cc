@@ -11,7 +11,7 @@
 #include "client/twin_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/core/file_util.h"
+#include "server/common/file_util.h"
 #include "tests/test_util.h"
 
 namespace twinserve {
@@ -23,39 +23,16 @@ using ::twinserve::testing::NewTempDir;
 using ::twinserve::testing::ReadFileOrDie;
 using ::twinserve::testing::ServerProcess;
 
-constexpr char kData[] = "/usr/share/datasets/fashion-mnist/";
-
-struct Split {
-  HostTensor images;  // FP32 [N,1,28,28]
-  std::vector<int64_t> labels;
-};
-
-Split LoadSplit(const std::string& prefix) {
-  Split s;
-  s.images = ImagesToFloat(
-      *ReadIdx(std::string(kData) + prefix + "-images-idx3-ubyte.gz"));
-  auto y = ReadIdx(std::string(kData) + prefix + "-labels-idx1-ubyte.gz");
-  for (size_t i = 0; i < y->byte_size; ++i) {
-    s.labels.push_back(static_cast<unsigned char>(y->data[i]));
-  }
-  return s;
-}
+using ::twinserve::testing::FashionSplit;
+using ::twinserve::testing::LoadFashionSplit;
+using Split = FashionSplit;
 
 HostTensor Rows(const HostTensor& t, int64_t begin, int64_t count) {
-  HostTensor out = t;
-  const size_t per = t.byte_size / t.shape[0];
-  out.shape[0] = count;
-  out.data = t.data + begin * per;
-  out.byte_size = count * per;
-  return out;
+  return ::twinserve::testing::RowsOf(t, begin, count);
 }
 
 RegisterOptions Fashion(const std::string& name) {
-  RegisterOptions o;
-  o.name = name;
-  o.inputs = {{"image", DataType::kFp32, {-1, 1, 28, 28}}};
-  o.outputs = {{"logits", DataType::kFp32, {-1, 10}}};
-  return o;
+  return ::twinserve::testing::FashionOptions(name);
 }
 
 v1::Job WaitForJob(TwinClient& client, const std::string& id) {
@@ -67,8 +44,8 @@ v1::Job WaitForJob(TwinClient& client, const std::string& id) {
 class QuantizeE2eTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    train_ = new Split(LoadSplit("train"));
-    test_ = new Split(LoadSplit("t10k"));
+    train_ = new Split(LoadFashionSplit("train"));
+    test_ = new Split(LoadFashionSplit("t10k"));
   }
   void Start(std::vector<std::string> flags = {}) {
     server_ = std::make_unique<ServerProcess>(store_, flags);
@@ -257,7 +234,8 @@ TEST_F(QuantizeE2eTest, BadCalibrationAndQuantizeRequests) {
           "time_limit_seconds");
   refused([&](v1::QuantizeRequest& r) { r.set_max_agreement_loss(nan); },
           "max_agreement_loss");
-  refused([&](v1::QuantizeRequest& r) { r.set_max_accuracy_loss(-1); },
+  // Negative disables the check (as the proto says); past 100 is nonsense.
+  refused([&](v1::QuantizeRequest& r) { r.set_max_accuracy_loss(101); },
           "max_accuracy_loss");
   refused([](v1::QuantizeRequest& r) { r.set_max_trials(-3); }, "max_trials");
 }

@@ -20,8 +20,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "client/idx.h"
 #include "client/twin_client.h"
-#include "server/core/file_util.h"
+#include "server/common/file_util.h"
 
 namespace twinserve {
 namespace testing {
@@ -107,6 +108,38 @@ std::string ReadFileOrDie(const std::string& path) {
   return *s;
 }
 
+FashionSplit LoadFashionSplit(const std::string& prefix) {
+  const std::string dir = "/usr/share/datasets/fashion-mnist/";
+  auto x = ReadIdx(dir + prefix + "-images-idx3-ubyte.gz");
+  if (!x.ok()) Die(std::string(x.status().message()));
+  auto y = ReadIdx(dir + prefix + "-labels-idx1-ubyte.gz");
+  if (!y.ok()) Die(std::string(y.status().message()));
+  FashionSplit s;
+  s.images = ImagesToFloat(*x);
+  s.images.name = "image";
+  for (size_t i = 0; i < y->byte_size; ++i) {
+    s.labels.push_back(static_cast<unsigned char>(y->data[i]));
+  }
+  return s;
+}
+
+HostTensor RowsOf(const HostTensor& t, int64_t begin, int64_t count) {
+  HostTensor out = t;
+  const size_t per = t.byte_size / t.shape[0];
+  out.shape[0] = count;
+  out.data = t.data + begin * per;
+  out.byte_size = count * per;
+  return out;
+}
+
+RegisterOptions FashionOptions(const std::string& name) {
+  RegisterOptions o;
+  o.name = name;
+  o.inputs = {{"image", DataType::kFp32, {-1, 1, 28, 28}}};
+  o.outputs = {{"logits", DataType::kFp32, {-1, 10}}};
+  return o;
+}
+
 RegisterOptions AddSubOptions(const std::string& name) {
   RegisterOptions o;
   o.name = name;
@@ -128,7 +161,8 @@ absl::Status RegisterAddSubWithAlt(TwinClient& client) {
 }
 
 ServerProcess::ServerProcess(const std::string& store,
-                             std::vector<std::string> flags) {
+                             std::vector<std::string> flags,
+                             bool wait_until_ready) {
   const std::string dir = NewTempDir("server");
   const std::string port_file = dir + "/port";
   log_path_ = dir + "/server.log";
@@ -165,6 +199,7 @@ ServerProcess::ServerProcess(const std::string& store,
   }
   address_ = "127.0.0.1:" + ReadFileOrDie(port_file);
   metrics_address_ = "127.0.0.1:" + ReadFileOrDie(metrics_port_file);
+  if (!wait_until_ready) return;
   TwinClient client(address_);
   absl::Status st = client.WaitForReady(std::chrono::seconds(60));
   if (!st.ok()) Die("server not ready: " + std::string(st.message()));

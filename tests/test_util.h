@@ -25,6 +25,20 @@ std::string ReadFileOrDie(const std::string& path);
 HostTensor RandomFloats(const std::string& name, Shape shape, std::mt19937* rng,
                         float lo = -1, float hi = 1);
 
+// Fashion-MNIST from the Debian package (dataset-fashion-mnist): images as
+// FP32 [N,1,28,28] in [0,1] named "image", and their labels.
+struct FashionSplit {
+  HostTensor images;
+  std::vector<int64_t> labels;
+};
+// "train" (60,000) or "t10k" (10,000); aborts if the package is missing.
+FashionSplit LoadFashionSplit(const std::string& prefix);
+// Rows [begin, begin + count) of `t` (dim 0), a view into its bytes.
+HostTensor RowsOf(const HostTensor& t, int64_t begin, int64_t count);
+// Registration of tests/fixtures/fashion_cnn.pt: image FP32 [-1,1,28,28] ->
+// logits FP32 [-1,10].
+RegisterOptions FashionOptions(const std::string& name);
+
 // Registration of tests/fixtures/add_sub.pt: inputs a, b and outputs sum,
 // diff, all FP32 [-1, 4].
 RegisterOptions AddSubOptions(const std::string& name);
@@ -43,8 +57,10 @@ double MetricValue(const std::string& text, const std::string& prefix);
 class ServerProcess {
  public:
   // Starts on 127.0.0.1 with an ephemeral port, the given store and extra
-  // flags, and waits until it is ready (aborts the test binary if not).
-  ServerProcess(const std::string& store, std::vector<std::string> flags = {});
+  // flags, and waits until it listens and (unless `wait_until_ready` is
+  // false) until it is ready; aborts the test binary if not.
+  ServerProcess(const std::string& store, std::vector<std::string> flags = {},
+                bool wait_until_ready = true);
   // SIGTERM and wait, unless already stopped.
   ~ServerProcess();
 
@@ -56,6 +72,7 @@ class ServerProcess {
   // SIGTERM; returns the exit status.
   int Stop();
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   const std::string& log_path() const { return log_path_; }
 
  private:

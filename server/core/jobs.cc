@@ -6,10 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "server/core/file_util.h"
-#include "server/core/logging.h"
-#include "server/core/store.h"
-#include "server/core/thread_pool.h"
+#include "server/common/clock.h"
+#include "server/common/file_util.h"
+#include "server/common/logging.h"
+#include "server/common/thread_name.h"
 
 namespace twinserve {
 
@@ -125,7 +125,9 @@ bool FromJson(const std::string& text, JobStatus* s) {
 
 }  // namespace
 
-JobManager::JobManager(std::string dir) : dir_(std::move(dir)) {
+JobManager::JobManager(std::string dir,
+                       std::function<void(const JobStatus&)> on_end)
+    : dir_(std::move(dir)), on_end_(std::move(on_end)) {
   MakeDirs(dir_).IgnoreError();
   auto files = ListDir(dir_);
   if (!files.ok()) return;
@@ -146,10 +148,13 @@ JobManager::JobManager(std::string dir) : dir_(std::move(dir)) {
   }
 }
 
-JobManager::~JobManager() {
+JobManager::~JobManager() { Shutdown(); }
+
+void JobManager::Shutdown() {
   std::vector<std::thread> threads;
   {
     absl::MutexLock lock(&mu_);
+    stopping_ = true;
     for (auto& [id, job] : jobs_) job->cancel = true;
     threads.swap(threads_);
   }
@@ -166,6 +171,7 @@ void JobManager::Persist(const JobStatus& status) {
 void JobManager::Update(const std::string& id,
                         const std::function<void(JobStatus&)>& change,
                         bool persist) {
+  absl::MutexLock delivery(&delivery_mu_);
   JobStatus copy;
   std::vector<std::function<void(const JobStatus&)>> fns;
   {
@@ -190,6 +196,10 @@ absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
   auto job = std::make_shared<Job>();
   {
     absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      return absl::UnavailableError(
+          "the server is shutting down; no new jobs start");
+    }
     for (const auto& [id, j] : jobs_) {
       if (j->status.model == model && !IsTerminal(j->status.state)) {
         return absl::FailedPreconditionError(absl::StrCat(
@@ -215,6 +225,11 @@ absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
       SetThreadName("ts-job");
       Context ctx(this, job);
       absl::StatusOr<std::string> result = work(ctx);
+      bool stopping;
+      {
+        absl::MutexLock lock(&mu_);
+        stopping = stopping_;
+      }
       Update(
           id,
           [&](JobStatus& s) {
@@ -224,6 +239,11 @@ absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
               s.stage = "done";
               s.done = s.total;
               s.message = *result;
+            } else if (absl::IsCancelled(result.status()) && stopping) {
+              s.state = JobState::kInterrupted;
+              s.message =
+                  "the server shut down while this job ran; nothing it made "
+                  "was published. Start it again.";
             } else if (absl::IsCancelled(result.status())) {
               s.state = JobState::kCancelled;
               s.message = std::string(result.status().message());
@@ -233,7 +253,10 @@ absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
             }
           },
           /*persist=*/true);
-      TS_LOG(INFO) << "job " << id << " ended";
+      auto end = Get(id);
+      TS_LOG(INFO) << "job " << id << " ended "
+                   << (end.ok() ? JobStateName(end->state) : "");
+      if (on_end_ && end.ok()) on_end_(*end);
     });
   }
   return Get(job->status.id);
@@ -279,6 +302,8 @@ absl::StatusOr<JobStatus> JobManager::Cancel(const std::string& id) {
 
 absl::StatusOr<uint64_t> JobManager::Subscribe(
     const std::string& id, std::function<void(const JobStatus&)> fn) {
+  // The current status reaches `fn` before any later one can.
+  absl::MutexLock delivery(&delivery_mu_);
   JobStatus now;
   uint64_t token;
   {

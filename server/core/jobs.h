@@ -5,6 +5,9 @@
 //
 // Policy: one active job per model; a second Start for the same model is
 // refused with FAILED_PRECONDITION (documented in the proto).
+//
+// Subscribers hear every job's statuses in version order, the current one
+// first: a late subscriber never gets an older status after a newer one.
 #ifndef TWINSERVE_SERVER_CORE_JOBS_H_
 #define TWINSERVE_SERVER_CORE_JOBS_H_
 
@@ -66,10 +69,17 @@ class JobContext {
 class JobManager {
  public:
   // `dir` holds the job records; those left RUNNING or QUEUED by a previous
-  // process are marked INTERRUPTED.
-  explicit JobManager(std::string dir);
-  // Cancels running jobs and waits for them.
+  // process are marked INTERRUPTED. `on_end` (if set) hears each job's
+  // terminal status once.
+  explicit JobManager(std::string dir,
+                      std::function<void(const JobStatus&)> on_end = nullptr);
+  // Shutdown(), if not done yet.
   ~JobManager();
+
+  // Refuses new jobs, asks running ones to stop and waits for them; a job
+  // stopped this way ends INTERRUPTED ("the server shut down"). Whatever a
+  // job uses must outlive this call, not the manager.
+  void Shutdown();
 
   using Work = std::function<absl::StatusOr<std::string>(JobContext&)>;
   // Runs `work` on a new thread. Its result string becomes the message of a
@@ -99,7 +109,12 @@ class JobManager {
   void Persist(const JobStatus& status);
 
   const std::string dir_;
+  const std::function<void(const JobStatus&)> on_end_;
+  // Held while a status is made and handed to subscribers, so they hear
+  // statuses in version order. Taken before mu_.
+  absl::Mutex delivery_mu_;
   mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::shared_ptr<Job>> jobs_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t,
            std::pair<std::string, std::function<void(const JobStatus&)>>>

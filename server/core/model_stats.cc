@@ -1,56 +1,39 @@
 #include "server/core/model_stats.h"
 
-#include <limits>
-
-#include "server/core/store.h"
+#include "server/common/clock.h"
 
 namespace twinserve {
 
 absl::StatusOr<ModelSnapshot> SnapshotModel(const ModelRegistry& registry,
-                                            Metrics* metrics,
                                             const std::string& model) {
-  auto status = registry.Get(model);
-  if (!status.ok()) return status.status();
-  auto policy = registry.GetPolicy(model);
-  if (!policy.ok()) return policy.status();
+  auto view = registry.View(model);
+  if (!view.ok()) return view.status();
   ModelSnapshot snap;
   snap.model = model;
-  snap.policy = *policy;
+  snap.policy = view->policy;
   snap.unix_ms = NowUnixMs();
-  const auto shares = TrafficShares(*policy);
-  std::map<std::string, StatsSnapshot> stats;
-  for (auto& e : registry.Stats(model, "")) stats[e.variant] = e.stats;
-  for (const VariantStatus& v : status->variants) {
+  const auto shares = TrafficShares(view->policy);
+  for (const VariantStatus& v : view->status.variants) {
     VariantSnapshot s;
     s.variant = v.name;
     s.ready = v.state == VariantState::kReady;
-    const StatsSnapshot& st = stats[v.name];
-    s.requests = st.success.count;
-    s.errors = st.fail.count;
     if (auto it = shares.find(v.name); it != shares.end()) {
       s.traffic_share = it->second;
     }
-    if (metrics != nullptr) {
-      Metrics::Variant* m = metrics->ForVariant(model, v.name);
-      const prometheus::ClientMetric h = m->request_seconds->Collect();
-      s.latency_sum_seconds = h.histogram.sample_sum;
-      for (const auto& b : h.histogram.bucket) {
-        s.bucket_bounds.push_back(b.upper_bound);
-        s.bucket_counts.push_back(b.cumulative_count);
-      }
-      Metrics::Drift* d = metrics->FindDrift(model, v.name);
-      if (d == nullptr) {
-        snap.variants.push_back(std::move(s));
-        continue;
-      }
-      s.shadow_runs = static_cast<uint64_t>(d->runs->Value());
-      s.shadow_drops = static_cast<uint64_t>(d->drops->Value());
-      s.top1_agreements = static_cast<uint64_t>(d->agreements->Value());
-      s.top1_disagreements = static_cast<uint64_t>(d->disagreements->Value());
-      const prometheus::ClientMetric c = d->cosine->Collect();
-      s.cosine_sum = c.histogram.sample_sum;
-      s.cosine_count = c.histogram.sample_count;
-      s.max_abs_error_sum = d->max_abs_error->Collect().histogram.sample_sum;
+    if (auto it = view->stats.find(v.name); it != view->stats.end()) {
+      const StatsSnapshot st = it->second->Snapshot();
+      s.requests = st.success.count;
+      s.errors = st.fail.count;
+      s.latency_sum_seconds = st.request_seconds.sum;
+      s.bucket_bounds = st.request_seconds.bounds;
+      s.bucket_counts = st.request_seconds.cumulative;
+      s.shadow_runs = st.comparisons;
+      s.shadow_drops = st.comparison_drops;
+      s.top1_agreements = st.top1_agreements;
+      s.top1_disagreements = st.top1_disagreements;
+      s.cosine_sum = st.cosine.sum;
+      s.cosine_count = st.cosine.count;
+      s.max_abs_error_sum = st.max_abs_error.sum;
     }
     snap.variants.push_back(std::move(s));
   }

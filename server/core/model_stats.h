@@ -1,7 +1,9 @@
 // A per-variant snapshot of one model for live comparison (GetModelStats,
 // twinctl compare): cumulative counts, latency histogram buckets, traffic
-// share and drift against the baseline. Cumulative, so a client that takes
-// two snapshots gets exact windowed rates and quantiles from the difference.
+// share and drift against the baseline, all from the core's own statistics
+// (never from Prometheus: /metrics may be off). Cumulative, so a client that
+// takes two snapshots gets exact windowed rates and quantiles from the
+// difference.
 #ifndef TWINSERVE_SERVER_CORE_MODEL_STATS_H_
 #define TWINSERVE_SERVER_CORE_MODEL_STATS_H_
 
@@ -10,7 +12,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "server/core/metrics.h"
 #include "server/core/registry.h"
 
 namespace twinserve {
@@ -41,7 +42,6 @@ struct ModelSnapshot {
 };
 
 absl::StatusOr<ModelSnapshot> SnapshotModel(const ModelRegistry& registry,
-                                            Metrics* metrics,
                                             const std::string& model);
 
 }  // namespace twinserve

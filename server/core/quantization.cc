@@ -2,28 +2,28 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "server/core/file_util.h"
-#include "server/core/logging.h"
-#include "server/core/status_macros.h"
-#include "server/core/store.h"
+#include "server/common/file_util.h"
+#include "server/common/logging.h"
+#include "server/common/names.h"
+#include "server/common/status_macros.h"
 
 namespace twinserve {
 
 QuantizationService::QuantizationService(ModelStore* store,
                                          ModelRegistry* registry,
-                                         JobManager* jobs,
-                                         CalibrationLimits limits,
-                                         Metrics* metrics)
+                                         Registrar* registrar, JobManager* jobs,
+                                         CalibrationLimits limits)
     : store_(store),
       registry_(registry),
+      registrar_(registrar),
       jobs_(jobs),
-      limits_(limits),
-      metrics_(metrics) {}
+      limits_(limits) {}
 
 absl::StatusOr<CalibrationSet> QuantizationService::NewSet(
     const std::string& model, const std::string& set) const {
-  TS_RETURN_IF_ERROR(ValidateModelName(set));
-  TS_ASSIGN_OR_RETURN(ModelRecord record, registry_->GetRecord(model));
+  TS_RETURN_IF_ERROR(registry_->CheckWritable());
+  TS_RETURN_IF_ERROR(ValidateName(set, "calibration set name"));
+  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(model));
   return CalibrationSet::ForSignature(record.signature, set);
 }
 
@@ -33,32 +33,22 @@ absl::StatusOr<CalibrationInfo> QuantizationService::PutSet(
     return absl::FailedPreconditionError(absl::StrCat(
         "calibration set '", samples.name(), "' holds no samples"));
   }
-  TS_ASSIGN_OR_RETURN(ModelRecord record, registry_->GetRecord(model));
-  if (record.calibration_sets.count(samples.name()) && !replace) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("model '", model, "' already has a calibration set '",
-                     samples.name(), "'; set replace to overwrite it"));
-  }
   TS_ASSIGN_OR_RETURN(StagedFile staged,
                       store_->StageBytes(samples.Serialize()));
   CalibrationRecord meta;
   meta.samples = samples.num_samples();
   meta.labels = samples.has_labels();
-  absl::Status st =
-      store_->PutCalibrationSet(&record, samples.name(), staged, meta);
-  if (!st.ok()) {
-    RemoveAll(staged.path).IgnoreError();
-    return st;
-  }
-  TS_RETURN_IF_ERROR(registry_->UpdateRecord(record));
-  const CalibrationRecord& c = record.calibration_sets.at(samples.name());
-  return CalibrationInfo{model,   samples.name(), c.samples,
-                         c.bytes, c.labels,       c.created_unix_ms};
+  auto c = registrar_->PutCalibrationSet(model, samples.name(), staged, meta,
+                                         replace);
+  RemoveAll(staged.path).IgnoreError();  // unless the store took it
+  if (!c.ok()) return c.status();
+  return CalibrationInfo{model,    samples.name(), c->samples,
+                         c->bytes, c->labels,      c->created_unix_ms};
 }
 
 absl::StatusOr<std::vector<CalibrationInfo>> QuantizationService::ListSets(
     const std::string& model) const {
-  TS_ASSIGN_OR_RETURN(ModelRecord record, registry_->GetRecord(model));
+  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(model));
   std::vector<CalibrationInfo> out;
   for (const auto& [name, c] : record.calibration_sets) {
     out.push_back(
@@ -69,14 +59,12 @@ absl::StatusOr<std::vector<CalibrationInfo>> QuantizationService::ListSets(
 
 absl::Status QuantizationService::DeleteSet(const std::string& model,
                                             const std::string& set) {
-  TS_ASSIGN_OR_RETURN(ModelRecord record, registry_->GetRecord(model));
-  TS_RETURN_IF_ERROR(store_->RemoveCalibrationSet(&record, set));
-  return registry_->UpdateRecord(record);
+  return registrar_->DeleteCalibrationSet(model, set);
 }
 
 absl::StatusOr<CalibrationSet> QuantizationService::LoadSet(
     const std::string& model, const std::string& set) const {
-  TS_ASSIGN_OR_RETURN(ModelRecord record, registry_->GetRecord(model));
+  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(model));
   auto it = record.calibration_sets.find(set);
   if (it == record.calibration_sets.end()) {
     return absl::NotFoundError(absl::StrCat(
@@ -95,13 +83,20 @@ absl::StatusOr<CalibrationSet> QuantizationService::LoadSet(
 }
 
 absl::StatusOr<JobStatus> QuantizationService::StartQuantize(
-    const QuantizeRequest& request) {
-  TS_RETURN_IF_ERROR(ValidateModelName(request.variant));
-  if (request.variant == kFp32Variant) {
-    return absl::InvalidArgumentError(
-        "the quantized variant cannot be named 'fp32'");
+    const QuantizeRequest& in) {
+  TS_RETURN_IF_ERROR(registry_->CheckWritable());
+  QuantizeRequest request = in;
+  if (request.variant.empty()) {
+    request.variant = DefaultVariantName(request.options.mode);
   }
-  TS_ASSIGN_OR_RETURN(ModelRecord record, registry_->GetRecord(request.model));
+  TS_RETURN_IF_ERROR(ValidateName(request.variant, "variant name"));
+  if (IsFp32Variant(request.variant)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the quantized variant cannot be named '", request.variant,
+                     "': fp32 names are the model's own"));
+  }
+  TS_RETURN_IF_ERROR(ValidateQuantizeOptions(request.options));
+  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(request.model));
   auto set = record.calibration_sets.find(request.calibration_set);
   if (set == record.calibration_sets.end()) {
     return absl::NotFoundError(
@@ -117,14 +112,18 @@ absl::StatusOr<JobStatus> QuantizationService::StartQuantize(
                                             "' has no evaluation set '",
                                             request.eval_set, "'"));
   }
-  TS_RETURN_IF_ERROR(registry_->Acquire(request.model, kFp32Variant).status());
-  return jobs_->Start(
-      request.model, request.variant, "quantize",
-      [this, request](JobContext& ctx) { return RunQuantize(request, ctx); });
+  TS_RETURN_IF_ERROR(
+      registry_->Acquire(request.model, kFp32Variant, "").status());
+  const std::string registration = record.registration_id;
+  return jobs_->Start(request.model, request.variant, "quantize",
+                      [this, request, registration](JobContext& ctx) {
+                        return RunQuantize(request, registration, ctx);
+                      });
 }
 
 absl::StatusOr<std::string> QuantizationService::RunQuantize(
-    const QuantizeRequest& request, JobContext& ctx) {
+    const QuantizeRequest& request, const std::string& registration_id,
+    JobContext& ctx) {
   registry_->MarkVariantPending(request.model, request.variant,
                                 VariantState::kQuantizing);
   std::string staging;
@@ -139,17 +138,24 @@ absl::StatusOr<std::string> QuantizationService::RunQuantize(
   } cleanup{registry_, request, &staging};
 
   ctx.Progress("loading calibration samples", 0, 0);
+  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(request.model));
+  if (record.registration_id != registration_id) {
+    return absl::AbortedError(absl::StrCat(
+        "model '", request.model,
+        "' was registered anew before the job started; nothing was made"));
+  }
   TS_ASSIGN_OR_RETURN(CalibrationSet calib,
                       LoadSet(request.model, request.calibration_set));
   CalibrationSet eval;
   if (!request.eval_set.empty()) {
     TS_ASSIGN_OR_RETURN(eval, LoadSet(request.model, request.eval_set));
   }
-  TS_ASSIGN_OR_RETURN(ServableHandle fp32,
-                      registry_->Acquire(request.model, kFp32Variant));
-  TS_ASSIGN_OR_RETURN(ModelRecord record, registry_->GetRecord(request.model));
-  if (record.generation != fp32->generation) {
-    return absl::AbortedError("the model changed while the job started");
+  TS_ASSIGN_OR_RETURN(Acquired fp32,
+                      registry_->Acquire(request.model, kFp32Variant, ""));
+  if (fp32.served->registration_id != registration_id) {
+    return absl::AbortedError(absl::StrCat(
+        "model '", request.model,
+        "' was registered anew before the job started; nothing was made"));
   }
   QuantizeInputs inputs;
   inputs.fp32_path =
@@ -157,7 +163,7 @@ absl::StatusOr<std::string> QuantizationService::RunQuantize(
   inputs.signature = record.signature;
   inputs.calibration = &calib;
   inputs.evaluation = request.eval_set.empty() ? nullptr : &eval;
-  inputs.fp32_runner = fp32->runner.get();
+  inputs.fp32_runner = fp32.served->runner.get();
   inputs.fp32_serialized_bytes = record.variants.at(kFp32Variant).bytes;
 
   staging = store_->NewStagingPath(".pt");
@@ -173,19 +179,13 @@ absl::StatusOr<std::string> QuantizationService::RunQuantize(
   }
   ctx.Progress("storing", 0, 0);
   TS_ASSIGN_OR_RETURN(StagedFile staged, store_->AdoptStagingFile(staging));
-  TS_ASSIGN_OR_RETURN(record, registry_->GetRecord(request.model));
-  if (record.generation != fp32->generation) {
-    return absl::AbortedError(
-        "the model was replaced during quantization; nothing was published");
-  }
   VariantRecord extra;
   extra.parameter_bytes = result.report.int8_parameter_bytes;
   extra.report_json = result.report.ToJson();
-  TS_RETURN_IF_ERROR(
-      store_->PutVariant(&record, request.variant, staged, extra));
-  staging.clear();  // the store owns it now
-  TS_RETURN_IF_ERROR(registry_->PublishVariant(record, request.variant,
-                                               std::move(result.runner)));
+  // Into the registration the job started for, or not at all.
+  TS_RETURN_IF_ERROR(registrar_->PublishVariant(request.model, registration_id,
+                                                request.variant, staged, extra,
+                                                std::move(result.runner)));
   const QuantizationReport& r = result.report;
   return absl::StrFormat(
       "%s published: top-1 agreement %.2f%%%s, b1 latency %.3f -> %.3f ms",
@@ -198,7 +198,7 @@ absl::StatusOr<std::string> QuantizationService::RunQuantize(
 
 absl::StatusOr<QuantizationReport> QuantizationService::GetReport(
     const std::string& model, const std::string& variant) const {
-  TS_ASSIGN_OR_RETURN(ModelRecord record, registry_->GetRecord(model));
+  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(model));
   auto it = record.variants.find(variant);
   if (it == record.variants.end()) {
     return absl::NotFoundError(

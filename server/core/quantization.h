@@ -12,9 +12,9 @@
 #include "quant/calibration_set.h"
 #include "quant/quantizer.h"
 #include "server/core/jobs.h"
-#include "server/core/metrics.h"
+#include "server/core/registrar.h"
 #include "server/core/registry.h"
-#include "server/core/store.h"
+#include "server/store/model_store.h"
 
 namespace twinserve {
 
@@ -29,7 +29,8 @@ struct CalibrationInfo {
 
 struct QuantizeRequest {
   std::string model;
-  std::string variant = "int8";
+  // Empty: the mode's default (DefaultVariantName).
+  std::string variant;
   std::string calibration_set = "calib";
   std::string eval_set;  // empty: hold out a slice of the calibration set
   QuantizeOptions options;
@@ -37,10 +38,11 @@ struct QuantizeRequest {
 
 class QuantizationService {
  public:
-  // All must outlive the service.
+  // All must outlive the service; the jobs it starts must end (JobManager's
+  // Shutdown) before it goes.
   QuantizationService(ModelStore* store, ModelRegistry* registry,
-                      JobManager* jobs, CalibrationLimits limits,
-                      Metrics* metrics = nullptr);
+                      Registrar* registrar, JobManager* jobs,
+                      CalibrationLimits limits);
 
   const CalibrationLimits& limits() const { return limits_; }
 
@@ -59,8 +61,10 @@ class QuantizationService {
   absl::StatusOr<CalibrationSet> LoadSet(const std::string& model,
                                          const std::string& set) const;
 
-  // Starts a quantization job. NOT_FOUND (model, set), FAILED_PRECONDITION
-  // (empty set, a job already active for the model), INVALID_ARGUMENT.
+  // Starts a quantization job for the model's current registration: what it
+  // makes is published into that registration only. NOT_FOUND (model,
+  // set), FAILED_PRECONDITION (empty set, a job already active for the
+  // model), INVALID_ARGUMENT and UNIMPLEMENTED (ValidateQuantizeOptions).
   absl::StatusOr<JobStatus> StartQuantize(const QuantizeRequest& request);
   absl::StatusOr<QuantizationReport> GetReport(
       const std::string& model, const std::string& variant) const;
@@ -69,13 +73,14 @@ class QuantizationService {
 
  private:
   absl::StatusOr<std::string> RunQuantize(const QuantizeRequest& request,
+                                          const std::string& registration_id,
                                           JobContext& ctx);
 
   ModelStore* const store_;
   ModelRegistry* const registry_;
+  Registrar* const registrar_;
   JobManager* const jobs_;
   const CalibrationLimits limits_;
-  Metrics* const metrics_;
 };
 
 }  // namespace twinserve

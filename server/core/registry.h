@@ -1,24 +1,26 @@
-// ModelRegistry: the models the server knows, their variants and each
-// variant's lifecycle, backed by the ModelStore.
+// ModelRegistry: the server's manager of servables (after TF Serving's
+// AspiredVersionsManager): which models exist, each variant's lifecycle
+// (server/core/model_state.h), the servable a request gets, and each
+// model's traffic policy and batching settings as last committed.
 //
-// Variant lifecycle (after TF Serving's LoaderHarness):
+// It mirrors the store: every change is first committed to the ModelStore
+// by a writer (server/core/registrar.h, server/core/traffic_control.h) with
+// a compare-and-set, and the registry applies it from the store's commit
+// hook, so memory changes in the same order as the store. The registry
+// itself only loads (runners from stored files) and routes.
 //
-//   kLoading ──ok──> kReady ──Unload──> kUnloading ──> kUnloaded
-//      │                                                   │
-//      └──error──> kFailed <───────────── Load error ──────┘
-//
-// (kCalibrating and kQuantizing are entered by quantization jobs.) A variant
-// is published only once it has loaded; replacing it swaps a ref-counted
-// ServableHandle, so requests in flight finish on the old one, which is
-// released with its last handle. A failed variant never disturbs the others.
+// Until LoadStoredModels has loaded every stored model, writers are refused
+// (CheckWritable: UNAVAILABLE) and requests for a model not loaded yet are
+// UNAVAILABLE, never NOT_FOUND: a model the store holds is never taken for
+// absent.
 //
 // Thread-safe. Slow work (loading a model) runs outside the registry lock.
 #ifndef TWINSERVE_SERVER_CORE_REGISTRY_H_
 #define TWINSERVE_SERVER_CORE_REGISTRY_H_
 
+#include <atomic>
 #include <map>
 #include <memory>
-#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -27,41 +29,17 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "server/core/batching.h"
-#include "server/core/metrics.h"
-#include "server/core/router.h"
-#include "server/core/runner.h"
-#include "server/core/stats.h"
-#include "server/core/store.h"
+#include "server/core/model_state.h"
+#include "server/runtime/runner.h"
+#include "server/serving/batching.h"
+#include "server/serving/live_histogram.h"
+#include "server/serving/scheduler.h"
+#include "server/serving/servable.h"
+#include "server/serving/variant_stats.h"
+#include "server/store/model_store.h"
+#include "server/traffic/policy.h"
 
 namespace twinserve {
-
-enum class VariantState {
-  kLoading,
-  kCalibrating,
-  kQuantizing,
-  kReady,
-  kFailed,
-  kUnloading,
-  kUnloaded,
-};
-const char* VariantStateName(VariantState state);
-
-// The variant every model has from registration on.
-inline constexpr char kFp32Variant[] = "fp32";
-
-// One loaded variant. Immutable once published.
-struct Servable {
-  std::string model;
-  std::string variant;
-  uint64_t generation = 0;
-  std::shared_ptr<const Runner> runner;
-  std::shared_ptr<VariantStats> stats;
-  // Dynamic batching settings in force; a change publishes a copy of the
-  // servable with the new settings (same runner, same statistics).
-  std::shared_ptr<const BatchingConfig> batching;
-};
-using ServableHandle = std::shared_ptr<const Servable>;
 
 struct VariantStatus {
   std::string name;
@@ -86,6 +64,7 @@ struct ModelStatus {
   int64_t created_unix_ms = 0;
   int64_t updated_unix_ms = 0;
   uint64_t generation = 0;
+  std::string registration_id;
   // kReady when every variant is; kFailed with last_error when the store
   // entry or a variant is broken; kUnloaded after Unload().
   VariantState state = VariantState::kLoading;
@@ -93,128 +72,54 @@ struct ModelStatus {
   BatchingPolicy batching;
 };
 
-struct RegisterArgs {
-  std::string name;
-  std::string description;
-  Signature signature;
-  bool replace = false;
-  // With replace: keep the previous generation's fp32 serving beside the new
-  // one as variant "fp32-g<previous generation>", with the traffic pinned to
-  // it until the operator moves it (A/B between two FP32 generations).
-  bool keep_previous = false;
-  // Dynamic batching; unset keeps a replaced model's settings (or off).
-  std::optional<BatchingConfig> batching;
+// What happened to a model, counted (exported as counters).
+struct ModelEvents {
+  std::map<std::string, uint64_t> policy_changes;  // by action
+  // By who: "operator" or "guard:<name>" (never free text).
+  std::map<std::string, uint64_t> rollbacks;
+  std::map<std::string, uint64_t> jobs;  // by outcome
+  HistogramSnapshot job_seconds;
 };
 
-class ModelRegistry {
+// One model as readers that need more than its status see it, at once.
+struct ModelView {
+  ModelStatus status;
+  TrafficPolicy policy;
+  std::map<std::string, std::shared_ptr<VariantStats>> stats;  // by variant
+  std::map<std::string, CalibrationRecord> calibration_sets;
+  ModelEvents events;
+};
+
+class ModelRegistry : public ServableRouter {
  public:
-  // `store` (and `metrics`, if not null) must outlive the registry.
-  ModelRegistry(ModelStore* store, RunnerOptions runner_options,
-                Metrics* metrics = nullptr);
+  // `store` and `schedulers` must outlive the registry.
+  ModelRegistry(ModelStore* store, SchedulerFactory* schedulers,
+                RunnerOptions runner_options);
+  ~ModelRegistry() override;
 
-  // Loads every model in the store. A broken entry is logged and listed as
-  // kFailed with its reason; it never stops the others.
+  // Scans the store and loads every model (a broken entry is listed as
+  // kFailed with its reason and never stops the others), then opens the
+  // registry to writers.
   void LoadStoredModels();
+  bool loaded() const { return loaded_.load(); }
+  // OK once loaded; UNAVAILABLE before. Every writer checks it first.
+  absl::Status CheckWritable() const;
 
-  // Validates, loads and checks the uploaded model, then stores it durably
-  // as the fp32 variant (a new generation when replacing). `file` is consumed
-  // on success and deleted on failure.
-  // Errors: INVALID_ARGUMENT (name, specs, not TorchScript, forward fails on
-  // the declared inputs, outputs differ from the declared ones),
-  // ALREADY_EXISTS (name taken, replace not set), ABORTED (another change to
-  // the same model is in progress), storage errors.
-  absl::StatusOr<ModelStatus> Register(const RegisterArgs& args,
-                                       const StagedFile& file);
-  // Adds (or replaces) a variant of an existing model from an uploaded file
-  // that is already in its final form, e.g. an INT8 model from
-  // quantization-aware training. Checked against the model's signature.
-  // Errors as Register, plus NOT_FOUND for an unknown model and
-  // INVALID_ARGUMENT for the variant name "fp32" (register the model).
-  absl::StatusOr<ModelStatus> RegisterVariant(const std::string& name,
-                                              const std::string& variant,
-                                              const StagedFile& file);
-
-  // The stored record of a model. NOT_FOUND, or the store entry's error.
-  absl::StatusOr<ModelRecord> GetRecord(const std::string& name) const;
-  // Replaces the in-memory record after a store write that did not touch
-  // variants (calibration sets). ABORTED if the model's generation moved.
-  absl::Status UpdateRecord(const ModelRecord& record);
-  // Publishes a variant that was just stored as `record` (which holds it):
-  // the swap is atomic and requests in flight finish on the old servable.
-  // ABORTED if the model was replaced or removed since `generation`.
-  absl::Status PublishVariant(const ModelRecord& record,
-                              const std::string& variant,
-                              std::unique_ptr<Runner> runner);
-  // Shows a derived variant as being made (kQuantizing) while a job runs;
-  // a variant that already serves keeps serving and keeps its state.
-  void MarkVariantPending(const std::string& name, const std::string& variant,
-                          VariantState state);
-  // Ends MarkVariantPending without a result: a placeholder slot goes away.
-  void ClearVariantPending(const std::string& name, const std::string& variant);
-
-  // Removes the model from memory and from the store. NOT_FOUND if unknown.
-  absl::Status Unregister(const std::string& name);
-  // RepositoryModelUnload / Load: stop serving a stored model, or (re)load
-  // it from the store.
-  absl::Status Unload(const std::string& name);
-  absl::Status Load(const std::string& name);
-
+  // --- Reads ---------------------------------------------------------------
+  absl::StatusOr<Acquired> Acquire(
+      const std::string& model, const std::string& version,
+      absl::string_view routing_key) const override;
   std::vector<ModelStatus> List() const;
   absl::StatusOr<ModelStatus> Get(const std::string& name) const;
-
-  // The servable for a request. An empty version lets the model's traffic
-  // policy choose (sticky by `routing_key` when given); a chosen variant
-  // that is not ready falls back to the policy's baseline. A named version
-  // bypasses the policy. NOT_FOUND for an unknown model or version;
-  // UNAVAILABLE if the variant exists but is not ready.
-  absl::StatusOr<ServableHandle> Acquire(
-      const std::string& name, const std::string& version,
-      absl::string_view routing_key = "") const;
-
-  // A variant to run beside a request, off the response path, for
-  // comparison: the shadow candidate (shadow policy) or the baseline (a
-  // rollout's candidate served). `run` is null when there is none.
-  struct Comparison {
-    ServableHandle run;
-    std::string candidate;  // drift is recorded under this variant
-    bool served_is_baseline = true;
-  };
-  Comparison CompareFor(const std::string& name,
-                        const std::string& served) const;
-
-  // Traffic policy. SetPolicy validates against the model's ready variants,
-  // bumps the version, appends to the history and persists both before it
-  // takes effect. `action` is "set", "promote" or "rollback".
-  absl::StatusOr<TrafficPolicy> SetPolicy(const std::string& name,
-                                          TrafficPolicy policy,
-                                          const std::string& action,
-                                          const std::string& actor,
-                                          const std::string& reason);
+  absl::StatusOr<ModelView> View(const std::string& name) const;
+  std::vector<ModelView> Views() const;
   absl::StatusOr<TrafficPolicy> GetPolicy(const std::string& name) const;
   absl::StatusOr<std::vector<PolicyChange>> PolicyHistory(
       const std::string& name) const;
-  // Makes `variant` the baseline: all traffic to it.
-  absl::StatusOr<TrafficPolicy> Promote(const std::string& name,
-                                        const std::string& variant,
-                                        const std::string& actor,
-                                        const std::string& reason);
-  // Back to the policy before the current one, at once.
-  // FAILED_PRECONDITION when there is none.
-  absl::StatusOr<TrafficPolicy> Rollback(const std::string& name,
-                                         const std::string& actor,
-                                         const std::string& reason);
-
-  // Changes the dynamic batching settings of `variant`, or with an empty
-  // variant the model's default (for variants without their own); `clear`
-  // drops a variant's own settings. Persisted before it takes effect;
-  // requests already queued finish under the old settings.
-  // Errors: NOT_FOUND (model, variant), INVALID_ARGUMENT (values),
-  // FAILED_PRECONDITION (the model is not batchable), ABORTED.
-  absl::StatusOr<BatchingPolicy> SetBatching(const std::string& name,
-                                             const std::string& variant,
-                                             BatchingConfig config, bool clear);
-
-  // Statistics per (model, variant), for ModelStatistics.
+  // Variants of `name` that serve now (a policy may name only these).
+  std::set<std::string> ReadyVariants(const std::string& name) const;
+  // Statistics per (model, variant), for ModelStatistics; empty names match
+  // all.
   struct StatsEntry {
     std::string model;
     std::string variant;
@@ -222,6 +127,45 @@ class ModelRegistry {
   };
   std::vector<StatsEntry> Stats(const std::string& model,
                                 const std::string& variant) const;
+
+  // --- Mirrors of committed writes ------------------------------------------
+  // REQUIRES: called from the store's commit hook of the write that
+  // committed `committed` (so in commit order).
+  //
+  // A registration: `runner` serves as fp32; with `kept` non-empty the
+  // previous fp32 servable keeps serving under that name.
+  void ApplyRegistration(const ModelRecord& committed,
+                         std::shared_ptr<const Runner> runner,
+                         const std::string& kept);
+  // A variant stored in `committed`, loaded as `runner`.
+  void ApplyVariant(const ModelRecord& committed, const std::string& variant,
+                    std::shared_ptr<const Runner> runner);
+  // A change that loads nothing: policy, history, batching, sets.
+  void ApplyRecord(const ModelRecord& committed);
+  void ApplyRemoval(const std::string& name);
+
+  // --- Events ---------------------------------------------------------------
+  void RecordPolicyChange(const std::string& name, const std::string& action,
+                          const std::string& actor);
+  void RecordJob(const std::string& name, const std::string& outcome,
+                 double seconds);
+
+  // --- In memory only -------------------------------------------------------
+  // RepositoryModelUnload / Load: stop serving a stored model, or (re)load
+  // it from the store. NOT_FOUND if unknown; Load FAILED_PRECONDITION when a
+  // variant does not load.
+  absl::Status Unload(const std::string& name);
+  absl::Status Load(const std::string& name);
+  // Shows a derived variant as being made (`state`) while a job runs; a
+  // variant that already serves keeps serving and keeps its state.
+  void MarkVariantPending(const std::string& name, const std::string& variant,
+                          VariantState state);
+  // Ends MarkVariantPending without a result: a placeholder slot goes away.
+  void ClearVariantPending(const std::string& name, const std::string& variant);
+
+  // How variants load: FP32 through the optimization passes, derived
+  // variants (saved frozen) as they are.
+  RunnerOptions OptionsFor(const std::string& variant) const;
 
  private:
   struct VariantSlot {
@@ -238,40 +182,36 @@ class ModelRegistry {
     TrafficPolicy policy;
     std::vector<PolicyChange> history;
     BatchingPolicy batching;
+    ModelEvents events;
+    std::shared_ptr<LiveHistogram> job_seconds;
   };
-  // Parses a record's policy, history and batching settings into `e`
-  // (defaults when absent).
-  static void LoadPolicy(const ModelRecord& record, Entry* e);
-  // Gives every loaded servable of `e` its batching settings (servables are
-  // immutable: a changed setting publishes a copy).
-  static void ApplyBatchingLocked(Entry* e);
 
-  // Loads every variant of `record` and publishes the result.
+  // Loads every variant of `record` (outside the lock) and installs them.
   void LoadEntry(const std::string& name, absl::StatusOr<ModelRecord> record);
-  absl::StatusOr<ServableHandle> LoadVariant(
-      const ModelRecord& record, const std::string& variant,
-      std::shared_ptr<VariantStats> stats) const;
-  RunnerOptions OptionsFor(const std::string& variant) const;
-  // The entry of `name`, or NOT_FOUND naming it.
+  // Parses the record's policy, history and batching into `e`.
+  static void ParseRecordLocked(const ModelRecord& record, Entry* e);
+  // A servable of `variant` with its own scheduler.
+  ServableHandle MakeServable(const ModelRecord& record,
+                              const std::string& variant,
+                              std::shared_ptr<const Runner> runner,
+                              std::shared_ptr<VariantStats> stats,
+                              const BatchingConfig& batching) const;
+  // Gives every loaded servable of `e` its batching settings (servables are
+  // immutable: a changed setting publishes a copy with a new scheduler).
+  void ApplyBatchingLocked(Entry* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<const Entry*> FindLocked(const std::string& name) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   ModelStatus StatusLocked(const std::string& name, const Entry& e) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // The entry that `record` was read from, or ABORTED when the model has
-  // been replaced (another generation) or removed since.
-  absl::StatusOr<Entry*> SameGenerationLocked(const ModelRecord& record)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  class ChangeGuard;
-  // Claims exclusive right to change `name`; ABORTED if someone holds it.
-  absl::Status BeginChange(const std::string& name);
-  void EndChange(const std::string& name);
+  ModelView ViewLocked(const std::string& name, const Entry& e) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   ModelStore* const store_;
+  SchedulerFactory* const schedulers_;
   const RunnerOptions runner_options_;
-  Metrics* const metrics_;
+  std::atomic<bool> loaded_{false};
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> changing_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace twinserve

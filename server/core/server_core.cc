@@ -1,32 +1,63 @@
 #include "server/core/server_core.h"
 
-#include "server/core/status_macros.h"
+#include "absl/strings/ascii.h"
+#include "server/common/status_macros.h"
 
 namespace twinserve {
 
 absl::StatusOr<std::unique_ptr<ServerCore>> ServerCore::Create(
     const ServerOptions& options) {
   std::unique_ptr<ServerCore> core(new ServerCore(options));
-  core->metrics_ = std::make_unique<Metrics>();
   TS_ASSIGN_OR_RETURN(core->store_, ModelStore::Open(options.store_path));
+  core->schedulers_ = std::make_unique<SchedulerFactory>(options.scheduler);
   core->registry_ = std::make_unique<ModelRegistry>(
-      core->store_.get(), options.runner, core->metrics_.get());
-  core->engine_ = std::make_unique<InferenceEngine>(
-      core->registry_.get(), options.engine,
-      options.record_metrics ? core->metrics_.get() : nullptr);
-  core->jobs_ = std::make_unique<JobManager>(core->store_->JobsDir());
+      core->store_.get(), core->schedulers_.get(), options.runner);
+  core->registrar_ =
+      std::make_unique<Registrar>(core->store_.get(), core->registry_.get());
+  core->traffic_ = std::make_unique<TrafficControl>(core->store_.get(),
+                                                    core->registry_.get());
+  core->engine_ =
+      std::make_unique<InferenceEngine>(core->registry_.get(), options.engine);
+  ModelRegistry* registry = core->registry_.get();
+  core->jobs_ = std::make_unique<JobManager>(
+      core->store_->JobsDir(), [registry](const JobStatus& s) {
+        registry->RecordJob(s.model,
+                            absl::AsciiStrToLower(JobStateName(s.state)),
+                            (s.ended_unix_ms - s.started_unix_ms) / 1000.0);
+      });
   core->quantization_ = std::make_unique<QuantizationService>(
-      core->store_.get(), core->registry_.get(), core->jobs_.get(),
-      options.calibration, core->metrics_.get());
+      core->store_.get(), core->registry_.get(), core->registrar_.get(),
+      core->jobs_.get(), options.calibration);
   return core;
 }
 
 void ServerCore::LoadStoredModels() {
   registry_->LoadStoredModels();
   // Rollouts resume (counting each stage afresh) once models are loaded.
-  rollout_ =
-      std::make_unique<RolloutController>(registry_.get(), metrics_.get());
+  rollout_ = std::make_unique<RolloutDriver>(registry_.get(), traffic_.get(),
+                                             options_.rollout_tick_ms);
   ready_ = true;
+}
+
+void ServerCore::Shutdown() {
+  ready_ = false;
+  if (rollout_ != nullptr) rollout_->Stop();
+  // Jobs call into the quantization service, the registrar, the registry
+  // and the store: they stop while all of those still exist.
+  if (jobs_ != nullptr) jobs_->Shutdown();
+}
+
+ServerCore::~ServerCore() {
+  Shutdown();
+  rollout_.reset();
+  quantization_.reset();
+  jobs_.reset();
+  engine_.reset();
+  traffic_.reset();
+  registrar_.reset();
+  registry_.reset();
+  schedulers_.reset();
+  store_.reset();
 }
 
 }  // namespace twinserve

@@ -1,5 +1,13 @@
-// ServerCore owns the serving core (store, registry, inference engine) and
-// the server's readiness. The gRPC services are thin layers over it.
+// ServerCore owns the serving core and the order in which its parts start
+// and stop. The gRPC services are thin layers over it.
+//
+// Start: open the store; the registry loads every stored model (writes
+// answer UNAVAILABLE until then); the rollout driver starts.
+// Stop (Shutdown, or the destructor): the rollout driver stops; running jobs
+// are stopped and joined (recorded INTERRUPTED) while everything they use
+// still exists; then the engine drains its comparison runs, the registry
+// releases its servables (each scheduler draining onto the worker pool),
+// and the worker pool finishes last.
 #ifndef TWINSERVE_SERVER_CORE_SERVER_CORE_H_
 #define TWINSERVE_SERVER_CORE_SERVER_CORE_H_
 
@@ -8,13 +16,17 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "server/core/inference.h"
+#include "quant/calibration_set.h"
 #include "server/core/jobs.h"
-#include "server/core/metrics.h"
 #include "server/core/quantization.h"
+#include "server/core/registrar.h"
 #include "server/core/registry.h"
-#include "server/core/rollout.h"
-#include "server/core/store.h"
+#include "server/core/rollout_driver.h"
+#include "server/core/traffic_control.h"
+#include "server/runtime/runner.h"
+#include "server/serving/engine.h"
+#include "server/serving/scheduler.h"
+#include "server/store/model_store.h"
 
 namespace twinserve {
 
@@ -22,44 +34,56 @@ struct ServerOptions {
   // Folder of the durable model store; created if missing.
   std::string store_path;
   RunnerOptions runner;
+  SchedulerOptions scheduler;
   EngineOptions engine;
   // Largest model file a registration may upload.
   uint64_t max_model_bytes = uint64_t{4} << 30;
   CalibrationLimits calibration;
-  // Per-request metric updates on the inference path.
-  bool record_metrics = true;
+  // How often the rollout driver judges rollouts; 0: never (tests).
+  int rollout_tick_ms = 250;
 };
 
 class ServerCore {
  public:
-  // Opens the store. Models are loaded by LoadStoredModels(), so a caller can
-  // start answering liveness first.
+  // Opens the store. Models are loaded by LoadStoredModels(), so a caller
+  // can start answering liveness first.
   static absl::StatusOr<std::unique_ptr<ServerCore>> Create(
       const ServerOptions& options);
+  ~ServerCore();
 
   // Loads every stored model, then marks the server ready.
   void LoadStoredModels();
   bool ready() const { return ready_.load(); }
 
+  // Stops jobs and the rollout driver (see the file comment); requests
+  // still in flight finish. Idempotent; the destructor calls it.
+  void Shutdown();
+
   const ServerOptions& options() const { return options_; }
   ModelStore* store() { return store_.get(); }
   ModelRegistry* registry() { return registry_.get(); }
+  Registrar* registrar() { return registrar_.get(); }
+  TrafficControl* traffic() { return traffic_.get(); }
   InferenceEngine* engine() { return engine_.get(); }
+  JobManager* jobs() { return jobs_.get(); }
   QuantizationService* quantization() { return quantization_.get(); }
-  Metrics* metrics() { return metrics_.get(); }
+  RolloutDriver* rollout() { return rollout_.get(); }
 
  private:
   explicit ServerCore(const ServerOptions& options) : options_(options) {}
 
   const ServerOptions options_;
-  std::unique_ptr<Metrics> metrics_;
+  // Declared in the order they are built; Shutdown and the destructor take
+  // them down in reverse.
   std::unique_ptr<ModelStore> store_;
+  std::unique_ptr<SchedulerFactory> schedulers_;
   std::unique_ptr<ModelRegistry> registry_;
+  std::unique_ptr<Registrar> registrar_;
+  std::unique_ptr<TrafficControl> traffic_;
   std::unique_ptr<InferenceEngine> engine_;
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<QuantizationService> quantization_;
-  // Last: stopped first, before what it reads goes away.
-  std::unique_ptr<RolloutController> rollout_;
+  std::unique_ptr<RolloutDriver> rollout_;
   std::atomic<bool> ready_{false};
 };
 

@@ -1,5 +1,8 @@
 // twinserve.v1.ModelService over ServerCore: registration (client-streamed
-// upload), listing, inspection and removal of models.
+// upload), listing, inspection and removal of models, calibration sets,
+// quantization jobs, traffic policies and batching. Each handler translates
+// (server/grpc/management_convert.h), calls the core and maps the status;
+// the streaming calls are reactors (server/grpc/management_reactors.h).
 #ifndef TWINSERVE_SERVER_GRPC_MANAGEMENT_SERVICE_H_
 #define TWINSERVE_SERVER_GRPC_MANAGEMENT_SERVICE_H_
 
@@ -7,7 +10,7 @@
 
 #include "proto/twinserve.grpc.pb.h"
 #include "server/core/server_core.h"
-#include "server/core/thread_pool.h"
+#include "server/serving/thread_pool.h"
 
 namespace twinserve {
 
@@ -90,15 +93,6 @@ class ManagementService final
   // Model loads and checks take seconds: they run here, not on gRPC threads.
   std::unique_ptr<ThreadPool> slow_work_;
 };
-
-// Conversions, exposed for tests.
-absl::StatusOr<TensorSpec> SpecFromProto(const v1::TensorSpec& proto);
-void ModelStatusToProto(const ModelStatus& status, v1::ModelInfo* out);
-void JobToProto(const JobStatus& status, v1::Job* out);
-// QuantizeRequest -> core request with defaults; INVALID_ARGUMENT or
-// UNIMPLEMENTED (modes other than static).
-absl::StatusOr<QuantizeRequest> QuantizeRequestFromProto(
-    const v1::QuantizeRequest& proto);
 
 }  // namespace twinserve
 

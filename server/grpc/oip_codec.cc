@@ -6,8 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "server/core/clock.h"
-#include "server/core/status_macros.h"
+#include "server/common/clock.h"
+#include "server/common/status_macros.h"
 
 namespace twinserve {
 namespace {

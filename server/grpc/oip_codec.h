@@ -11,8 +11,8 @@
 
 #include "absl/status/statusor.h"
 #include "proto/grpc_service.pb.h"
-#include "server/core/inference.h"
-#include "server/core/shared_memory.h"
+#include "server/grpc/shared_memory.h"
+#include "server/serving/engine.h"
 
 namespace twinserve {
 

@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
-#include "server/grpc/grpc_status_util.h"
+#include "proto/grpc_status_util.h"
 #include "server/grpc/oip_codec.h"
 
 namespace twinserve {
@@ -219,7 +219,7 @@ ServerUnaryReactor* OipService::ModelReady(
     inference::ModelReadyResponse* response) {
   // As Triton: an unknown or unready model is "not ready", not an error.
   response->set_ready(
-      core_->registry()->Acquire(request->name(), request->version()).ok());
+      core_->registry()->Acquire(request->name(), request->version(), "").ok());
   return Done(ctx, absl::OkStatus());
 }
 

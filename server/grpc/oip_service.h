@@ -9,8 +9,8 @@
 
 #include "proto/grpc_service.grpc.pb.h"
 #include "server/core/server_core.h"
-#include "server/core/shared_memory.h"
 #include "server/grpc/arena_allocator.h"
+#include "server/grpc/shared_memory.h"
 
 namespace twinserve {
 

@@ -1,0 +1,88 @@
+#include "quant/report.h"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+
+namespace twinserve {
+
+std::string QuantizationReport::ToJson() const {
+  nlohmann::json j;
+  j["mode"] = mode;
+  j["method"] = method;
+  j["percentile"] = percentile;
+  j["per_channel_weights"] = per_channel_weights;
+  j["calibration_samples"] = calibration_samples;
+  j["eval_samples"] = eval_samples;
+  j["layers"] = nlohmann::json::array();
+  for (const auto& l : layers) {
+    j["layers"].push_back(
+        {{"name", l.name},
+         {"is_weight", l.is_weight},
+         {"sqnr_db", std::isfinite(l.sqnr_db) ? l.sqnr_db : 999.0},
+         {"quantized", l.quantized}});
+  }
+  j["fp32_modules"] = fp32_modules;
+  j["fallback_log"] = fallback_log;
+  j["trials"] = trials;
+  j["criterion_met"] = criterion_met;
+  j["top1_agreement"] = top1_agreement;
+  j["cosine_mean"] = cosine_mean;
+  j["max_abs_error"] = max_abs_error;
+  j["mean_abs_error"] = mean_abs_error;
+  j["fp32_accuracy"] = fp32_accuracy;
+  j["int8_accuracy"] = int8_accuracy;
+  j["fp32_serialized_bytes"] = fp32_serialized_bytes;
+  j["int8_serialized_bytes"] = int8_serialized_bytes;
+  j["fp32_parameter_bytes"] = fp32_parameter_bytes;
+  j["int8_parameter_bytes"] = int8_parameter_bytes;
+  j["fp32_latency_ms_b1"] = fp32_latency_ms_b1;
+  j["int8_latency_ms_b1"] = int8_latency_ms_b1;
+  j["fp32_latency_ms_b32"] = fp32_latency_ms_b32;
+  j["int8_latency_ms_b32"] = int8_latency_ms_b32;
+  j["duration_seconds"] = duration_seconds;
+  return j.dump();
+}
+
+absl::StatusOr<QuantizationReport> QuantizationReport::FromJson(
+    const std::string& text) {
+  try {
+    auto j = nlohmann::json::parse(text);
+    QuantizationReport r;
+    r.mode = j.value("mode", std::string("static"));
+    r.method = j.at("method");
+    r.percentile = j.at("percentile");
+    r.per_channel_weights = j.at("per_channel_weights");
+    r.calibration_samples = j.at("calibration_samples");
+    r.eval_samples = j.at("eval_samples");
+    for (const auto& l : j.at("layers")) {
+      r.layers.push_back({l.at("name"), l.at("is_weight"), l.at("sqnr_db"),
+                          l.at("quantized")});
+    }
+    r.fp32_modules = j.at("fp32_modules").get<std::vector<std::string>>();
+    r.fallback_log = j.at("fallback_log").get<std::vector<std::string>>();
+    r.trials = j.at("trials");
+    r.criterion_met = j.at("criterion_met");
+    r.top1_agreement = j.at("top1_agreement");
+    r.cosine_mean = j.at("cosine_mean");
+    r.max_abs_error = j.at("max_abs_error");
+    r.mean_abs_error = j.at("mean_abs_error");
+    r.fp32_accuracy = j.at("fp32_accuracy");
+    r.int8_accuracy = j.at("int8_accuracy");
+    r.fp32_serialized_bytes = j.at("fp32_serialized_bytes");
+    r.int8_serialized_bytes = j.at("int8_serialized_bytes");
+    r.fp32_parameter_bytes = j.at("fp32_parameter_bytes");
+    r.int8_parameter_bytes = j.at("int8_parameter_bytes");
+    r.fp32_latency_ms_b1 = j.at("fp32_latency_ms_b1");
+    r.int8_latency_ms_b1 = j.at("int8_latency_ms_b1");
+    r.fp32_latency_ms_b32 = j.at("fp32_latency_ms_b32");
+    r.int8_latency_ms_b32 = j.at("int8_latency_ms_b32");
+    r.duration_seconds = j.at("duration_seconds");
+    return r;
+  } catch (const std::exception& e) {
+    return absl::DataLossError(absl::StrCat("corrupt report: ", e.what()));
+  }
+}
+
+}  // namespace twinserve

@@ -1,0 +1,318 @@
+#include "server/serving/batcher.h"
+
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "absl/algorithm/container.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/common/clock.h"
+#include "server/serving/thread_pool.h"
+#include "tests/test_util.h"
+
+namespace twinserve {
+namespace {
+
+using ::testing::HasSubstr;
+
+HostTensor Random(const std::string& name, Shape shape, std::mt19937* rng) {
+  return ::twinserve::testing::RandomFloats(name, std::move(shape), rng, -2, 2);
+}
+
+// One row of inputs for add_sub.pt.
+std::vector<HostTensor> AddSubRow(std::mt19937* rng) {
+  return {Random("a", {1, 4}, rng), Random("b", {1, 4}, rng)};
+}
+
+std::shared_ptr<const Runner> LoadFixture(const std::string& file,
+                                          const Signature& sig) {
+  auto r = Runner::Load(::twinserve::testing::FixturePath(file), sig,
+                        RunnerOptions{});
+  EXPECT_TRUE(r.ok()) << r.status();
+  return std::move(*r);
+}
+
+Signature AddSubSignature() {
+  Signature s;
+  s.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
+  s.outputs = {{"sum", DataType::kFp32, {-1, 4}},
+               {"diff", DataType::kFp32, {-1, 4}}};
+  return s;
+}
+
+Signature LinearSignature() {
+  Signature s;
+  s.inputs = {{"x", DataType::kFp32, {-1, 784}}};
+  s.outputs = {{"y", DataType::kFp32, {-1, 10}}};
+  return s;
+}
+
+// Collects what each task's callback saw.
+struct Outcome {
+  absl::Notification done;
+  absl::Status status;
+  std::vector<HostTensor> outputs;
+  ExecutionInfo info;
+};
+
+Task MakeTask(std::vector<HostTensor> inputs, Outcome* outcome,
+              uint64_t deadline_ns = 0) {
+  Task t;
+  t.rows = inputs[0].shape[0];
+  t.inputs = std::move(inputs);
+  t.enqueue_ns = NowNs();
+  t.deadline_ns = deadline_ns;
+  t.done = [outcome](absl::StatusOr<std::vector<HostTensor>> out,
+                     const ExecutionInfo& info,
+                     const std::vector<HostTensor>&) {
+    outcome->status = out.status();
+    if (out.ok()) outcome->outputs = std::move(*out);
+    outcome->info = info;
+    outcome->done.Notify();
+  };
+  return t;
+}
+
+Batcher::Executor On(ThreadPool* pool) {
+  return [pool](std::function<void()> fn) { pool->Schedule(std::move(fn)); };
+}
+
+TEST(BatcherTest, StackAndSplitRoundTrip) {
+  std::mt19937 rng(1);
+  std::vector<Task> batch(3);
+  const int rows[] = {1, 3, 2};
+  for (int i = 0; i < 3; ++i) {
+    batch[i].inputs = {Random("x", {rows[i], 5}, &rng)};
+    batch[i].rows = rows[i];
+  }
+  std::vector<HostTensor> stacked = StackInputs(batch);
+  ASSERT_EQ(stacked.size(), 1u);
+  EXPECT_EQ(stacked[0].shape, (Shape{6, 5}));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(stacked[0].data) % 64, 0u);
+  auto parts = SplitOutputs(stacked, {1, 3, 2});
+  ASSERT_TRUE(parts.ok());
+  for (int i = 0; i < 3; ++i) {
+    const HostTensor& p = (*parts)[i][0];
+    EXPECT_EQ(p.shape, (Shape{rows[i], 5}));
+    ASSERT_EQ(p.byte_size, batch[i].inputs[0].byte_size);
+    EXPECT_EQ(std::memcmp(p.data, batch[i].inputs[0].data, p.byte_size), 0);
+  }
+  EXPECT_THAT(SplitOutputs(stacked, {1, 1}).status().message(),
+              HasSubstr("one row per input row"));
+}
+
+// Many concurrent requests of mixed sizes, batched, give exactly what each
+// gives alone (add_sub is elementwise: LibTorch is deterministic here) and
+// nearly what it gives alone for a matmul (kernels may pick another
+// blocking for another row count).
+void CheckBatchedEqualsAlone(const std::string& file, const Signature& sig,
+                             float tolerance) {
+  std::shared_ptr<const Runner> runner = LoadFixture(file, sig);
+  ThreadPool pool("w", 2);
+  Batcher batcher("test", runner, On(&pool), 2);
+  BatchingConfig config;
+  config.max_batch_size = 16;
+  config.max_queue_delay_us = 2000;
+  constexpr int kClients = 8, kPerClient = 25;
+  std::vector<std::vector<HostTensor>> inputs(kClients * kPerClient);
+  std::vector<Outcome> outcomes(inputs.size());
+  std::mt19937 rng(7);
+  for (auto& in : inputs) {
+    const int rows = 1 + rng() % 3;
+    for (const TensorSpec& s : sig.inputs) {
+      in.push_back(Random(s.name, {rows, s.shape[1]}, &rng));
+    }
+  }
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = c * kPerClient; i < (c + 1) * kPerClient; ++i) {
+        ASSERT_TRUE(
+            batcher.Enqueue(MakeTask(inputs[i], &outcomes[i]), config).ok());
+        if (i % 5 == 0)
+          std::this_thread::sleep_for(std::chrono::microseconds(300));
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  int batched = 0;
+  float worst = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    outcomes[i].done.WaitForNotification();
+    ASSERT_TRUE(outcomes[i].status.ok()) << outcomes[i].status;
+    if (outcomes[i].info.requests > 1) ++batched;
+    auto alone = runner->Run(inputs[i], nullptr);
+    ASSERT_TRUE(alone.ok());
+    ASSERT_EQ(alone->size(), outcomes[i].outputs.size());
+    for (size_t o = 0; o < alone->size(); ++o) {
+      const HostTensor& x = (*alone)[o];
+      const HostTensor& y = outcomes[i].outputs[o];
+      ASSERT_EQ(x.shape, y.shape);
+      ASSERT_EQ(x.byte_size, y.byte_size);
+      const float* a = reinterpret_cast<const float*>(x.data);
+      const float* b = reinterpret_cast<const float*>(y.data);
+      for (size_t k = 0; k < x.byte_size / 4; ++k) {
+        worst = std::max(worst, std::abs(a[k] - b[k]));
+      }
+    }
+  }
+  std::printf(
+      "%s: %d of %zu requests ran in shared batches; max |batched - "
+      "alone| = %g\n",
+      file.c_str(), batched, inputs.size(), worst);
+  EXPECT_GT(batched, 0);
+  EXPECT_LE(worst, tolerance);
+}
+
+TEST(BatcherTest, BatchedEqualsAloneBitForBitElementwise) {
+  CheckBatchedEqualsAlone("add_sub.pt", AddSubSignature(), 0.0f);
+}
+
+TEST(BatcherTest, BatchedMatchesAloneForMatmul) {
+  CheckBatchedEqualsAlone("linear.pt", LinearSignature(), 1e-5f);
+}
+
+// Holds the pool's only worker until released.
+struct Blocker {
+  explicit Blocker(ThreadPool* pool) {
+    pool->Schedule([this] { release.WaitForNotification(); });
+  }
+  absl::Notification release;
+};
+
+TEST(BatcherTest, FullQueueIsRefusedAtOnce) {
+  std::shared_ptr<const Runner> runner =
+      LoadFixture("add_sub.pt", AddSubSignature());
+  ThreadPool pool("w", 1);
+  BatchingConfig config;
+  config.max_batch_size = 4;
+  config.queue_capacity = 3;
+  Batcher batcher("model 'm' version 'fp32'", runner, On(&pool), 1);
+  std::mt19937 rng(3);
+  auto in = [&] { return AddSubRow(&rng); };
+  // The first batch occupies the only slot; it cannot start while the
+  // worker is blocked, so later requests wait in the queue.
+  Blocker blocker(&pool);
+  std::vector<Outcome> outcomes(8);
+  ASSERT_TRUE(batcher.Enqueue(MakeTask(in(), &outcomes[0]), config).ok());
+  while (batcher.queue_size() > 0) std::this_thread::yield();
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(batcher.Enqueue(MakeTask(in(), &outcomes[i]), config).ok());
+  }
+  absl::Status full = batcher.Enqueue(MakeTask(in(), &outcomes[4]), config);
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(full.message(), HasSubstr("queue_capacity 3"));
+  EXPECT_THAT(full.message(), HasSubstr("model 'm' version 'fp32'"));
+  blocker.release.Notify();
+  for (int i = 0; i <= 3; ++i) {
+    outcomes[i].done.WaitForNotification();
+    EXPECT_TRUE(outcomes[i].status.ok());
+  }
+  EXPECT_EQ(outcomes[1].info.requests, 3);  // they waited together
+  EXPECT_FALSE(outcomes[4].done.HasBeenNotified());
+}
+
+TEST(BatcherTest, ExpiredRequestsAreDroppedBeforeRunning) {
+  std::shared_ptr<const Runner> runner =
+      LoadFixture("add_sub.pt", AddSubSignature());
+  ThreadPool pool("w", 1);
+  BatchingConfig config;
+  config.max_batch_size = 4;
+  Batcher batcher("test", runner, On(&pool), 1);
+  std::mt19937 rng(4);
+  Blocker blocker(&pool);
+  Outcome first, late, patient;
+  ASSERT_TRUE(batcher.Enqueue(MakeTask(AddSubRow(&rng), &first), config).ok());
+  while (batcher.queue_size() > 0) std::this_thread::yield();
+  ASSERT_TRUE(
+      batcher
+          .Enqueue(MakeTask(AddSubRow(&rng), &late, NowNs() + 2'000'000),
+                   config)
+          .ok());
+  ASSERT_TRUE(batcher
+                  .Enqueue(MakeTask(AddSubRow(&rng), &patient,
+                                    NowNs() + 60'000'000'000),
+                           config)
+                  .ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  blocker.release.Notify();
+  late.done.WaitForNotification();
+  patient.done.WaitForNotification();
+  EXPECT_EQ(late.status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(late.status.message(), HasSubstr("it was not run"));
+  EXPECT_TRUE(patient.status.ok());
+  EXPECT_EQ(patient.info.requests, 1);
+}
+
+TEST(BatcherTest, PreferredSizeDispatchesWithoutWaitingForTheDelay) {
+  std::shared_ptr<const Runner> runner =
+      LoadFixture("add_sub.pt", AddSubSignature());
+  ThreadPool pool("w", 1);
+  BatchingConfig config;
+  config.max_batch_size = 8;
+  config.preferred_batch_sizes = {4};
+  config.max_queue_delay_us = 30'000'000;  // 30 s: never reached here
+  Batcher batcher("test", runner, On(&pool), 1);
+  std::mt19937 rng(5);
+  std::vector<Outcome> outcomes(4);
+  for (Outcome& o : outcomes) {
+    ASSERT_TRUE(batcher.Enqueue(MakeTask(AddSubRow(&rng), &o), config).ok());
+  }
+  for (Outcome& o : outcomes) {
+    ASSERT_TRUE(o.done.WaitForNotificationWithTimeout(absl::Seconds(20)));
+    EXPECT_EQ(o.info.requests, 4);
+    EXPECT_EQ(o.info.batch_rows, 4);
+  }
+  EXPECT_EQ(
+      absl::c_count_if(outcomes, [](const Outcome& o) { return o.info.first; }),
+      1);
+}
+
+TEST(BatcherTest, WaitingRowsAreSpreadOverIdleWorkers) {
+  std::shared_ptr<const Runner> runner =
+      LoadFixture("add_sub.pt", AddSubSignature());
+  ThreadPool pool("w", 2);
+  BatchingConfig config;
+  config.max_batch_size = 16;
+  config.max_queue_delay_us = 200'000;  // all 8 arrive well within it
+  Batcher batcher("test", runner, On(&pool), 2);
+  std::mt19937 rng(8);
+  std::vector<Outcome> outcomes(8);
+  for (Outcome& o : outcomes) {
+    ASSERT_TRUE(batcher.Enqueue(MakeTask(AddSubRow(&rng), &o), config).ok());
+  }
+  for (Outcome& o : outcomes) o.done.WaitForNotification();
+  // Two idle workers: 4 + 4 rows, not 8 on one worker and none on the other.
+  EXPECT_EQ(outcomes[0].info.requests, 4);
+  EXPECT_EQ(outcomes[7].info.requests, 4);
+}
+
+TEST(BatcherTest, CountsWaitingRequestsInItsVariantsStats) {
+  std::shared_ptr<const Runner> runner =
+      LoadFixture("add_sub.pt", AddSubSignature());
+  ThreadPool pool("w", 1);
+  BatchingConfig config;
+  config.max_batch_size = 8;
+  auto stats = std::make_shared<VariantStats>();
+  Batcher batcher("test", runner, On(&pool), 1, stats);
+  std::mt19937 rng(6);
+  Blocker blocker(&pool);
+  std::vector<Outcome> outcomes(3);
+  ASSERT_TRUE(
+      batcher.Enqueue(MakeTask(AddSubRow(&rng), &outcomes[0]), config).ok());
+  while (batcher.queue_size() > 0) std::this_thread::yield();
+  for (int i = 1; i < 3; ++i) {
+    ASSERT_TRUE(
+        batcher.Enqueue(MakeTask(AddSubRow(&rng), &outcomes[i]), config).ok());
+  }
+  EXPECT_EQ(stats->Snapshot().queued, 2);
+  blocker.release.Notify();
+  for (Outcome& o : outcomes) o.done.WaitForNotification();
+  EXPECT_EQ(stats->Snapshot().queued, 0);
+}
+
+}  // namespace
+}  // namespace twinserve

@@ -1,0 +1,165 @@
+// ModelStore: the durable home of everything the server acknowledged.
+//
+// Layout under the root folder:
+//   models/<name>/manifest.json      the commit point of a model: its record
+//                                    (server/store/records.h)
+//   models/<name>/<variant>-g<generation>-<token>.pt   variant artifacts
+//   models/<name>/calib-<set>-<token>.bin  calibration sets
+//   staging/                         uploads in progress (cleared on open)
+//   trash/                           removed models (cleared on open)
+//   jobs/<id>.json                   quantization job records
+//
+// Writes. A record changes only through CompareAndSwap: the writer names the
+// revision it read, and if another write committed since, it is refused
+// (ABORTED). Update is the read-modify-write loop over it that every writer
+// uses: it re-reads and re-applies its mutation until it commits, so
+// concurrent writers never lose each other's changes. Commits happen one at
+// a time, each with a revision higher than any before in this store (so a
+// model removed and registered again never reuses one); `on_commit` runs
+// inside that order, so whoever mirrors the store in memory (the registry)
+// sees the commits in the order they happened.
+//
+// Files. New files are adopted into the model folder (fsync'd, renamed)
+// before the record that references them commits; a commit replaces the
+// manifest atomically, then deletes the files the previous record referenced
+// and the new one does not. Files no record references (adopted by a writer
+// that crashed or failed) are deleted by Scan at startup, and by a failed
+// Update for its own files, never by another writer's commit.
+//
+// Reading. Scan (at startup) reads every model folder, verifies checksums,
+// and reports a broken entry with its reason without stopping the others.
+//
+// Thread-safe.
+#ifndef TWINSERVE_SERVER_STORE_MODEL_STORE_H_
+#define TWINSERVE_SERVER_STORE_MODEL_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/store/records.h"
+#include "server/store/upload.h"
+
+namespace twinserve {
+
+// One model folder as found on disk.
+struct StoredModel {
+  std::string name;
+  // The record, or why the entry is unusable (DATA_LOSS).
+  absl::StatusOr<ModelRecord> record;
+};
+
+// A staged file to adopt into the model folder as
+// <prefix>-<token><extension>.
+struct NewFile {
+  std::string prefix;     // "int8-g3", "calib-a1"
+  std::string extension;  // ".pt", ".bin"
+  StagedFile staged;
+};
+
+// Changes a copy of the current record (revision 0: the model is not
+// stored). `files` are the base names given to the write's NewFiles, in
+// order. An error aborts the write; the store is unchanged.
+using Mutation = std::function<absl::Status(
+    ModelRecord* record, const std::vector<std::string>& files)>;
+// Hears a committed record (or, for Remove, the removal) in commit order.
+// Must be quick and must not write to the store.
+using CommitHook = std::function<void(const ModelRecord& committed)>;
+
+struct UpdateOptions {
+  // Non-empty: the record must still belong to this registration; NOT_FOUND
+  // if the model is gone, ABORTED if it was registered anew.
+  std::string registration_id;
+  // Let the mutation replace an entry Scan found broken (registration);
+  // otherwise the entry's error is returned.
+  bool overwrite_broken = false;
+  std::vector<NewFile> files;
+  CommitHook on_commit;
+};
+
+class ModelStore {
+ public:
+  // Creates the folders if needed and clears staging/ and trash/.
+  static absl::StatusOr<std::unique_ptr<ModelStore>> Open(
+      const std::string& root);
+
+  const std::string& root() const { return root_; }
+
+  // --- Staging: files on their way in ---------------------------------
+  absl::StatusOr<std::unique_ptr<Upload>> BeginUpload();
+  // A staged copy of bytes made in the server (a serialized set).
+  absl::StatusOr<StagedFile> StageBytes(absl::string_view bytes);
+  // Path of a staging file for a writer that saves by path (LibTorch).
+  std::string NewStagingPath(const std::string& suffix) const;
+  // fsyncs and checksums a file written at a staging path.
+  absl::StatusOr<StagedFile> AdoptStagingFile(const std::string& path);
+
+  // --- Reading -----------------------------------------------------------
+  // Every model folder, sorted by name: verifies each artifact's checksum,
+  // deletes files no record references and loads the records. REQUIRES:
+  // called once, before any write.
+  std::vector<StoredModel> Scan();
+  // One model folder re-read from disk and verified (RepositoryModelLoad).
+  // NOT_FOUND if absent.
+  StoredModel Read(const std::string& name);
+  // The record as last committed, NOT_FOUND, or the entry's error.
+  absl::StatusOr<ModelRecord> Get(const std::string& name) const;
+
+  // --- Writing -------------------------------------------------------------
+  // Commits `next` (for model next->name) if the model's current revision is
+  // `expected_revision` (0: not stored, or broken). Sets next->revision and
+  // the update time. ABORTED if the revision moved; storage errors.
+  absl::Status CompareAndSwap(uint64_t expected_revision, ModelRecord* next,
+                              const CommitHook& on_commit = nullptr);
+  // Read-modify-write of one model's record through CompareAndSwap, retried
+  // while other writers commit first. Adopts `options.files` first; on
+  // failure they are deleted again. Returns the committed record.
+  absl::StatusOr<ModelRecord> Update(const std::string& name,
+                                     const Mutation& mutate,
+                                     UpdateOptions options = {});
+  // Removes the model folder (moved to trash/ atomically, then deleted).
+  // NOT_FOUND if absent; with a registration id, ABORTED if the model was
+  // registered anew. `on_removed` runs in commit order.
+  absl::Status Remove(const std::string& name,
+                      const std::string& registration_id = "",
+                      const std::function<void()>& on_removed = nullptr);
+
+  // --- Paths
+  // ------------------------------------------------------------------
+  std::string VariantPath(const std::string& model,
+                          const VariantRecord& v) const;
+  std::string CalibrationPath(const std::string& model,
+                              const CalibrationRecord& c) const;
+  // The folder for job records (jobs/).
+  std::string JobsDir() const;
+
+ private:
+  explicit ModelStore(std::string root) : root_(std::move(root)) {}
+  std::string ModelDir(const std::string& name) const;
+  // Reads and verifies one folder. `collect_garbage`: also delete files
+  // its record does not reference (only safe before any write starts).
+  StoredModel ReadFolder(const std::string& name, bool collect_garbage);
+  // Moves `file` into the model folder; returns the base name.
+  absl::StatusOr<std::string> Adopt(const std::string& model,
+                                    const NewFile& file);
+
+  const std::string root_;
+  // Serializes commits (the one order of writes); held across the
+  // manifest's fsync. Taken before mu_.
+  absl::Mutex write_mu_;
+  uint64_t next_revision_ ABSL_GUARDED_BY(write_mu_) = 1;
+  mutable absl::Mutex mu_;
+  std::map<std::string, absl::StatusOr<ModelRecord>> records_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace twinserve
+
+#endif  // TWINSERVE_SERVER_STORE_MODEL_STORE_H_
