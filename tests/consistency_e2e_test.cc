@@ -413,7 +413,9 @@ TEST(ConsistencyTest, SigtermDuringAJobStopsItAndExitsCleanly) {
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_THAT(job->state(),
               ::testing::AnyOf(v1::JOB_CANCELLED, v1::JOB_INTERRUPTED));
-  EXPECT_EQ(Names(*client.Get("f")), std::set<std::string>{"fp32"});
+  auto info = client.Get("f");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(Names(*info), std::set<std::string>{"fp32"});
 }
 
 // --- Bug 8: unregistered models leave no thread and no series -------------

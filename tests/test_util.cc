@@ -198,7 +198,10 @@ ServerProcess::ServerProcess(const std::string& store,
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   address_ = "127.0.0.1:" + ReadFileOrDie(port_file);
-  metrics_address_ = "127.0.0.1:" + ReadFileOrDie(metrics_port_file);
+  // Written before the gRPC port file, unless /metrics is off.
+  if (PathExists(metrics_port_file)) {
+    metrics_address_ = "127.0.0.1:" + ReadFileOrDie(metrics_port_file);
+  }
   if (!wait_until_ready) return;
   TwinClient client(address_);
   absl::Status st = client.WaitForReady(std::chrono::seconds(60));

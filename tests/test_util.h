@@ -65,7 +65,7 @@ class ServerProcess {
   ~ServerProcess();
 
   const std::string& address() const { return address_; }
-  // host:port of /metrics.
+  // host:port of /metrics; empty when the server runs with --metrics=false.
   const std::string& metrics_address() const { return metrics_address_; }
   // kill -9, as a crash would.
   void Kill9();

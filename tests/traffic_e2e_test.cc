@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -30,10 +31,14 @@ class TrafficTest : public ::testing::Test {
     Start();
     ASSERT_TRUE(::twinserve::testing::RegisterAddSubWithAlt(*client_).ok());
   }
-  void Start() {
-    server_ = std::make_unique<ServerProcess>(store_);
+  void Start(std::vector<std::string> flags = {}) {
+    server_.reset();  // stopped before the next one starts on the store
+    server_ = std::make_unique<ServerProcess>(store_, std::move(flags));
     client_ = std::make_unique<TwinClient>(server_->address());
   }
+  // Rolls out add_sub_wrong (its sum negated) as "wrong" under load and
+  // expects its disagreement guard to roll it back at stage 1.
+  void RollBackABadCandidate();
   // The variant that served one request.
   std::string Served(const std::string& key = "",
                      const std::string& version = "") {
@@ -64,6 +69,13 @@ class TrafficTest : public ::testing::Test {
                           st.error_message());
     }
     return out;
+  }
+  // The current policy; a failed poll fails the test (it used to read as
+  // an empty policy and go unnoticed).
+  v1::TrafficPolicy Current() {
+    auto p = client_->GetPolicy("m");
+    EXPECT_TRUE(p.ok()) << "GetTrafficPolicy: " << p.status();
+    return p.ok() ? *p : v1::TrafficPolicy();
   }
   static v1::TrafficPolicy Weighted(double fp32, double alt) {
     v1::TrafficPolicy p;
@@ -192,7 +204,7 @@ int LoadUntil(const std::string& address, const std::function<bool()>& done) {
   return failures.load();
 }
 
-TEST_F(TrafficTest, RolloutOfABadCandidateIsRolledBackByItsGuard) {
+void TrafficTest::RollBackABadCandidate() {
   RegisterOptions wrong;
   wrong.name = "m";
   wrong.variant = "wrong";
@@ -207,18 +219,10 @@ TEST_F(TrafficTest, RolloutOfABadCandidateIsRolledBackByItsGuard) {
   p.add_steps(100);
   p.set_min_requests(1000000);  // never advances on its own
   ASSERT_TRUE(Set(p, "roll out a bad build").ok());
-  auto policy_kind = [&] {
-    grpc::ClientContext ctx;
-    v1::GetTrafficPolicyRequest req;
-    req.set_model("m");
-    v1::TrafficPolicy out;
-    client_->management()->GetTrafficPolicy(&ctx, req, &out);
-    return out;
-  };
-  const int failures = LoadUntil(
-      server_->address(), [&] { return policy_kind().kind() == "pinned"; });
+  const int failures = LoadUntil(server_->address(),
+                                 [&] { return Current().kind() == "pinned"; });
   EXPECT_EQ(failures, 0) << "no client request fails during the rollback";
-  const v1::TrafficPolicy now = policy_kind();
+  const v1::TrafficPolicy now = Current();
   EXPECT_EQ(now.kind(), "pinned");
   EXPECT_EQ(now.baseline(), "fp32");
   grpc::ClientContext ctx;
@@ -233,6 +237,26 @@ TEST_F(TrafficTest, RolloutOfABadCandidateIsRolledBackByItsGuard) {
   EXPECT_THAT(last.reason(), HasSubstr("stage 1"));
 }
 
+TEST_F(TrafficTest, RolloutOfABadCandidateIsRolledBackByItsGuard) {
+  RollBackABadCandidate();
+}
+
+TEST_F(TrafficTest, GuardsAndLiveStatisticsDoNotNeedMetrics) {
+  // --metrics=false used to disable the disagreement, cosine and p99
+  // guards and empty GetModelStats: decisions read Prometheus then. Now it
+  // changes nothing but /metrics.
+  Start({"--metrics=false"});
+  RollBackABadCandidate();
+  auto stats = client_->GetModelStats("m");
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  std::map<std::string, v1::VariantLiveStats> by_variant;
+  for (const auto& v : stats->variants()) by_variant[v.variant()] = v;
+  EXPECT_GT(by_variant["fp32"].requests(), 0u);
+  EXPECT_GT(by_variant["wrong"].requests(), 0u);
+  EXPECT_GT(by_variant["wrong"].top1_disagreements(), 0u);
+  EXPECT_GT(by_variant["fp32"].bucket_counts_size(), 0);
+}
+
 TEST_F(TrafficTest, RolloutOfAGoodCandidateAdvancesAndPromotes) {
   v1::TrafficPolicy p;
   p.set_kind("rollout");
@@ -243,20 +267,12 @@ TEST_F(TrafficTest, RolloutOfAGoodCandidateAdvancesAndPromotes) {
   p.set_min_seconds(0.3);
   p.set_max_p99_ratio(0);  // identical models; latency noise is not a signal
   ASSERT_TRUE(Set(p, "roll out alt").ok());
-  auto baseline = [&] {
-    grpc::ClientContext ctx;
-    v1::GetTrafficPolicyRequest req;
-    req.set_model("m");
-    v1::TrafficPolicy out;
-    client_->management()->GetTrafficPolicy(&ctx, req, &out);
-    return out;
-  };
   const int failures = LoadUntil(server_->address(), [&] {
-    const auto b = baseline();
+    const auto b = Current();
     return b.kind() == "pinned" && b.baseline() == "alt";
   });
   EXPECT_EQ(failures, 0);
-  EXPECT_EQ(baseline().baseline(), "alt");
+  EXPECT_EQ(Current().baseline(), "alt");
   grpc::ClientContext ctx;
   v1::PolicyHistoryRequest req;
   req.set_model("m");

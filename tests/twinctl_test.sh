@@ -71,6 +71,23 @@ out=$($T rollback fashion --reason "changed my mind" 2>&1)
 check "rollback" grep -q "shadow, baseline fp32" <<<"$out"
 out=$($T history fashion 2>&1)
 check "history" grep -q "rollback .*changed my mind" <<<"$out"
+# A rollout, set and shown: twinctl used to abort here (the server returned
+# the policy without its steps and stage).
+out=$($T policy fashion --rollout alt --baseline fp32 --steps 10,50,100 \
+  --min-requests 100000 --min-seconds 3600 --max-disagreement 0.05 2>&1); rc=$?
+check "rollout policy set" test $rc -eq 0
+check "rollout shows its stage and guards" grep -q \
+  "rollout of alt at stage 1/3 (10%); a stage holds 100000 requests and 3600 s; guards: disagreement <= 0.05" \
+  <<<"$out"
+out=$($T policy fashion 2>&1); rc=$?
+check "policy during a rollout" eval \
+  'test $rc -eq 0 && grep -q "rollout of alt at stage 1/3" <<<"$out"'
+version=$(sed -n 's/^policy v\([0-9]*\):.*/\1/p' <<<"$out")
+out=$($T rollback fashion --if-version $((version - 1)) 2>&1); rc=$?
+check "a stale --if-version is refused (ABORTED), exit 1" eval \
+  'test $rc -eq 1 && grep -q "ABORTED: the traffic policy of .fashion. moved on" <<<"$out"'
+out=$($T rollback fashion --if-version "$version" --reason "stop" 2>&1)
+check "rollback at the version shown" grep -q "shadow, baseline fp32" <<<"$out"
 
 # Dynamic batching: show, set the default, a variant's own, clear, refuse.
 out=$($T batching fashion 2>&1)

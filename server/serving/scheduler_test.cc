@@ -160,6 +160,10 @@ TEST(SchedulerTest, ASchedulerFreedByItsOwnLastBatchGoesAwayWithItsThread) {
   {
     std::shared_ptr<Scheduler> scheduler = factory.Make(
         "m", AddSubRunner(), std::make_shared<VariantStats>(), config);
+    // The thread names itself when it starts.
+    for (int i = 0; i < 200 && ThreadsNamed("ts-batch") != before + 1; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     EXPECT_EQ(ThreadsNamed("ts-batch"), before + 1);
     for (Outcome& o : outcomes) {
       Task t = MakeTask(1, &o, nullptr);
