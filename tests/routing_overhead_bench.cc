@@ -1,8 +1,9 @@
-// Cost of routing plus metrics on the request path, measured side by side:
-// two twinserve processes with the same tiny model, one with --metrics=false
-// asked for a pinned version, one with metrics on asked with no version
-// (the weighted policy chooses); alternating phases at concurrency 1,
-// medians of per-phase p50s.
+// Cost of routing on the request path, measured side by side end to end:
+// two twinserve processes with the same tiny model, one asked for a pinned
+// version, one asked with no version (the weighted policy chooses);
+// alternating phases at concurrency 1, medians of per-phase p50s. (The
+// statistics every request records are the same for both; in process:
+// //server/grpc:request_path_benchmark.)
 //   bazel run //tests:routing_overhead_bench --
 //       --plain=HOST:PORT --routed=HOST:PORT
 // Each server must have model "m" (tests/fixtures/linear.pt, input x FP32
