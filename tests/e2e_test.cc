@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/common/file_util.h"
+#include "tests/e2e_fixture.h"
 #include "tests/test_util.h"
 
 namespace twinserve {
@@ -17,44 +18,14 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::twinserve::testing::AddSubOptions;
+using ::twinserve::testing::AsFloats;
+using ::twinserve::testing::E2eTest;
 using ::twinserve::testing::FashionOptions;
 using ::twinserve::testing::FixturePath;
+using ::twinserve::testing::Floats;
 using ::twinserve::testing::NewTempDir;
 using ::twinserve::testing::ReadFileOrDie;
 using ::twinserve::testing::ServerProcess;
-
-HostTensor Floats(const std::string& name, Shape shape,
-                  std::vector<float> values) {
-  std::string bytes(values.size() * sizeof(float), '\0');
-  std::memcpy(bytes.data(), values.data(), bytes.size());
-  return HostTensor::Owned(name, DataType::kFp32, std::move(shape),
-                           std::move(bytes));
-}
-
-std::vector<float> AsFloats(const HostTensor& t) {
-  std::vector<float> out(t.byte_size / sizeof(float));
-  std::memcpy(out.data(), t.data, t.byte_size);
-  return out;
-}
-
-class E2eTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    store_ = NewTempDir("store");
-    server_ = std::make_unique<ServerProcess>(store_);
-    client_ = std::make_unique<TwinClient>(server_->address());
-  }
-
-  void RegisterAddSub(const std::string& name = "addsub") {
-    auto info = client_->Register(AddSubOptions(name),
-                                  ReadFileOrDie(FixturePath("add_sub.pt")));
-    ASSERT_TRUE(info.ok()) << info.status();
-  }
-
-  std::string store_;
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<TwinClient> client_;
-};
 
 TEST_F(E2eTest, HealthLivenessReadinessAndServerMetadata) {
   // A failed call fails the test instead of dereferencing an error.

@@ -140,13 +140,21 @@ RegisterOptions FashionOptions(const std::string& name) {
   return o;
 }
 
+Signature AddSubSignature() {
+  Signature s;
+  s.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
+  s.outputs = {{"sum", DataType::kFp32, {-1, 4}},
+               {"diff", DataType::kFp32, {-1, 4}}};
+  return s;
+}
+
 RegisterOptions AddSubOptions(const std::string& name) {
   RegisterOptions o;
   o.name = name;
   o.description = "a+b, a-b";
-  o.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
-  o.outputs = {{"sum", DataType::kFp32, {-1, 4}},
-               {"diff", DataType::kFp32, {-1, 4}}};
+  const Signature s = AddSubSignature();
+  o.inputs = s.inputs;
+  o.outputs = s.outputs;
   return o;
 }
 

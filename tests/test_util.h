@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "client/twin_client.h"
+#include "server/common/signature.h"
 
 namespace twinserve {
 namespace testing {
@@ -39,8 +40,10 @@ HostTensor RowsOf(const HostTensor& t, int64_t begin, int64_t count);
 // logits FP32 [-1,10].
 RegisterOptions FashionOptions(const std::string& name);
 
-// Registration of tests/fixtures/add_sub.pt: inputs a, b and outputs sum,
+// The signature of tests/fixtures/add_sub.pt: inputs a, b and outputs sum,
 // diff, all FP32 [-1, 4].
+Signature AddSubSignature();
+// Registration of tests/fixtures/add_sub.pt (AddSubSignature).
 RegisterOptions AddSubOptions(const std::string& name);
 // Registers add_sub.pt as model "m" and again as its variant "alt": two
 // variants with identical answers, for routing tests.

@@ -9,16 +9,10 @@
 namespace twinserve {
 namespace {
 
+using ::twinserve::testing::AddSubSignature;
+
 using ::testing::HasSubstr;
 using ::twinserve::testing::FixturePath;
-
-Signature AddSub() {
-  Signature s;
-  s.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
-  s.outputs = {{"sum", DataType::kFp32, {-1, 4}},
-               {"diff", DataType::kFp32, {-1, 4}}};
-  return s;
-}
 
 HostTensor Floats(const std::string& name, Shape shape, std::vector<float> v) {
   std::string bytes(v.size() * 4, '\0');
@@ -27,7 +21,7 @@ HostTensor Floats(const std::string& name, Shape shape, std::vector<float> v) {
 }
 
 TEST(RunnerTest, RunsTupleOutputsInDeclaredOrder) {
-  auto runner = Runner::Load(FixturePath("add_sub.pt"), AddSub(), {});
+  auto runner = Runner::Load(FixturePath("add_sub.pt"), AddSubSignature(), {});
   ASSERT_TRUE(runner.ok()) << runner.status();
   EXPECT_EQ((*runner)->execution_path(), "frozen+optimized");
   RunTimings timings;
@@ -65,13 +59,13 @@ TEST(RunnerTest, OptimizedFp32MatchesThePlainModule) {
 }
 
 TEST(RunnerTest, RefusesWhatIsNotTorchScript) {
-  auto r = Runner::Load(FixturePath("not_a_model.pt"), AddSub(), {});
+  auto r = Runner::Load(FixturePath("not_a_model.pt"), AddSubSignature(), {});
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(r.status().message(), HasSubstr("not a loadable TorchScript"));
 }
 
 TEST(RunnerTest, RefusesOutputsThatDifferFromTheDeclaration) {
-  Signature s = AddSub();
+  Signature s = AddSubSignature();
   s.outputs[1].dtype = DataType::kInt64;
   auto r = Runner::Load(FixturePath("add_sub.pt"), s, {});
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);

@@ -16,6 +16,8 @@
 namespace twinserve {
 namespace {
 
+using ::twinserve::testing::AddSubSignature;
+
 using ::testing::HasSubstr;
 
 HostTensor Random(const std::string& name, Shape shape, std::mt19937* rng) {
@@ -33,14 +35,6 @@ std::shared_ptr<const Runner> LoadFixture(const std::string& file,
                         RunnerOptions{});
   EXPECT_TRUE(r.ok()) << r.status();
   return std::move(*r);
-}
-
-Signature AddSubSignature() {
-  Signature s;
-  s.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
-  s.outputs = {{"sum", DataType::kFp32, {-1, 4}},
-               {"diff", DataType::kFp32, {-1, 4}}};
-  return s;
 }
 
 Signature LinearSignature() {

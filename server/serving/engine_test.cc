@@ -10,6 +10,8 @@
 namespace twinserve {
 namespace {
 
+using ::twinserve::testing::AddSubSignature;
+
 using ::testing::HasSubstr;
 
 HostTensor Floats(const std::string& name, Shape shape, float v) {
@@ -51,8 +53,7 @@ TEST(MatchInputsTest, UnknownMissingAndDuplicateInputs) {
 class FixedRouter : public ServableRouter {
  public:
   explicit FixedRouter(SchedulerFactory* factory) {
-    Signature sig = TwoInputs();
-    sig.outputs.push_back({"diff", DataType::kFp32, {-1, 4}});
+    const Signature sig = AddSubSignature();
     for (const char* v : {"fp32", "alt"}) {
       auto runner = Runner::Load(
           ::twinserve::testing::FixturePath("add_sub.pt"), sig, {});

@@ -15,19 +15,13 @@
 namespace twinserve {
 namespace {
 
-using ::testing::HasSubstr;
+using ::twinserve::testing::AddSubSignature;
 
-Signature AddSub() {
-  Signature s;
-  s.inputs = {{"a", DataType::kFp32, {-1, 4}}, {"b", DataType::kFp32, {-1, 4}}};
-  s.outputs = {{"sum", DataType::kFp32, {-1, 4}},
-               {"diff", DataType::kFp32, {-1, 4}}};
-  return s;
-}
+using ::testing::HasSubstr;
 
 std::shared_ptr<const Runner> AddSubRunner() {
   auto r = Runner::Load(::twinserve::testing::FixturePath("add_sub.pt"),
-                        AddSub(), RunnerOptions{});
+                        AddSubSignature(), RunnerOptions{});
   EXPECT_TRUE(r.ok()) << r.status();
   return std::move(*r);
 }

@@ -19,10 +19,7 @@ namespace {
 RegisterArgs AddSubArgs(const std::string& name) {
   RegisterArgs a;
   a.name = name;
-  a.signature.inputs = {{"a", DataType::kFp32, {-1, 4}},
-                        {"b", DataType::kFp32, {-1, 4}}};
-  a.signature.outputs = {{"sum", DataType::kFp32, {-1, 4}},
-                         {"diff", DataType::kFp32, {-1, 4}}};
+  a.signature = AddSubSignature();
   return a;
 }
 
