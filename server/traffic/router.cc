@@ -4,44 +4,50 @@
 
 namespace twinserve {
 
-std::string ChooseVariant(const TrafficPolicy& policy, absl::string_view key,
+namespace {
+
+// A key's point in [0, 1): FNV-1a of key and policy version, stable across
+// restarts and machines, so a key sticks while the policy stands; finalized
+// with splitmix64 so nearby keys spread evenly.
+double KeyPoint(absl::string_view key, uint64_t version) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](unsigned char c) {
+    h ^= c;
+    h *= 1099511628211ull;
+  };
+  for (unsigned char c : key) mix(c);
+  for (int i = 0; i < 8; ++i)
+    mix(static_cast<unsigned char>(version >> (8 * i)));
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebull;
+  h ^= h >> 31;
+  return (h >> 11) * (1.0 / 9007199254740992.0);
+}
+
+}  // namespace
+
+std::string ChooseVariant(const TrafficPolicy& p, absl::string_view key,
                           double uniform) {
-  TrafficPolicy rollout;
-  const TrafficPolicy* pp = &policy;
-  if (policy.kind == PolicyKind::kRollout && !policy.steps.empty()) {
-    // A rollout stage is a weighted split between baseline and candidate.
-    rollout = policy;
-    rollout.kind = PolicyKind::kWeighted;
-    const double pct =
-        policy.steps[std::min<size_t>(policy.stage, policy.steps.size() - 1)];
-    rollout.weights = {{policy.baseline, 100 - pct}, {policy.candidate, pct}};
-    pp = &rollout;
+  const bool rollout = p.kind == PolicyKind::kRollout && !p.steps.empty();
+  if (!rollout && (p.kind != PolicyKind::kWeighted || p.weights.empty())) {
+    return p.baseline;
   }
-  const TrafficPolicy& p = *pp;
-  if (p.kind != PolicyKind::kWeighted || p.weights.empty()) return p.baseline;
+  const double u = key.empty() ? uniform : KeyPoint(key, p.version);
+  if (rollout) {
+    // A stage is a split between baseline and candidate, taken in name
+    // order as a weighted policy's shares are.
+    const double pct =
+        p.steps[std::min<size_t>(p.stage, p.steps.size() - 1)] / 100;
+    const bool baseline_first = p.baseline < p.candidate;
+    const double first = baseline_first ? 1 - pct : pct;
+    if (u < first) return baseline_first ? p.baseline : p.candidate;
+    return baseline_first ? p.candidate : p.baseline;
+  }
   double sum = 0;
   for (const auto& [v, w] : p.weights) sum += w;
   if (sum <= 0) return p.baseline;
-  double u = uniform;
-  if (!key.empty()) {
-    // FNV-1a of key and policy version: stable across restarts and
-    // machines, so a key sticks while the policy stands.
-    uint64_t h = 1469598103934665603ull;
-    auto mix = [&h](unsigned char c) {
-      h ^= c;
-      h *= 1099511628211ull;
-    };
-    for (unsigned char c : key) mix(c);
-    for (int i = 0; i < 8; ++i)
-      mix(static_cast<unsigned char>(p.version >> (8 * i)));
-    // Finalize (splitmix64) so nearby keys spread evenly.
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebull;
-    h ^= h >> 31;
-    u = (h >> 11) * (1.0 / 9007199254740992.0);
-  }
   double acc = 0;
   for (const auto& [v, w] : p.weights) {
     acc += w / sum;
