@@ -139,11 +139,25 @@ class Run : public std::enable_shared_from_this<Run> {
     const auto now = Clock::now();
     const bool inside = call->sent >= window_start_ && now <= window_end_;
     const double us = Us(now - call->sent);
+    double stages[3] = {-1, -1, -1};
+    if (o_.server_timings && st.ok()) {
+      const auto& params = call->response.parameters();
+      const char* names[3] = {"twinserve_decode_ns", "twinserve_engine_ns",
+                              "twinserve_encode_ns"};
+      for (int i = 0; i < 3; ++i) {
+        if (auto it = params.find(names[i]); it != params.end()) {
+          stages[i] = it->second.int64_param() / 1000.0;
+        }
+      }
+    }
     delete call;
     if (!inside) return;
     absl::MutexLock lock(&mu_);
     if (st.ok()) {
       latencies_.push_back(us);
+      for (int i = 0; i < 3; ++i) {
+        if (stages[i] >= 0) stages_[i].push_back(stages[i]);
+      }
     } else {
       ++errors_;
       ++errors_by_code_[absl::StrFormat("%d", st.error_code())];
@@ -202,6 +216,13 @@ class Run : public std::enable_shared_from_this<Run> {
       r.p99_us = Percentile(latencies_, 99);
       r.max_us = latencies_.back();
     }
+    double* stage_out[3] = {&r.stage_decode_us, &r.stage_engine_us,
+                            &r.stage_encode_us};
+    for (int i = 0; i < 3; ++i) {
+      if (stages_[i].empty()) continue;
+      std::sort(stages_[i].begin(), stages_[i].end());
+      *stage_out[i] = Percentile(stages_[i], 50);
+    }
     if (before.ok && after.ok && after.success > before.success) {
       const double n = after.success - before.success;
       r.server_request_us = (after.request_ns - before.request_ns) / n / 1000;
@@ -224,6 +245,8 @@ class Run : public std::enable_shared_from_this<Run> {
   absl::Mutex mu_;
   int outstanding_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<double> latencies_ ABSL_GUARDED_BY(mu_);
+  std::vector<double> stages_[3] ABSL_GUARDED_BY(
+      mu_);  // decode, engine, encode
   uint64_t errors_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, uint64_t> errors_by_code_ ABSL_GUARDED_BY(mu_);
   uint64_t skipped_ ABSL_GUARDED_BY(mu_) = 0;

@@ -36,6 +36,9 @@ struct LoadOptions {
   // Sends ServerLive instead of ModelInfer: the round trip of an empty RPC
   // through the same server, the floor under every inference's latency.
   bool ping = false;
+  // Asks the server for its per-request stage timings (decode, engine,
+  // encode; twinserve's response parameters) and reports their medians.
+  bool server_timings = false;
   // Called about twice a second while running.
   std::function<void(const std::string& line)> progress;
 };
@@ -59,6 +62,11 @@ struct LoadResult {
   double server_queue_us = -1;
   double server_compute_us = -1;
   double server_batch = -1;  // inferences per execution
+  // With server_timings: medians over the window of the handler's stages,
+  // in microseconds; -1 when the server did not report them.
+  double stage_decode_us = -1;
+  double stage_engine_us = -1;
+  double stage_encode_us = -1;
 };
 
 // Runs one load step against `stubs` (one per channel; requests are spread

@@ -62,6 +62,9 @@ ABSL_FLAG(bool, ping, false,
           "send ServerLive instead of ModelInfer: the gRPC round trip of an "
           "empty call through the same server (the latency floor)");
 ABSL_FLAG(bool, progress, true, "show a progress line on stderr");
+ABSL_FLAG(bool, server_timings, false,
+          "ask the server for each request's stage timings (decode, engine, "
+          "encode) and print their medians below each row");
 ABSL_FLAG(bool, shared_memory, false,
           "send inputs through system shared memory (Triton's extension): "
           "each distinct request's inputs go into a POSIX shm object, "
@@ -282,12 +285,16 @@ int Main(int argc, char** argv) {
   options.duration_seconds = absl::GetFlag(FLAGS_duration);
   options.rows_per_request = rows;
   options.ping = absl::GetFlag(FLAGS_ping);
+  options.server_timings = absl::GetFlag(FLAGS_server_timings);
   SharedMemoryInputs shm(stubs[0].get());
   for (const auto& in : inputs) {
     auto req = MakeInferRequest(model, in, version, {}, "");
     if (!absl::GetFlag(FLAGS_routing_key).empty()) {
       (*req.mutable_parameters())["routing_key"].set_string_param(
           absl::GetFlag(FLAGS_routing_key));
+    }
+    if (absl::GetFlag(FLAGS_server_timings)) {
+      (*req.mutable_parameters())["twinserve_timings"].set_bool_param(true);
     }
     if (absl::GetFlag(FLAGS_shared_memory) && !options.ping) {
       if (absl::Status st = shm.Place(&req); !st.ok()) {
@@ -336,6 +343,13 @@ int Main(int argc, char** argv) {
     const LoadResult& median = runs[runs.size() / 2];
     std::printf("%s\n", Row(median).c_str());
     std::fflush(stdout);
+    if (median.stage_engine_us >= 0) {
+      std::printf(
+          "         server stages (p50): decode %.1f us, engine %.1f us, "
+          "encode %.1f us\n",
+          median.stage_decode_us, median.stage_engine_us,
+          median.stage_encode_us);
+    }
     for (const auto& [code, n] : median.errors_by_code) {
       std::printf("         errors with gRPC code %s: %llu\n", code.c_str(),
                   static_cast<unsigned long long>(n));
@@ -378,11 +392,13 @@ int Main(int argc, char** argv) {
           "\"p90_us\": %g, \"p99_us\": %g, \"max_us\": %g, "
           "\"server_request_us\": %g, \"server_queue_us\": %g, "
           "\"server_compute_us\": %g, "
-          "\"server_batch\": %g}%s\n",
+          "\"server_batch\": %g, \"stage_decode_us\": %g, "
+          "\"stage_engine_us\": %g, \"stage_encode_us\": %g}%s\n",
           r.concurrency, r.target_rate, r.requests, r.errors, r.skipped,
           r.requests_per_second, r.inferences_per_second, r.mean_us, r.p50_us,
           r.p90_us, r.p99_us, r.max_us, r.server_request_us, r.server_queue_us,
-          r.server_compute_us, r.server_batch,
+          r.server_compute_us, r.server_batch, r.stage_decode_us,
+          r.stage_engine_us, r.stage_encode_us,
           i + 1 < results.size() ? "," : "");
     }
     json << "]}\n";

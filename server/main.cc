@@ -68,10 +68,18 @@ ABSL_FLAG(int, intra_op_threads, 1,
 ABSL_FLAG(int, inference_threads, 0,
           "Worker threads running forward passes concurrently; 0 = cores / "
           "intra_op_threads.");
-ABSL_FLAG(int64_t, inline_compute_us, 150,
-          "Unbatched requests to a variant whose mean forward time is below "
-          "this run on the gRPC thread that received them, sparing two "
-          "thread hand-offs; 0 = always hand off to a worker.");
+ABSL_FLAG(int64_t, inline_compute_us, -1,
+          "Requests to a variant whose forward time is below this run on "
+          "the gRPC thread that received them, sparing the thread hand-offs; "
+          "-1 (default) = below what a hand-off to a worker costs on this "
+          "machine (measured at startup and from use); 0 = always hand off.");
+ABSL_FLAG(std::string, batch_policy, "adaptive",
+          "How batching variants wait for company and cut waiting rows: "
+          "adaptive (default: from each model's measured cost curve; waits "
+          "only where a fuller batch pays for the wait), fixed (as "
+          "configured, Triton's way: waits up to max_queue_delay, one "
+          "execution takes all it may) or spread (as fixed, rows spread "
+          "over every free worker).");
 ABSL_FLAG(int, max_message_bytes, 64 << 20,
           "Largest gRPC message accepted or sent; larger requests get "
           "RESOURCE_EXHAUSTED.");
@@ -151,6 +159,18 @@ int main(int argc, char** argv) {
   options.runner.optimize = absl::GetFlag(FLAGS_optimize_fp32);
   options.scheduler.worker_threads = workers;
   options.scheduler.inline_compute_us = absl::GetFlag(FLAGS_inline_compute_us);
+  const std::string policy = absl::GetFlag(FLAGS_batch_policy);
+  if (policy == "adaptive") {
+    options.scheduler.policy = twinserve::BatchPolicy::kAdaptive;
+  } else if (policy == "fixed") {
+    options.scheduler.policy = twinserve::BatchPolicy::kFixed;
+  } else if (policy == "spread") {
+    options.scheduler.policy = twinserve::BatchPolicy::kSpread;
+  } else {
+    TS_LOG(ERROR) << "--batch_policy must be adaptive, fixed or spread, not '"
+                  << policy << "'";
+    return 2;
+  }
   options.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
   options.calibration.max_samples =
       absl::GetFlag(FLAGS_max_calibration_samples);

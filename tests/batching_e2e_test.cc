@@ -58,7 +58,11 @@ class BatchingE2eTest : public ::testing::Test {
     Start();
   }
   void Start() {
-    server_ = std::make_unique<ServerProcess>(store_);
+    // Batching as configured (Triton's way): these tests need requests of
+    // tiny models to wait for company, which the adaptive default would
+    // not make them do (server/serving/batcher.h).
+    server_ = std::make_unique<ServerProcess>(
+        store_, std::vector<std::string>{"--batch_policy=fixed"});
     client_ = std::make_unique<TwinClient>(server_->address());
   }
   absl::Status SetBatching(const std::string& model, const std::string& v,

@@ -34,7 +34,10 @@ class Server:
         self.proc = subprocess.Popen(
             ["server/twinserve", "--address=127.0.0.1:0",
              "--store=" + os.path.join(self.dir, "store"),
-             "--port_file=" + port_file, "--metrics_address="],
+             "--port_file=" + port_file, "--metrics_address=",
+             # Batching as configured, so requests wait in batch queues
+             # (the adaptive default makes a tiny model wait for no one).
+             "--batch_policy=fixed"],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while not os.path.exists(port_file):

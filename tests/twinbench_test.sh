@@ -4,6 +4,9 @@
 # JSON output, and clear failures.
 set -uo pipefail
 cd "${TEST_SRCDIR}/twinserve"
+# Batching as configured (Triton's way), so that the tiny model batches: the
+# adaptive default would not make it wait for company (batcher.h).
+TWINSERVE_FLAGS=--batch_policy=fixed
 source tests/shell_test_lib.sh
 B="client/twinbench --server=$TWINSERVE_SERVER --progress=false"
 

@@ -27,6 +27,16 @@ inline constexpr char kTimeoutParameter[] = "timeout";
 // BYTES elements "value:index" shaped [..., N].
 inline constexpr char kClassificationParameter[] = "classification";
 
+// Request parameter (bool): answer with where the request's time went in
+// the server, as int64 response parameters in nanoseconds: from the handler
+// starting to the request decoded, decoded to the engine's answer (routing,
+// queue, compute, statistics), and the response's encoding. For twinbench's
+// server split; the gRPC transport is outside all three.
+inline constexpr char kTimingsParameter[] = "twinserve_timings";
+inline constexpr char kDecodeNsParameter[] = "twinserve_decode_ns";
+inline constexpr char kEngineNsParameter[] = "twinserve_engine_ns";
+inline constexpr char kEncodeNsParameter[] = "twinserve_encode_ns";
+
 // Triton's tensor parameters naming a shared memory region.
 inline constexpr char kShmRegionParameter[] = "shared_memory_region";
 inline constexpr char kShmOffsetParameter[] = "shared_memory_offset";

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/grpc_status_util.h"
+#include "server/common/clock.h"
 #include "server/grpc/oip_codec.h"
 
 namespace twinserve {
@@ -310,6 +311,7 @@ ServerUnaryReactor* OipService::ModelConfig(
 ServerUnaryReactor* OipService::ModelInfer(
     CallbackServerContext* ctx, const inference::ModelInferRequest* request,
     inference::ModelInferResponse* response) {
+  const uint64_t start = NowNs();
   ServerUnaryReactor* reactor = ctx->DefaultReactor();
   std::shared_ptr<SharedMemoryUse> shm;  // set only if the request uses it
   auto decoded = DecodeInferRequest(*request, &shm_, &shm);
@@ -323,15 +325,27 @@ ServerUnaryReactor* OipService::ModelInfer(
       (decoded->deadline_ns == 0 || grpc_deadline < decoded->deadline_ns)) {
     decoded->deadline_ns = grpc_deadline;
   }
+  const bool timings = !request->parameters().empty() &&
+                       request->parameters().count(kTimingsParameter) > 0;
+  const uint64_t decoded_at = timings ? NowNs() : 0;
   core_->engine()->Infer(
-      std::move(*decoded), [request, response, reactor, shm = std::move(shm)](
-                               absl::StatusOr<InferResult> result) {
+      std::move(*decoded),
+      [request, response, reactor, shm = std::move(shm), timings, start,
+       decoded_at](absl::StatusOr<InferResult> result) {
         if (!result.ok()) {
           reactor->Finish(ToGrpcStatus(result.status()));
           return;
         }
-        reactor->Finish(ToGrpcStatus(
-            EncodeInferResponse(*request, *result, response, shm.get())));
+        const uint64_t answered_at = timings ? NowNs() : 0;
+        absl::Status st =
+            EncodeInferResponse(*request, *result, response, shm.get());
+        if (timings && st.ok()) {
+          auto& params = *response->mutable_parameters();
+          params[kDecodeNsParameter].set_int64_param(decoded_at - start);
+          params[kEngineNsParameter].set_int64_param(answered_at - decoded_at);
+          params[kEncodeNsParameter].set_int64_param(NowNs() - answered_at);
+        }
+        reactor->Finish(ToGrpcStatus(st));
       });
   return reactor;
 }

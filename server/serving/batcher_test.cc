@@ -70,9 +70,27 @@ Task MakeTask(std::vector<HostTensor> inputs, Outcome* outcome,
   return t;
 }
 
-Batcher::Executor On(ThreadPool* pool) {
-  return [pool](std::function<void()> fn) { pool->Schedule(std::move(fn)); };
-}
+// A batcher of `runner` on `pool` (handing every execution to a worker
+// unless `inline_below_ns` says otherwise).
+struct Fixture {
+  Fixture(std::shared_ptr<const Runner> runner, ThreadPool* pool,
+          BatchingConfig config, BatchPolicy policy = BatchPolicy::kAdaptive,
+          int64_t inline_below_ns = 0)
+      : stats(std::make_shared<VariantStats>()),
+        costs(std::make_shared<CostModel>(std::max(1, config.max_batch_size),
+                                          pool->num_threads())) {
+    BatcherOptions o;
+    o.config = config;
+    o.max_executors = pool->num_threads();
+    o.policy = policy;
+    o.inline_below_ns = inline_below_ns;
+    batcher = std::make_unique<Batcher>(
+        "model 'm' version 'fp32'", std::move(runner), pool, stats, costs, o);
+  }
+  std::shared_ptr<VariantStats> stats;
+  std::shared_ptr<CostModel> costs;
+  std::unique_ptr<Batcher> batcher;
+};
 
 TEST(BatcherTest, StackAndSplitRoundTrip) {
   std::mt19937 rng(1);
@@ -106,10 +124,10 @@ void CheckBatchedEqualsAlone(const std::string& file, const Signature& sig,
                              float tolerance) {
   std::shared_ptr<const Runner> runner = LoadFixture(file, sig);
   ThreadPool pool("w", 2);
-  Batcher batcher("test", runner, On(&pool), 2);
   BatchingConfig config;
   config.max_batch_size = 16;
   config.max_queue_delay_us = 2000;
+  Fixture f(runner, &pool, config);
   constexpr int kClients = 8, kPerClient = 25;
   std::vector<std::vector<HostTensor>> inputs(kClients * kPerClient);
   std::vector<Outcome> outcomes(inputs.size());
@@ -124,8 +142,7 @@ void CheckBatchedEqualsAlone(const std::string& file, const Signature& sig,
   for (int c = 0; c < kClients; ++c) {
     clients.emplace_back([&, c] {
       for (int i = c * kPerClient; i < (c + 1) * kPerClient; ++i) {
-        ASSERT_TRUE(
-            batcher.Enqueue(MakeTask(inputs[i], &outcomes[i]), config).ok());
+        ASSERT_TRUE(f.batcher->Enqueue(MakeTask(inputs[i], &outcomes[i])).ok());
         if (i % 5 == 0)
           std::this_thread::sleep_for(std::chrono::microseconds(300));
       }
@@ -159,6 +176,8 @@ void CheckBatchedEqualsAlone(const std::string& file, const Signature& sig,
       file.c_str(), batched, inputs.size(), worst);
   EXPECT_GT(batched, 0);
   EXPECT_LE(worst, tolerance);
+  EXPECT_GT(f.costs->Estimate(1, pool.num_threads()), 0)
+      << "executions feed the cost model";
 }
 
 TEST(BatcherTest, BatchedEqualsAloneBitForBitElementwise) {
@@ -173,63 +192,55 @@ TEST(BatcherTest, BatchedMatchesAloneForMatmul) {
 struct Blocker {
   explicit Blocker(ThreadPool* pool) {
     pool->Schedule([this] { release.WaitForNotification(); });
+    while (pool->queue_size() > 0) std::this_thread::yield();
   }
   absl::Notification release;
 };
 
 TEST(BatcherTest, FullQueueIsRefusedAtOnce) {
-  std::shared_ptr<const Runner> runner =
-      LoadFixture("add_sub.pt", AddSubSignature());
   ThreadPool pool("w", 1);
   BatchingConfig config;
   config.max_batch_size = 4;
   config.queue_capacity = 3;
-  Batcher batcher("model 'm' version 'fp32'", runner, On(&pool), 1);
+  Fixture f(LoadFixture("add_sub.pt", AddSubSignature()), &pool, config);
   std::mt19937 rng(3);
-  auto in = [&] { return AddSubRow(&rng); };
-  // The first batch occupies the only slot; it cannot start while the
-  // worker is blocked, so later requests wait in the queue.
+  // The worker is busy: requests wait in the queue.
   Blocker blocker(&pool);
-  std::vector<Outcome> outcomes(8);
-  ASSERT_TRUE(batcher.Enqueue(MakeTask(in(), &outcomes[0]), config).ok());
-  while (batcher.queue_size() > 0) std::this_thread::yield();
-  for (int i = 1; i <= 3; ++i) {
-    ASSERT_TRUE(batcher.Enqueue(MakeTask(in(), &outcomes[i]), config).ok());
+  std::vector<Outcome> outcomes(4);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(
+        f.batcher->Enqueue(MakeTask(AddSubRow(&rng), &outcomes[i])).ok());
   }
-  absl::Status full = batcher.Enqueue(MakeTask(in(), &outcomes[4]), config);
+  EXPECT_EQ(f.stats->Snapshot().queued, 3);
+  absl::Status full =
+      f.batcher->Enqueue(MakeTask(AddSubRow(&rng), &outcomes[3]));
   EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(full.message(), HasSubstr("queue_capacity 3"));
   EXPECT_THAT(full.message(), HasSubstr("model 'm' version 'fp32'"));
   blocker.release.Notify();
-  for (int i = 0; i <= 3; ++i) {
+  for (int i = 0; i < 3; ++i) {
     outcomes[i].done.WaitForNotification();
     EXPECT_TRUE(outcomes[i].status.ok());
   }
-  EXPECT_EQ(outcomes[1].info.requests, 3);  // they waited together
-  EXPECT_FALSE(outcomes[4].done.HasBeenNotified());
+  EXPECT_EQ(outcomes[0].info.requests, 3);  // they waited together
+  EXPECT_FALSE(outcomes[3].done.HasBeenNotified());
+  EXPECT_EQ(f.stats->Snapshot().queued, 0);
 }
 
 TEST(BatcherTest, ExpiredRequestsAreDroppedBeforeRunning) {
-  std::shared_ptr<const Runner> runner =
-      LoadFixture("add_sub.pt", AddSubSignature());
   ThreadPool pool("w", 1);
   BatchingConfig config;
   config.max_batch_size = 4;
-  Batcher batcher("test", runner, On(&pool), 1);
+  Fixture f(LoadFixture("add_sub.pt", AddSubSignature()), &pool, config);
   std::mt19937 rng(4);
   Blocker blocker(&pool);
-  Outcome first, late, patient;
-  ASSERT_TRUE(batcher.Enqueue(MakeTask(AddSubRow(&rng), &first), config).ok());
-  while (batcher.queue_size() > 0) std::this_thread::yield();
+  Outcome late, patient;
   ASSERT_TRUE(
-      batcher
-          .Enqueue(MakeTask(AddSubRow(&rng), &late, NowNs() + 2'000'000),
-                   config)
+      f.batcher->Enqueue(MakeTask(AddSubRow(&rng), &late, NowNs() + 2'000'000))
           .ok());
-  ASSERT_TRUE(batcher
-                  .Enqueue(MakeTask(AddSubRow(&rng), &patient,
-                                    NowNs() + 60'000'000'000),
-                           config)
+  ASSERT_TRUE(f.batcher
+                  ->Enqueue(MakeTask(AddSubRow(&rng), &patient,
+                                     NowNs() + 60'000'000'000))
                   .ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   blocker.release.Notify();
@@ -242,18 +253,16 @@ TEST(BatcherTest, ExpiredRequestsAreDroppedBeforeRunning) {
 }
 
 TEST(BatcherTest, PreferredSizeDispatchesWithoutWaitingForTheDelay) {
-  std::shared_ptr<const Runner> runner =
-      LoadFixture("add_sub.pt", AddSubSignature());
   ThreadPool pool("w", 1);
   BatchingConfig config;
   config.max_batch_size = 8;
   config.preferred_batch_sizes = {4};
   config.max_queue_delay_us = 30'000'000;  // 30 s: never reached here
-  Batcher batcher("test", runner, On(&pool), 1);
+  Fixture f(LoadFixture("add_sub.pt", AddSubSignature()), &pool, config);
   std::mt19937 rng(5);
   std::vector<Outcome> outcomes(4);
   for (Outcome& o : outcomes) {
-    ASSERT_TRUE(batcher.Enqueue(MakeTask(AddSubRow(&rng), &o), config).ok());
+    ASSERT_TRUE(f.batcher->Enqueue(MakeTask(AddSubRow(&rng), &o)).ok());
   }
   for (Outcome& o : outcomes) {
     ASSERT_TRUE(o.done.WaitForNotificationWithTimeout(absl::Seconds(20)));
@@ -265,47 +274,133 @@ TEST(BatcherTest, PreferredSizeDispatchesWithoutWaitingForTheDelay) {
       1);
 }
 
-TEST(BatcherTest, WaitingRowsAreSpreadOverIdleWorkers) {
-  std::shared_ptr<const Runner> runner =
-      LoadFixture("add_sub.pt", AddSubSignature());
+// Eight rows wait, two workers are free: how they are cut into executions
+// follows the policy and, by default, the cost model (`curve1` and `curve2`:
+// ns of rows 1..16 alone and two at once).
+std::vector<int> CutsOfEight(BatchPolicy policy,
+                             const std::vector<uint64_t>& curve1,
+                             const std::vector<uint64_t>& curve2) {
   ThreadPool pool("w", 2);
   BatchingConfig config;
   config.max_batch_size = 16;
   config.max_queue_delay_us = 200'000;  // all 8 arrive well within it
-  Batcher batcher("test", runner, On(&pool), 2);
+  config.preferred_batch_sizes = {8};
+  Fixture f(LoadFixture("add_sub.pt", AddSubSignature()), &pool, config,
+            policy);
+  for (size_t r = 0; r < curve1.size(); ++r) {
+    f.costs->Observe(r + 1, 1, curve1[r]);
+    f.costs->Observe(r + 1, 2, curve2[r]);
+  }
   std::mt19937 rng(8);
   std::vector<Outcome> outcomes(8);
   for (Outcome& o : outcomes) {
-    ASSERT_TRUE(batcher.Enqueue(MakeTask(AddSubRow(&rng), &o), config).ok());
+    EXPECT_TRUE(f.batcher->Enqueue(MakeTask(AddSubRow(&rng), &o)).ok());
   }
-  for (Outcome& o : outcomes) o.done.WaitForNotification();
-  // Two idle workers: 4 + 4 rows, not 8 on one worker and none on the other.
-  EXPECT_EQ(outcomes[0].info.requests, 4);
-  EXPECT_EQ(outcomes[7].info.requests, 4);
+  std::vector<int> sizes;
+  for (Outcome& o : outcomes) {
+    o.done.WaitForNotification();
+    if (o.info.first) sizes.push_back(o.info.requests);
+  }
+  std::sort(sizes.begin(), sizes.end());
+  return sizes;
 }
 
-TEST(BatcherTest, CountsWaitingRequestsInItsVariantsStats) {
-  std::shared_ptr<const Runner> runner =
-      LoadFixture("add_sub.pt", AddSubSignature());
+TEST(BatcherTest, TheCostModelDecidesHowWaitingRowsAreCut) {
+  // Per-row cost flat, two at once as fast as one: one row per execution
+  // (unbatched), on both workers.
+  std::vector<uint64_t> flat;
+  for (int r = 1; r <= 16; ++r) flat.push_back(1'000'000ull * r);
+  EXPECT_EQ(CutsOfEight(BatchPolicy::kAdaptive, flat, flat),
+            std::vector<int>(8, 1));
+  // Batches cheaper per row: half on each worker, which answers sooner...
+  std::vector<uint64_t> economies, slow_pairs;
+  for (int r = 1; r <= 16; ++r) {
+    economies.push_back(1'000'000ull + 500'000ull * r);
+    slow_pairs.push_back(3 * economies.back());
+  }
+  EXPECT_EQ(CutsOfEight(BatchPolicy::kAdaptive, economies, economies),
+            (std::vector<int>{4, 4}));
+  // ... or all in one where two executions at once slow each other 3x.
+  EXPECT_EQ(CutsOfEight(BatchPolicy::kAdaptive, economies, slow_pairs),
+            (std::vector<int>{8}));
+  // The static policies, whatever the costs.
+  EXPECT_EQ(CutsOfEight(BatchPolicy::kFixed, flat, flat),
+            (std::vector<int>{8}));
+  EXPECT_EQ(CutsOfEight(BatchPolicy::kSpread, economies, slow_pairs),
+            (std::vector<int>{4, 4}));
+}
+
+TEST(BatcherTest, WaitsForCompanyOnlyWhereTheCostCurvePaysForIt) {
   ThreadPool pool("w", 1);
   BatchingConfig config;
   config.max_batch_size = 8;
-  auto stats = std::make_shared<VariantStats>();
-  Batcher batcher("test", runner, On(&pool), 1, stats);
+  config.max_queue_delay_us = 30'000'000;  // 30 s: only waiting reaches it
+  std::mt19937 rng(10);
+  {
+    // Every row costs the same at any batch size: a lone request runs at
+    // once rather than wait 30 s for company that would gain nothing.
+    Outcome alone;  // outlives the batcher, which drains into it
+    Fixture f(LoadFixture("add_sub.pt", AddSubSignature()), &pool, config);
+    for (int r = 1; r <= 8; ++r) f.costs->Observe(r, 1, 1'000'000ull * r);
+    ASSERT_TRUE(f.batcher->Enqueue(MakeTask(AddSubRow(&rng), &alone)).ok());
+    EXPECT_TRUE(alone.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  }
+  {
+    // Rows nearly free once batched (each row of eight saves far more than
+    // any hand-off costs): the request waits, and runs with the seven that
+    // come later.
+    std::vector<Outcome> outcomes(8);
+    Fixture f(LoadFixture("add_sub.pt", AddSubSignature()), &pool, config);
+    for (int r = 1; r <= 8; ++r) f.costs->Observe(r, 1, 10'000'000ull + r);
+    ASSERT_TRUE(
+        f.batcher->Enqueue(MakeTask(AddSubRow(&rng), &outcomes[0])).ok());
+    EXPECT_FALSE(outcomes[0].done.WaitForNotificationWithTimeout(
+        absl::Milliseconds(200)));
+    for (int i = 1; i < 8; ++i) {
+      ASSERT_TRUE(
+          f.batcher->Enqueue(MakeTask(AddSubRow(&rng), &outcomes[i])).ok());
+    }
+    for (Outcome& o : outcomes) {
+      ASSERT_TRUE(o.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+      EXPECT_EQ(o.info.requests, 8);
+    }
+  }
+}
+
+TEST(BatcherTest, ShortExecutionsRunOnTheSubmittingThread) {
+  ThreadPool pool("w", 1);
+  BatchingConfig config;
+  config.max_batch_size = 8;
+  // Anything measured is "shorter than a hand-off" here.
+  Fixture f(LoadFixture("add_sub.pt", AddSubSignature()), &pool, config,
+            BatchPolicy::kAdaptive, /*inline_below_ns=*/1'000'000'000'000);
+  std::mt19937 rng(9);
+  Outcome first;
+  ASSERT_TRUE(f.batcher->Enqueue(MakeTask(AddSubRow(&rng), &first)).ok());
+  first.done.WaitForNotification();  // unmeasured: handed to the worker
+  while (pool.idle_workers() < 1) std::this_thread::yield();  // it is done
+  Outcome second;
+  ASSERT_TRUE(f.batcher->Enqueue(MakeTask(AddSubRow(&rng), &second)).ok());
+  EXPECT_TRUE(second.done.HasBeenNotified())
+      << "answered on this thread, before Enqueue returned";
+  EXPECT_TRUE(second.status.ok());
+}
+
+TEST(BatcherTest, CountsWaitingRequestsInItsVariantsStats) {
+  ThreadPool pool("w", 1);
+  BatchingConfig config;
+  config.max_batch_size = 8;
+  Fixture f(LoadFixture("add_sub.pt", AddSubSignature()), &pool, config);
   std::mt19937 rng(6);
   Blocker blocker(&pool);
   std::vector<Outcome> outcomes(3);
-  ASSERT_TRUE(
-      batcher.Enqueue(MakeTask(AddSubRow(&rng), &outcomes[0]), config).ok());
-  while (batcher.queue_size() > 0) std::this_thread::yield();
-  for (int i = 1; i < 3; ++i) {
-    ASSERT_TRUE(
-        batcher.Enqueue(MakeTask(AddSubRow(&rng), &outcomes[i]), config).ok());
+  for (Outcome& o : outcomes) {
+    ASSERT_TRUE(f.batcher->Enqueue(MakeTask(AddSubRow(&rng), &o)).ok());
   }
-  EXPECT_EQ(stats->Snapshot().queued, 2);
+  EXPECT_EQ(f.stats->Snapshot().queued, 3);
   blocker.release.Notify();
   for (Outcome& o : outcomes) o.done.WaitForNotification();
-  EXPECT_EQ(stats->Snapshot().queued, 0);
+  EXPECT_EQ(f.stats->Snapshot().queued, 0);
 }
 
 }  // namespace

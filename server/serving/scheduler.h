@@ -14,19 +14,35 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "server/common/tensor.h"
 #include "server/runtime/runner.h"
 #include "server/serving/batching.h"
+#include "server/serving/cost_model.h"
 #include "server/serving/thread_pool.h"
 #include "server/serving/variant_stats.h"
 
 namespace twinserve {
+
+// How a batching servable waits for company and cuts waiting rows.
+enum class BatchPolicy {
+  // From the runner's measured cost curve (cost_model.h): waits only where
+  // a fuller batch pays for the wait, cuts rows as the curve says (default).
+  kAdaptive,
+  // As configured, Triton's way: waits up to max_queue_delay_us for
+  // max_batch_size (or a preferred size), one execution takes all it may.
+  kFixed,
+  // As kFixed, but the rows are spread over every free worker.
+  kSpread,
+};
 
 // What one execution looked like, as seen by one of its requests.
 struct ExecutionInfo {
@@ -67,37 +83,68 @@ struct SchedulerOptions {
   // servable. Together with LibTorch's intra-op threads they should not
   // exceed the cores.
   int worker_threads = 2;
-  // Unbatched requests of a variant whose mean compute time is below this
-  // run on the thread that submits them (a gRPC thread) instead of a
-  // worker: for tiny models the two thread hand-offs cost more than the
-  // forward pass. 0 turns it off.
-  int64_t inline_compute_us = 150;
+  // Requests of a servable whose executions take less than this run on the
+  // thread that submits them (a gRPC thread) instead of a worker. -1 (the
+  // default): less than a hand-off to a worker costs on this machine,
+  // measured (ThreadPool::handoff_ns); 0: never.
+  int64_t inline_compute_us = -1;
+  // How batching waits and cuts (batcher.h); kFixed and kSpread are the
+  // static configurations to compare against.
+  BatchPolicy policy = BatchPolicy::kAdaptive;
+  // Time the publish-time probe of a batching servable's cost curve may
+  // take, in ms (its largest sizes are then left to live executions).
+  int probe_budget_ms = 1500;
 };
 
 // Makes the schedulers of servables; owns the worker pool they share, so it
-// must outlive every scheduler it made.
+// must outlive every scheduler it made. Measures the pool's hand-off cost
+// at construction. Keeps one cost model per runner, so a servable
+// republished with other batching settings keeps what was measured.
 class SchedulerFactory {
  public:
   explicit SchedulerFactory(SchedulerOptions options);
 
-  // A BatchingScheduler when `config` enables batching, else a
-  // DirectScheduler. `name` ("model 'm' version 'fp32'") appears in errors.
-  // REQUIRES: `config` passed ValidateBatching for the runner's signature.
+  // A BatchingScheduler when `config` enables batching (its runner's cost
+  // curve then probed on the worker pool, in the background, unless known),
+  // else a DirectScheduler. `name` ("model 'm' version 'fp32'") appears in
+  // errors. REQUIRES: `config` passed ValidateBatching for the runner's
+  // signature.
   std::shared_ptr<Scheduler> Make(const std::string& name,
                                   std::shared_ptr<const Runner> runner,
                                   std::shared_ptr<VariantStats> stats,
                                   const BatchingConfig& config);
 
+  // The cost model of `runner` for batches up to `max_rows` (made, or
+  // remade larger, on first use).
+  std::shared_ptr<CostModel> CostsFor(const Runner* runner, int max_rows);
+
   ThreadPool* workers() { return &workers_; }
 
  private:
-  const uint64_t inline_compute_ns_;
+  // Measures one execution at batch sizes 1, 2, 4, ... up to the model's
+  // max within the time budget, into `costs`, skipping sizes measured
+  // already (by live executions or an earlier probe).
+  void Probe(std::shared_ptr<const Runner> runner,
+             std::shared_ptr<CostModel> costs);
+
+  const SchedulerOptions options_;
   ThreadPool workers_;
+  absl::Mutex mu_;
+  std::map<const Runner*, std::weak_ptr<CostModel>> costs_ ABSL_GUARDED_BY(mu_);
 };
 
 // Runs `task` alone on `runner`, here, unless its deadline has passed, and
-// calls its `done`. For schedulers and for tests.
-void RunAlone(const Runner& runner, Task& task);
+// calls its `done`. Returns the execution's timings (zeros if it did not
+// run or failed). For schedulers and for tests.
+RunTimings RunAlone(const Runner& runner, Task& task);
+
+// Whether an execution expected to cost `cost_ns` should run on the thread
+// that has the request rather than be handed to a worker of `workers`: when
+// the hand-off would cost more (inline_below_ns -1: measured,
+// ThreadPool::handoff_ns), or it is under `inline_below_ns` (> 0); never
+// for 0 or an unknown cost.
+bool RunsOnCaller(int64_t inline_below_ns, const ThreadPool& workers,
+                  double cost_ns);
 
 }  // namespace twinserve
 

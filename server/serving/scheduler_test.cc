@@ -1,8 +1,5 @@
 #include "server/serving/scheduler.h"
 
-#include <dirent.h>
-
-#include <fstream>
 #include <random>
 #include <thread>
 
@@ -59,20 +56,6 @@ Task MakeTask(int64_t rows, Outcome* o, VariantStats* stats,
   return t;
 }
 
-int ThreadsNamed(const std::string& name) {
-  int n = 0;
-  DIR* d = opendir("/proc/self/task");
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
-    std::string s;
-    std::getline(comm, s);
-    n += s == name;
-  }
-  closedir(d);
-  return n;
-}
-
 TEST(SchedulerTest, DirectRunsOnWorkersThenInlineOnceTheModelProvesTiny) {
   SchedulerFactory factory({/*worker_threads=*/1, /*inline_compute_us=*/5000});
   auto stats = std::make_shared<VariantStats>();
@@ -117,7 +100,10 @@ TEST(SchedulerTest, DeadlinesAndAFullQueue) {
 }
 
 TEST(SchedulerTest, BatchingStacksRequestsAndRunsOversizedOnesAlone) {
-  SchedulerFactory factory({/*worker_threads=*/1, /*inline_compute_us=*/0});
+  // Batching as configured: add_sub is too cheap for the adaptive policy
+  // to wait for company.
+  SchedulerFactory factory({/*worker_threads=*/1, /*inline_compute_us=*/0,
+                            BatchPolicy::kFixed});
   BatchingConfig config;
   config.max_batch_size = 8;
   config.max_queue_delay_us = 100'000;
@@ -141,24 +127,54 @@ TEST(SchedulerTest, BatchingStacksRequestsAndRunsOversizedOnesAlone) {
   EXPECT_EQ(big.info.batch_rows, 20);
 }
 
-TEST(SchedulerTest, ASchedulerFreedByItsOwnLastBatchGoesAwayWithItsThread) {
+TEST(SchedulerTest, OneCostCurvePerRunnerFedByUseAndProbedOnce) {
+  SchedulerFactory factory({/*worker_threads=*/1, /*inline_compute_us=*/0});
+  EXPECT_GT(factory.workers()->handoff_ns(), 0u) << "measured at startup";
+  std::shared_ptr<const Runner> runner = AddSubRunner();
+  auto stats = std::make_shared<VariantStats>();
+  auto direct = factory.Make("m", runner, stats, BatchingConfig());
+  for (int i = 0; i < 3; ++i) {
+    Outcome o;
+    ASSERT_TRUE(direct->Submit(MakeTask(1, &o, nullptr)).ok());
+    o.done.WaitForNotification();
+  }
+  std::shared_ptr<CostModel> costs = factory.CostsFor(runner.get(), 1);
+  EXPECT_TRUE(costs->Measured(1)) << "unbatched executions feed the curve";
+  // Batching: the sizes past 1 are probed on the worker.
+  BatchingConfig config;
+  config.max_batch_size = 8;
+  config.max_queue_delay_us = 1000;
+  auto batching = factory.Make("m", runner, stats, config);
+  costs = factory.CostsFor(runner.get(), 8);
+  for (int i = 0; i < 2000 && !costs->Measured(8); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(costs->Measured(2));
+  EXPECT_TRUE(costs->Measured(4));
+  EXPECT_TRUE(costs->Measured(8));
+  EXPECT_FALSE(costs->Measured(3));
+  // Republished with other settings, the servable keeps its curve.
+  batching.reset();
+  config.max_batch_size = 4;
+  batching = factory.Make("m", runner, stats, config);
+  EXPECT_EQ(factory.CostsFor(runner.get(), 4), costs);
+}
+
+TEST(SchedulerTest, ASchedulerFreedByItsOwnLastBatchGoesAway) {
   // A servable replaced while its requests wait: the tasks hold the last
-  // reference to its scheduler, which is destroyed on a worker when the
-  // last batch completes. It must neither deadlock nor leave its thread.
+  // reference to its scheduler, which is destroyed on an executor's thread
+  // when the last batch completes. It must neither deadlock nor touch
+  // itself afterwards (ASan runs of this test check the latter).
   SchedulerFactory factory({/*worker_threads=*/2, /*inline_compute_us=*/0});
-  const int before = ThreadsNamed("ts-batch");
   BatchingConfig config;
   config.max_batch_size = 4;
   config.max_queue_delay_us = 20'000;
   std::vector<Outcome> outcomes(6);
+  std::weak_ptr<Scheduler> watch;
   {
     std::shared_ptr<Scheduler> scheduler = factory.Make(
         "m", AddSubRunner(), std::make_shared<VariantStats>(), config);
-    // The thread names itself when it starts.
-    for (int i = 0; i < 200 && ThreadsNamed("ts-batch") != before + 1; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    EXPECT_EQ(ThreadsNamed("ts-batch"), before + 1);
+    watch = scheduler;
     for (Outcome& o : outcomes) {
       Task t = MakeTask(1, &o, nullptr);
       auto inner = std::move(t.done);
@@ -175,13 +191,10 @@ TEST(SchedulerTest, ASchedulerFreedByItsOwnLastBatchGoesAwayWithItsThread) {
     ASSERT_TRUE(o.done.WaitForNotificationWithTimeout(absl::Seconds(20)));
     EXPECT_TRUE(o.status.ok());
   }
-  int threads = 0;
-  for (int i = 0; i < 200; ++i) {
-    threads = ThreadsNamed("ts-batch");
-    if (threads == before) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 2000 && !watch.expired(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  EXPECT_EQ(threads, before);
+  EXPECT_TRUE(watch.expired()) << "the last batch's tasks released it";
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include "server/serving/thread_pool.h"
 
+#include "absl/synchronization/notification.h"
+#include "server/common/clock.h"
+
 namespace twinserve {
 
 ThreadPool::ThreadPool(std::string name, int num_threads,
@@ -31,11 +34,26 @@ void ThreadPool::Schedule(std::function<void()> fn) {
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_ || running_ > 0) {
-      queue_.push_back(std::move(fn));
+      queue_.push_back({std::move(fn), NowNs()});
       return;
     }
   }
   fn();  // every worker has returned
+}
+
+int ThreadPool::idle_workers() const {
+  absl::MutexLock lock(&mu_);
+  const int idle = static_cast<int>(threads_.size()) - active_ -
+                   static_cast<int>(queue_.size());
+  return idle > 0 ? idle : 0;
+}
+
+void ThreadPool::MeasureHandoff(int samples) {
+  for (int i = 0; i < samples; ++i) {
+    absl::Notification done;
+    Schedule([&done] { done.Notify(); });
+    done.WaitForNotification();
+  }
 }
 
 size_t ThreadPool::queue_size() const {
@@ -44,23 +62,42 @@ size_t ThreadPool::queue_size() const {
 }
 
 void ThreadPool::WorkerLoop() {
+  bool ran = false;
   while (true) {
-    std::function<void()> fn;
+    Item item;
+    bool slept = false;
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](ThreadPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-            return p->stopping_ || !p->queue_.empty();
-          },
-          this));
+      if (ran) --active_;
+      if (queue_.empty() && !stopping_) {
+        slept = true;
+        mu_.Await(absl::Condition(
+            +[](ThreadPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
+              return p->stopping_ || !p->queue_.empty();
+            },
+            this));
+      }
       if (queue_.empty()) {  // stopping and drained
         --running_;
         return;
       }
-      fn = std::move(queue_.front());
+      item = std::move(queue_.front());
       queue_.pop_front();
+      ++active_;
+      ran = true;
     }
-    fn();
+    if (slept) {
+      // A wake-up from idle: what a hand-off costs (averaged over about
+      // the last eight).
+      const uint64_t sample = NowNs() - item.scheduled_ns;
+      const uint64_t old = handoff_ns_.load(std::memory_order_relaxed);
+      handoff_ns_.store(old == 0 ? sample
+                                 : old + (static_cast<int64_t>(sample) -
+                                          static_cast<int64_t>(old)) /
+                                             8,
+                        std::memory_order_relaxed);
+    }
+    item.fn();
   }
 }
 

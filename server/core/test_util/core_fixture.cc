@@ -28,7 +28,7 @@ CoreFixture::CoreFixture(std::string r, bool load)
   auto opened = ModelStore::Open(root);
   if (!opened.ok()) Die(std::string(opened.status().message()));
   store = std::move(*opened);
-  schedulers = std::make_unique<SchedulerFactory>(SchedulerOptions{2, 150});
+  schedulers = std::make_unique<SchedulerFactory>(SchedulerOptions{});
   registry = std::make_unique<ModelRegistry>(store.get(), schedulers.get(),
                                              RunnerOptions{});
   registrar = std::make_unique<Registrar>(store.get(), registry.get());
