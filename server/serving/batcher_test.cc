@@ -347,11 +347,11 @@ TEST(BatcherTest, WaitsForCompanyOnlyWhereTheCostCurvePaysForIt) {
   }
   {
     // Rows nearly free once batched (each row of eight saves far more than
-    // any hand-off costs): the request waits, and runs with the seven that
-    // come later.
+    // any hand-off costs, even on a loaded machine): the request waits, and
+    // runs with the seven that come later.
     std::vector<Outcome> outcomes(8);
     Fixture f(LoadFixture("add_sub.pt", AddSubSignature()), &pool, config);
-    for (int r = 1; r <= 8; ++r) f.costs->Observe(r, 1, 10'000'000ull + r);
+    for (int r = 1; r <= 8; ++r) f.costs->Observe(r, 1, 1'000'000'000ull + r);
     ASSERT_TRUE(
         f.batcher->Enqueue(MakeTask(AddSubRow(&rng), &outcomes[0])).ok());
     EXPECT_FALSE(outcomes[0].done.WaitForNotificationWithTimeout(

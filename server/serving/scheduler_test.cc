@@ -102,8 +102,8 @@ TEST(SchedulerTest, DeadlinesAndAFullQueue) {
 TEST(SchedulerTest, BatchingStacksRequestsAndRunsOversizedOnesAlone) {
   // Batching as configured: add_sub is too cheap for the adaptive policy
   // to wait for company.
-  SchedulerFactory factory({/*worker_threads=*/1, /*inline_compute_us=*/0,
-                            BatchPolicy::kFixed});
+  SchedulerFactory factory(
+      {/*worker_threads=*/1, /*inline_compute_us=*/0, BatchPolicy::kFixed});
   BatchingConfig config;
   config.max_batch_size = 8;
   config.max_queue_delay_us = 100'000;

@@ -1,6 +1,9 @@
 #include "server/serving/thread_pool.h"
 
+#include <algorithm>
+
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "server/common/clock.h"
 
 namespace twinserve {
@@ -50,10 +53,26 @@ int ThreadPool::idle_workers() const {
 
 void ThreadPool::MeasureHandoff(int samples) {
   for (int i = 0; i < samples; ++i) {
+    // Long enough for the workers to be asleep again: what is measured is
+    // a hand-off to a sleeping worker (a busy one records nothing).
+    absl::SleepFor(absl::Microseconds(500));
     absl::Notification done;
     Schedule([&done] { done.Notify(); });
     done.WaitForNotification();
   }
+}
+
+void ThreadPool::RecordHandoff(uint64_t ns) {
+  // The median of the last kHandoffWindow wake-ups: a worker descheduled
+  // for milliseconds on a busy machine does not make every later decision
+  // think hand-offs cost that much.
+  absl::MutexLock lock(&handoff_mu_);
+  handoff_samples_[handoff_next_++ % kHandoffWindow] = ns;
+  const size_t n = std::min<uint64_t>(handoff_next_, kHandoffWindow);
+  uint64_t sorted[kHandoffWindow];
+  std::copy(handoff_samples_, handoff_samples_ + n, sorted);
+  std::nth_element(sorted, sorted + n / 2, sorted + n);
+  handoff_ns_.store(sorted[n / 2], std::memory_order_relaxed);
 }
 
 size_t ThreadPool::queue_size() const {
@@ -86,17 +105,7 @@ void ThreadPool::WorkerLoop() {
       ++active_;
       ran = true;
     }
-    if (slept) {
-      // A wake-up from idle: what a hand-off costs (averaged over about
-      // the last eight).
-      const uint64_t sample = NowNs() - item.scheduled_ns;
-      const uint64_t old = handoff_ns_.load(std::memory_order_relaxed);
-      handoff_ns_.store(old == 0 ? sample
-                                 : old + (static_cast<int64_t>(sample) -
-                                          static_cast<int64_t>(old)) /
-                                             8,
-                        std::memory_order_relaxed);
-    }
+    if (slept) RecordHandoff(NowNs() - item.scheduled_ns);
     item.fn();
   }
 }

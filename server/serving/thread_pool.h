@@ -38,7 +38,7 @@ class ThreadPool {
 
   // What handing a closure to an idle worker costs on this machine: the
   // time from Schedule to the closure starting on a worker that was asleep,
-  // averaged over recent hand-offs (ns; 0 until one was seen). Schedulers
+  // the median of the last 16 (ns; 0 until one was seen). Schedulers
   // weigh it against a forward pass to decide whether a hand-off is worth
   // it at all.
   uint64_t handoff_ns() const {
@@ -54,12 +54,18 @@ class ThreadPool {
     uint64_t scheduled_ns = 0;
   };
   void WorkerLoop();
+  void RecordHandoff(uint64_t ns);
+
+  static constexpr int kHandoffWindow = 16;
 
   const std::string name_;
   mutable absl::Mutex mu_;
   std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
   int active_ ABSL_GUARDED_BY(mu_) = 0;  // workers running a closure
   std::atomic<uint64_t> handoff_ns_{0};
+  absl::Mutex handoff_mu_;
+  uint64_t handoff_samples_[kHandoffWindow] ABSL_GUARDED_BY(handoff_mu_) = {};
+  uint64_t handoff_next_ ABSL_GUARDED_BY(handoff_mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int running_ ABSL_GUARDED_BY(mu_) = 0;  // workers not yet returned
   std::vector<std::thread> threads_;

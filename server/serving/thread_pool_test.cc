@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <string>
+#include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 
 namespace twinserve {
@@ -102,6 +104,27 @@ TEST(ThreadPoolTest, WorkersAreNamedForTopAndPerf) {
     });
   }
   EXPECT_EQ(seen, "ts-infer");
+}
+
+TEST(ThreadPoolTest, MeasuresHandOffsAndCountsIdleWorkers) {
+  ThreadPool pool("w", 2);
+  EXPECT_EQ(pool.handoff_ns(), 0u);
+  pool.MeasureHandoff(8);
+  EXPECT_GT(pool.handoff_ns(), 0u);
+  EXPECT_LT(pool.handoff_ns(), 1'000'000'000u);
+  // Idle: neither running a closure nor about to take a queued one (a
+  // worker that just finished one is idle once it is back for more).
+  while (pool.idle_workers() != 2) std::this_thread::yield();
+  absl::Notification release, started;
+  pool.Schedule([&] {
+    started.Notify();
+    release.WaitForNotification();
+  });
+  started.WaitForNotification();
+  EXPECT_EQ(pool.idle_workers(), 1);
+  pool.Schedule([&] { release.WaitForNotification(); });
+  EXPECT_EQ(pool.idle_workers(), 0);
+  release.Notify();
 }
 
 }  // namespace
