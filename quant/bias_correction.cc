@@ -64,8 +64,8 @@ BiasCorrectionResult CorrectBiases(
       continue;
     }
     at::Tensor bias = m.attr("bias").toTensor();
-    const double range = std::max(bias.abs().max().item<double>(),
-                                  w.abs().max().item<double>());
+    const double range =
+        std::max(bias.abs().max().item<double>(), w.abs().max().item<double>());
     if (range > 0) {
       out.largest_relative_shift = std::max(
           out.largest_relative_shift, shift.abs().max().item<double>() / range);

@@ -30,7 +30,8 @@ at::Tensor OutputRanges(const Module& first) {
 // dim 0 of a depthwise one.
 at::Tensor InputRanges(const Module& second, bool depthwise) {
   const at::Tensor w = Weight(second).abs();
-  return depthwise ? w.flatten(1).amax(1) : w.transpose(0, 1).flatten(1).amax(1);
+  return depthwise ? w.flatten(1).amax(1)
+                   : w.transpose(0, 1).flatten(1).amax(1);
 }
 
 bool Depthwise(const Module& m) {
@@ -119,8 +120,7 @@ RescaleResult SmoothLinear(torch::jit::Module* module, const LayerGraph& graph,
     out.rescaled.push_back(absl::StrFormat(
         "%s -> %s (%s): smoothed with alpha %.2f; activation channel spread "
         "%.1fx -> %.1fx",
-        p.first, p.second, p.activation, alpha, spread_before,
-        Spread(x / s)));
+        p.first, p.second, p.activation, alpha, spread_before, Spread(x / s)));
   }
   return out;
 }

@@ -48,7 +48,8 @@ TEST(EqualizationTest, OutlierChannelsComeBackInLineWithTheSameFunction) {
   ASSERT_TRUE(diff.ok());
   EXPECT_LT(*diff, 1e-4) << "FP32-equivalent by construction";
   EXPECT_LT(MaxSpread(m, "block1.conv1"), 10);
-  EXPECT_THAT(result->skipped, Contains(HasSubstr("down1.conv -> block2.conv1")));
+  EXPECT_THAT(result->skipped,
+              Contains(HasSubstr("down1.conv -> block2.conv1")));
 }
 
 TEST(EqualizationTest, ClippedAndUnpairableLayersAreReported) {
@@ -117,7 +118,8 @@ TEST(BiasCorrectionTest, RemovesTheMeanShiftOfQuantizedWeights) {
   EXPECT_EQ(r.corrected, 2);
   const at::Tensor b_after = fc2.attr("bias").toTensor();
   // y_q = Wq x + b' must have the mean of y = W x + b.
-  const at::Tensor b = Load("pairs.pt").attr("fc2").toModule().attr("bias").toTensor();
+  const at::Tensor b =
+      Load("pairs.pt").attr("fc2").toModule().attr("bias").toTensor();
   EXPECT_TRUE(torch::allclose(b_after, b - shift_before, 1e-5, 1e-6));
 }
 

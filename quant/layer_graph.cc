@@ -68,9 +68,10 @@ std::string HomogeneousActivation(const Node* n) {
 // pair was not made.
 bool OtherActivation(const Node* n) {
   static const std::set<std::string> kinds = {
-      "aten::sigmoid", "aten::tanh",     "aten::gelu",  "aten::silu",
-      "aten::hardswish", "aten::elu",    "aten::leaky_relu",
-      "aten::hardsigmoid", "aten::mish", "aten::softplus", "aten::hardtanh"};
+      "aten::sigmoid",    "aten::tanh",        "aten::gelu",
+      "aten::silu",       "aten::hardswish",   "aten::elu",
+      "aten::leaky_relu", "aten::hardsigmoid", "aten::mish",
+      "aten::softplus",   "aten::hardtanh"};
   return kinds.count(n->kind().toQualString()) > 0;
 }
 
@@ -157,10 +158,10 @@ absl::StatusOr<LayerGraph> AnalyzeLayers(const torch::jit::Module& module) {
     } else if (OtherActivation(producer)) {
       Value* before = producer->input(0);
       if (IsLayer(before->node()) && path_of.count(before->node())) {
-        out.unpaired.push_back(absl::StrCat(
-            path_of[before->node()], " -> ", second.path, ": ",
-            producer->kind().toUnqualString(),
-            " is not positively homogeneous; not equalized"));
+        out.unpaired.push_back(
+            absl::StrCat(path_of[before->node()], " -> ", second.path, ": ",
+                         producer->kind().toUnqualString(),
+                         " is not positively homogeneous; not equalized"));
       }
       continue;
     }
@@ -182,12 +183,12 @@ absl::StatusOr<LayerGraph> AnalyzeLayers(const torch::jit::Module& module) {
                                   ? second.in_channels
                                   : second.out_channels;  // depthwise
     if (why.empty() && first->out_channels != second_in) {
-      why = absl::StrCat("channel counts differ (", first->out_channels,
-                         " vs ", second_in, ")");
+      why = absl::StrCat("channel counts differ (", first->out_channels, " vs ",
+                         second_in, ")");
     }
     if (!why.empty()) {
-      out.unpaired.push_back(absl::StrCat(first_path, " -> ", second.path,
-                                          ": ", why, "; not equalized"));
+      out.unpaired.push_back(absl::StrCat(first_path, " -> ", second.path, ": ",
+                                          why, "; not equalized"));
       continue;
     }
     out.pairs.push_back({first_path, second.path, activation});

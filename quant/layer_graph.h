@@ -2,9 +2,9 @@
 // forward, found in an inlined copy of its graph, by module path
 // ("block1.conv1"), and the pairs of them joined by nothing but a
 // positively homogeneous activation (ReLU; ReLU6 and hardtanh(x, 0, c) up
-// to their clip) or no activation at all, with no other consumer in between: the pairs whose
-// channels can be rescaled against each other without changing the FP32
-// function (cross-layer equalization, smoothing). Adjacent layers that
+// to their clip) or no activation at all, with no other consumer in between:
+// the pairs whose channels can be rescaled against each other without changing
+// the FP32 function (cross-layer equalization, smoothing). Adjacent layers that
 // cannot be paired are listed with the reason.
 //
 // Includes LibTorch: for quant/*.cc only.
@@ -24,10 +24,10 @@
 namespace twinserve {
 
 struct Layer {
-  std::string path;  // module path of the layer, "" for the root
+  std::string path;     // module path of the layer, "" for the root
   bool linear = false;  // aten::linear; else a convolution
   int64_t groups = 1;
-  int64_t in_channels = 0;   // of the weight (per group for conv)
+  int64_t in_channels = 0;  // of the weight (per group for conv)
   int64_t out_channels = 0;
   bool has_bias = false;
   // The layer's input in the inlined graph (for taps).
@@ -40,7 +40,9 @@ struct LayerPair {
   // ReLU6 and hardtanh clip: rescaling is exact only where activations stay
   // below the clip (equalization checks the outputs and drops these pairs
   // if they changed).
-  bool clipped() const { return activation == "relu6" || activation == "hardtanh"; }
+  bool clipped() const {
+    return activation == "relu6" || activation == "hardtanh";
+  }
 };
 
 struct LayerGraph {

@@ -70,8 +70,8 @@ absl::StatusOr<std::map<std::string, ChannelStats>> MeasureLayerInputs(
       s.count = count[i];
     }
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "measuring the layers' inputs failed: ", e.what()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("measuring the layers' inputs failed: ", e.what()));
   }
   return out;
 }

@@ -255,6 +255,40 @@ void FreezeQParams(const std::vector<ObserverRef>& observers) {
   }
 }
 
+void SetMethod(const std::vector<ObserverRef>& observers, RangeMethod method,
+               double percentile) {
+  for (const ObserverRef& o : observers) {
+    if (o.is_weight) continue;
+    Module m = o.module;
+    m.setattr("method", static_cast<int64_t>(method));
+    m.setattr("param", percentile);
+  }
+}
+
+void CopyActivationState(const ObserverRef& from, const ObserverRef& to) {
+  Module dst = to.module;
+  for (const char* buffer : {"min_val", "max_val", "histogram"}) {
+    dst.setattr(buffer, from.module.attr(buffer).toTensor().clone());
+  }
+  dst.setattr("seen", from.module.attr("seen"));
+}
+
+void RunWeightObservers(const torch::jit::Module& prepared,
+                        const std::vector<ObserverRef>& observers) {
+  for (const ObserverRef& o : observers) {
+    if (!o.is_weight) continue;
+    // "block1.conv1.weight": the attribute of a submodule.
+    Module owner = prepared;
+    std::string rest = o.target;
+    for (size_t dot; (dot = rest.find('.')) != std::string::npos;) {
+      owner = owner.attr(rest.substr(0, dot)).toModule();
+      rest = rest.substr(dot + 1);
+    }
+    Module m = o.module;
+    m.forward({owner.attr(rest).toTensor()});
+  }
+}
+
 double MeasuredSqnrDb(const ObserverRef& observer) {
   const double signal = observer.module.attr("signal").toDouble();
   const double noise = observer.module.attr("noise").toDouble();

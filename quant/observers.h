@@ -41,12 +41,23 @@ struct ObserverRef {
 // Every observer in `prepared` (after InsertObservers), in graph order.
 std::vector<ObserverRef> FindObservers(const torch::jit::Module& prepared);
 
-// Phases: 0 min/max, 1 histogram, 2 measure SQNR (after FreezeQParams).
+// Phases: 0 min/max, 1 histogram, 2 measure SQNR (after FreezeQParams),
+// 3 pass through.
 void SetPhase(const std::vector<ObserverRef>& observers, int64_t phase);
 // Whether the method needs the histogram pass at all.
 bool NeedsHistogram(const ObserverOptions& options);
 // Computes each observer's qparams once and stores them for phase 2.
 void FreezeQParams(const std::vector<ObserverRef>& observers);
+// The activation range method observers choose with from now on.
+void SetMethod(const std::vector<ObserverRef>& observers, RangeMethod method,
+               double percentile);
+// Copies what activation observer `from` recorded (range, histogram) into
+// `to`, an observer of the same tensor in another prepared module.
+void CopyActivationState(const ObserverRef& from, const ObserverRef& to);
+// Lets each weight observer of `prepared` read its weight (what a forward
+// would do), without running the model.
+void RunWeightObservers(const torch::jit::Module& prepared,
+                        const std::vector<ObserverRef>& observers);
 // SQNR in dB measured during phase 2 (+inf when the noise is zero).
 double MeasuredSqnrDb(const ObserverRef& observer);
 

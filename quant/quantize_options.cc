@@ -78,6 +78,10 @@ absl::Status ValidateQuantizeOptions(const QuantizeOptions& o) {
   if (!(o.percentile > 0 && o.percentile <= 100)) {
     return absl::InvalidArgumentError("percentile must be in (0, 100]");
   }
+  if (!(o.smooth_alpha <= 1) || !std::isfinite(o.smooth_alpha)) {
+    return absl::InvalidArgumentError(
+        "smooth_alpha must be at most 1 (0 or less turns smoothing off)");
+  }
   auto loss = [](const char* name, double v) {
     if (std::isnan(v) || v > 100 || std::isinf(v)) {
       return absl::InvalidArgumentError(absl::StrCat(

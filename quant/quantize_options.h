@@ -35,11 +35,21 @@ absl::StatusOr<RangeMethod> ParseRangeMethod(const std::string& name);
 
 struct QuantizeOptions {
   QuantMode mode = QuantMode::kStatic;
-  // How activation ranges are chosen. Default min/max: as accurate as the
-  // searches on the bundled model and robust where they are not (MSE
-  // wrecked a random-weight ResNet-18 whose activations have extreme
-  // outliers; see README, Quantization).
+  // Static mode: search the recipe (method "auto", the default): every
+  // activation range method on one calibration, and without equalization
+  // if none meets the criterion; the fastest variant that meets it wins.
+  // false: `method` only.
+  bool search = true;
+  // How activation ranges are chosen when not searching. Min/max: as
+  // accurate as the others on the bundled model and robust where they are
+  // not (MSE wrecked a random-weight ResNet-18 whose activations have
+  // extreme outliers; see README, Quantization).
   RangeMethod method = RangeMethod::kMinMax;
+  // Static mode: cross-layer equalization, bias correction, and smoothing
+  // of Linear inputs with this alpha (<= 0: off); see quant/equalization.h.
+  bool equalize = true;
+  bool bias_correction = true;
+  double smooth_alpha = 0.5;
   double percentile = 99.99;  // for kPercentile, in (0, 100]
   // Symmetric int8 weights per output channel (default) or per tensor.
   bool per_channel_weights = true;

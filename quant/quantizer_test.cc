@@ -3,9 +3,9 @@
 #include <cmath>
 #include <cstdio>
 
-#include "client/idx.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "quant/fashion_test_data.h"
 #include "server/common/file_util.h"
 #include "tests/test_util.h"
 
@@ -16,33 +16,11 @@ using ::testing::HasSubstr;
 using ::twinserve::testing::FixturePath;
 using ::twinserve::testing::NewTempDir;
 
-constexpr char kData[] = "/usr/share/datasets/fashion-mnist/";
+Signature Fashion() { return ::twinserve::testing::FashionSignature(); }
 
-Signature Fashion() {
-  Signature s;
-  s.inputs = {{"image", DataType::kFp32, {-1, 1, 28, 28}}};
-  s.outputs = {{"logits", DataType::kFp32, {-1, 10}}};
-  return s;
-}
-
-// `count` images (and labels) from a Fashion-MNIST split, from `offset`.
 CalibrationSet Load(const std::string& split, int64_t offset, int64_t count,
                     const std::string& name) {
-  auto images = ReadIdx(std::string(kData) + split + "-images-idx3-ubyte.gz");
-  auto labels = ReadIdx(std::string(kData) + split + "-labels-idx1-ubyte.gz");
-  EXPECT_TRUE(images.ok() && labels.ok());
-  HostTensor all = ImagesToFloat(*images);
-  HostTensor slice = all;
-  slice.shape[0] = count;
-  slice.data = all.data + offset * 784 * sizeof(float);
-  slice.byte_size = count * 784 * sizeof(float);
-  std::vector<int64_t> y(count);
-  for (int64_t i = 0; i < count; ++i) {
-    y[i] = static_cast<unsigned char>(labels->data[offset + i]);
-  }
-  auto set = CalibrationSet::ForSignature(Fashion(), name);
-  EXPECT_TRUE(set->Append({slice}, y, CalibrationLimits{}).ok());
-  return std::move(*set);
+  return ::twinserve::testing::LoadFashion(split, offset, count, name);
 }
 
 class QuantizerTest : public ::testing::Test {
@@ -113,6 +91,7 @@ TEST_F(QuantizerTest, EveryMethodProducesAWorkingModel) {
   for (RangeMethod m : {RangeMethod::kMinMax, RangeMethod::kPercentile,
                         RangeMethod::kEntropy, RangeMethod::kMse}) {
     QuantizeOptions options;
+    options.search = false;
     options.method = m;
     options.latency_runs = 3;
     auto result = QuantizeModel(Inputs(&calib, &eval), options,
@@ -142,6 +121,7 @@ TEST_F(QuantizerTest, AutoFallbackReturnsLayersToFp32UntilTheCriterionHolds) {
   const CalibrationSet calib = Load("train", 0, 1, "calib");
   const CalibrationSet eval = Load("t10k", 0, 500, "eval");
   QuantizeOptions options;
+  options.search = false;
   options.method = RangeMethod::kMinMax;
   options.max_agreement_loss = 0.5;
   options.latency_runs = 3;

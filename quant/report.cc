@@ -42,6 +42,29 @@ std::string QuantizationReport::ToJson() const {
   j["fp32_latency_ms_b32"] = fp32_latency_ms_b32;
   j["int8_latency_ms_b32"] = int8_latency_ms_b32;
   j["duration_seconds"] = duration_seconds;
+  j["searched"] = searched;
+  j["equalized"] = equalized;
+  j["bias_corrected_layers"] = bias_corrected_layers;
+  j["smooth_alpha"] = smooth_alpha;
+  j["rescaling"] = rescaling;
+  j["candidates"] = nlohmann::json::array();
+  for (const auto& c : candidates) {
+    j["candidates"].push_back({{"recipe", c.recipe},
+                               {"top1_agreement", c.top1_agreement},
+                               {"accuracy", c.accuracy},
+                               {"latency_ms_b1", c.latency_ms_b1},
+                               {"criterion_met", c.criterion_met},
+                               {"chosen", c.chosen}});
+  }
+  j["sensitivity"] = nlohmann::json::array();
+  for (const auto& l : sensitivity) {
+    j["sensitivity"].push_back(
+        {{"layer", l.layer},
+         {"input_channel_spread",
+          std::isfinite(l.input_channel_spread) ? l.input_channel_spread : 1e9},
+         {"agreement_quantized_alone", l.agreement_quantized_alone},
+         {"mean_abs_error_quantized_alone", l.mean_abs_error_quantized_alone}});
+  }
   return j.dump();
 }
 
@@ -79,6 +102,22 @@ absl::StatusOr<QuantizationReport> QuantizationReport::FromJson(
     r.fp32_latency_ms_b32 = j.at("fp32_latency_ms_b32");
     r.int8_latency_ms_b32 = j.at("int8_latency_ms_b32");
     r.duration_seconds = j.at("duration_seconds");
+    // Reports written before issue 11 have none of these.
+    r.searched = j.value("searched", false);
+    r.equalized = j.value("equalized", false);
+    r.bias_corrected_layers = j.value("bias_corrected_layers", 0);
+    r.smooth_alpha = j.value("smooth_alpha", 0.0);
+    r.rescaling = j.value("rescaling", std::vector<std::string>());
+    for (const auto& c : j.value("candidates", nlohmann::json::array())) {
+      r.candidates.push_back({c.at("recipe"), c.at("top1_agreement"),
+                              c.at("accuracy"), c.at("latency_ms_b1"),
+                              c.at("criterion_met"), c.at("chosen")});
+    }
+    for (const auto& l : j.value("sensitivity", nlohmann::json::array())) {
+      r.sensitivity.push_back({l.at("layer"), l.at("input_channel_spread"),
+                               l.at("agreement_quantized_alone"),
+                               l.at("mean_abs_error_quantized_alone")});
+    }
     return r;
   } catch (const std::exception& e) {
     return absl::DataLossError(absl::StrCat("corrupt report: ", e.what()));

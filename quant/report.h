@@ -20,6 +20,27 @@ struct LayerReport {
   bool quantized = true;
 };
 
+// One recipe the search tried ("entropy, equalized"), on the screening
+// subset of the evaluation set.
+struct CandidateReport {
+  std::string recipe;
+  double top1_agreement = 0;
+  double accuracy = -1;  // -1 without labels
+  double latency_ms_b1 = 0;
+  bool criterion_met = false;
+  bool chosen = false;
+};
+
+// Why a layer is (or is not) sensitive: how unevenly its input channels
+// range, and, once the fallback ranked layers, what quantizing it alone
+// (the rest in FP32) does to the model's output.
+struct LayerSensitivity {
+  std::string layer;                      // module path
+  double input_channel_spread = 0;        // largest channel range / median
+  double agreement_quantized_alone = -1;  // -1: not measured
+  double mean_abs_error_quantized_alone = -1;
+};
+
 struct QuantizationReport {
   std::string mode = "static";
   std::string method;
@@ -46,6 +67,14 @@ struct QuantizationReport {
   double fp32_latency_ms_b1 = 0, int8_latency_ms_b1 = 0;
   double fp32_latency_ms_b32 = 0, int8_latency_ms_b32 = 0;
   double duration_seconds = 0;
+  // How the static recipe was chosen and what it did.
+  bool searched = false;  // method "auto"
+  bool equalized = false;
+  int bias_corrected_layers = 0;
+  double smooth_alpha = 0;             // 0: no smoothing
+  std::vector<std::string> rescaling;  // pairs equalized / smoothed / skipped
+  std::vector<CandidateReport> candidates;
+  std::vector<LayerSensitivity> sensitivity;
 
   // An infinite SQNR (no noise) is stored as 999 dB: JSON has no infinity.
   std::string ToJson() const;

@@ -204,11 +204,15 @@ absl::StatusOr<QuantizeRequest> QuantizeRequestFromProto(
   r.variant = p.variant();  // empty: the mode's default
   if (!p.calibration_set().empty()) r.calibration_set = p.calibration_set();
   r.eval_set = p.eval_set();
-  if (!p.method().empty()) {
+  if (!p.method().empty() && p.method() != "auto") {
     auto m = ParseRangeMethod(p.method());
     if (!m.ok()) return m.status();
     o.method = *m;
+    o.search = false;
   }
+  if (p.has_equalize()) o.equalize = p.equalize();
+  if (p.has_bias_correction()) o.bias_correction = p.bias_correction();
+  if (p.has_smooth_alpha()) o.smooth_alpha = p.smooth_alpha();
   if (p.has_percentile()) o.percentile = p.percentile();
   o.per_channel_weights = !p.per_tensor_weights();
   o.fp32_modules.assign(p.fp32_modules().begin(), p.fp32_modules().end());
@@ -257,6 +261,27 @@ void ReportToProto(const std::string& model, const std::string& variant,
   out->set_fp32_latency_ms_b32(r.fp32_latency_ms_b32);
   out->set_int8_latency_ms_b32(r.int8_latency_ms_b32);
   out->set_duration_seconds(r.duration_seconds);
+  out->set_searched(r.searched);
+  out->set_equalized(r.equalized);
+  out->set_bias_corrected_layers(r.bias_corrected_layers);
+  out->set_smooth_alpha(r.smooth_alpha);
+  for (const auto& l : r.rescaling) out->add_rescaling(l);
+  for (const CandidateReport& c : r.candidates) {
+    auto* cr = out->add_candidates();
+    cr->set_recipe(c.recipe);
+    cr->set_top1_agreement(c.top1_agreement);
+    cr->set_accuracy(c.accuracy);
+    cr->set_latency_ms_b1(c.latency_ms_b1);
+    cr->set_criterion_met(c.criterion_met);
+    cr->set_chosen(c.chosen);
+  }
+  for (const LayerSensitivity& l : r.sensitivity) {
+    auto* lr = out->add_sensitivity();
+    lr->set_layer(l.layer);
+    lr->set_input_channel_spread(l.input_channel_spread);
+    lr->set_agreement_quantized_alone(l.agreement_quantized_alone);
+    lr->set_mean_abs_error_quantized_alone(l.mean_abs_error_quantized_alone);
+  }
 }
 
 void ModelSnapshotToProto(const ModelSnapshot& snap, v1::ModelStats* out) {
