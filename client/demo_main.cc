@@ -29,8 +29,9 @@ ABSL_FLAG(int, requests, 2000, "test images to send, one per request");
 ABSL_FLAG(int, show, 5, "requests whose top-3 classes are printed");
 ABSL_FLAG(int, calibration_samples, 512,
           "training images uploaded as the calibration set");
-ABSL_FLAG(std::string, method, "minmax",
-          "activation calibration method: minmax, percentile, entropy, mse");
+ABSL_FLAG(std::string, method, "auto",
+          "activation calibration method: auto (search), minmax, percentile, "
+          "entropy, mse");
 
 namespace twinserve {
 namespace {

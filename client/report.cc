@@ -30,6 +30,28 @@ std::string FormatReport(const v1::QuantizationReport& r, bool brief) {
                                  : "",
       r.per_channel_weights() ? "per-channel" : "per-tensor",
       r.calibration_samples(), r.eval_samples(), r.duration_seconds());
+  if (r.mode().empty() || r.mode() == "static") {
+    absl::StrAppendFormat(
+        &out, "recipe: %s, %s, %d biases corrected, %s\n",
+        r.searched() ? "searched (method auto)" : "method as asked",
+        r.equalized() ? "equalized" : "not equalized",
+        r.bias_corrected_layers(),
+        r.smooth_alpha() > 0
+            ? absl::StrFormat("Linear inputs smoothed (alpha %.2f)",
+                              r.smooth_alpha())
+            : "no smoothing");
+  }
+  if (r.candidates_size() > 0) {
+    absl::StrAppendFormat(&out, "\n%-44s %10s %10s %12s\n",
+                          "candidate (screening subset)", "agreement",
+                          "accuracy", "b1 ms");
+    for (const auto& c : r.candidates()) {
+      absl::StrAppendFormat(&out, "%-44s %10s %10s %12.3f  %s%s\n", c.recipe(),
+                            Pct(c.top1_agreement()), Pct(c.accuracy()),
+                            c.latency_ms_b1(), c.criterion_met() ? "meets" : "",
+                            c.chosen() ? " <- chosen" : "");
+    }
+  }
   absl::StrAppendFormat(&out, "\n%-26s %14s %14s %10s\n", "", "fp32",
                         r.variant(), "int8/fp32");
   absl::StrAppendFormat(
@@ -73,6 +95,25 @@ std::string FormatReport(const v1::QuantizationReport& r, bool brief) {
   }
   for (const auto& line : r.fallback_log()) {
     absl::StrAppend(&out, "  ", line, "\n");
+  }
+  if (!brief && r.rescaling_size() > 0) {
+    absl::StrAppend(&out, "\nrescaling:\n");
+    for (const auto& line : r.rescaling()) {
+      absl::StrAppend(&out, "  ", line, "\n");
+    }
+  }
+  if (!brief && r.sensitivity_size() > 0) {
+    absl::StrAppendFormat(&out, "\n%-32s %16s %22s\n", "layer", "input spread",
+                          "agreement int8 alone");
+    for (const auto& l : r.sensitivity()) {
+      absl::StrAppendFormat(&out, "%-32s %15.1fx %22s\n", l.layer(),
+                            l.input_channel_spread(),
+                            Pct(l.agreement_quantized_alone()));
+    }
+    absl::StrAppend(&out,
+                    "(input spread: largest input channel range over the "
+                    "median one; agreement when only this layer is INT8, "
+                    "measured when the fallback ranked layers)\n");
   }
   if (!brief) {
     absl::StrAppendFormat(&out, "\n%-40s %10s  %s\n", "tensor", "SQNR (dB)",

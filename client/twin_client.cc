@@ -82,7 +82,43 @@ absl::StatusOr<std::string> TwinClient::Health() {
       resp.status());
 }
 
+namespace {
+
+// Samples [b, e) of `inputs` (all along dim 0) with their labels.
+void FillSamples(const std::vector<HostTensor>& inputs,
+                 const std::vector<int64_t>& labels, int64_t b, int64_t e,
+                 v1::CalibrationSamples* samples) {
+  for (const HostTensor& t : inputs) {
+    const size_t per = t.byte_size / std::max<int64_t>(1, t.shape[0]);
+    auto* in = samples->add_inputs();
+    in->set_name(t.name);
+    in->set_datatype(DataTypeName(t.dtype));
+    in->add_shape(e - b);
+    for (size_t d = 1; d < t.shape.size(); ++d) in->add_shape(t.shape[d]);
+    samples->add_raw_input_contents()->assign(t.data + b * per, (e - b) * per);
+  }
+  if (!labels.empty()) {
+    for (int64_t i = b; i < e && i < static_cast<int64_t>(labels.size()); ++i) {
+      samples->add_labels(labels[i]);
+    }
+  }
+}
+
+int64_t Rows(const std::vector<HostTensor>& inputs) {
+  return inputs.empty() || inputs[0].shape.empty() ? 0 : inputs[0].shape[0];
+}
+
+}  // namespace
+
 absl::StatusOr<v1::ModelInfo> TwinClient::Register(
+    const RegisterOptions& options, const std::string& model_bytes,
+    std::function<void(uint64_t)> progress) {
+  auto resp = RegisterModel(options, model_bytes, std::move(progress));
+  if (!resp.ok()) return resp.status();
+  return resp->model();
+}
+
+absl::StatusOr<v1::RegisterModelResponse> TwinClient::RegisterModel(
     const RegisterOptions& options, const std::string& model_bytes,
     std::function<void(uint64_t)> progress) {
   grpc::ClientContext ctx;
@@ -99,6 +135,11 @@ absl::StatusOr<v1::ModelInfo> TwinClient::Register(
   if (options.batching.has_value()) {
     *header->mutable_batching() = *options.batching;
   }
+  if (options.quantize.has_value()) {
+    *header->mutable_quantize() = *options.quantize;
+  }
+  if (options.plan.has_value()) *header->mutable_plan() = *options.plan;
+  header->set_wait_for_variant(options.wait_for_variant);
   for (const auto& s : options.inputs) SpecToProto(s, header->add_inputs());
   for (const auto& s : options.outputs) SpecToProto(s, header->add_outputs());
   bool ok = writer->Write(msg);
@@ -112,10 +153,23 @@ absl::StatusOr<v1::ModelInfo> TwinClient::Register(
           std::min<uint64_t>(off + options.chunk_bytes, model_bytes.size()));
     }
   }
+  const int64_t per = std::max<int64_t>(1, options.samples_per_message);
+  for (int set = 0; set < 2; ++set) {
+    const auto& inputs = set == 0 ? options.calibration : options.evaluation;
+    const auto& labels =
+        set == 0 ? options.calibration_labels : options.evaluation_labels;
+    const int64_t n = Rows(inputs);
+    for (int64_t b = 0; ok && b < n; b += per) {
+      v1::RegisterModelRequest m;
+      FillSamples(inputs, labels, b, std::min(n, b + per),
+                  set == 0 ? m.mutable_calibration() : m.mutable_evaluation());
+      ok = writer->Write(m);
+    }
+  }
   writer->WritesDone();
   grpc::Status st = writer->Finish();
   if (!st.ok()) return FromGrpcStatus(st);
-  return resp.model();
+  return resp;
 }
 
 absl::Status TwinClient::Unregister(const std::string& name) {
@@ -170,20 +224,7 @@ absl::StatusOr<v1::CalibrationSetInfo> TwinClient::UploadCalibration(
   for (int64_t b = 0; ok && b < n; b += per_message) {
     const int64_t e = std::min(n, b + per_message);
     v1::UploadCalibrationRequest msg;
-    auto* samples = msg.mutable_samples();
-    for (const HostTensor& t : inputs) {
-      const size_t per = t.byte_size / std::max<int64_t>(1, t.shape[0]);
-      auto* in = samples->add_inputs();
-      in->set_name(t.name);
-      in->set_datatype(DataTypeName(t.dtype));
-      in->add_shape(e - b);
-      for (size_t d = 1; d < t.shape.size(); ++d) in->add_shape(t.shape[d]);
-      samples->add_raw_input_contents()->assign(t.data + b * per,
-                                                (e - b) * per);
-    }
-    if (!labels.empty()) {
-      for (int64_t i = b; i < e; ++i) samples->add_labels(labels[i]);
-    }
+    FillSamples(inputs, labels, b, e, msg.mutable_samples());
     ok = writer->Write(msg);
     if (progress) progress(e, n);
   }

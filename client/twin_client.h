@@ -37,6 +37,18 @@ struct RegisterOptions {
   size_t chunk_bytes = 1 << 20;
   // Dynamic batching from the start (unset: none, or the replaced model's).
   std::optional<v1::BatchingConfig> batching;
+  // Quantize at registration, in the same call: the samples (all along dim
+  // 0, labels empty or one per sample) follow the model in the stream.
+  std::optional<v1::QuantizeRequest> quantize;
+  std::vector<HostTensor> calibration;
+  std::vector<int64_t> calibration_labels;
+  std::vector<HostTensor> evaluation;
+  std::vector<int64_t> evaluation_labels;
+  // Applied when the quantized variant is ready (e.g. a rollout of it).
+  std::optional<v1::TrafficPolicy> plan;
+  // Return when the quantization job has ended, not when FP32 is ready.
+  bool wait_for_variant = false;
+  int64_t samples_per_message = 64;
 };
 
 struct InferOutputs {
@@ -62,6 +74,10 @@ class TwinClient {
   // Streams `model_bytes` to the server. `progress` (if set) is called with
   // bytes sent so far.
   absl::StatusOr<v1::ModelInfo> Register(
+      const RegisterOptions& options, const std::string& model_bytes,
+      std::function<void(uint64_t)> progress = nullptr);
+  // Register with the whole response (the quantization job, if asked).
+  absl::StatusOr<v1::RegisterModelResponse> RegisterModel(
       const RegisterOptions& options, const std::string& model_bytes,
       std::function<void(uint64_t)> progress = nullptr);
   absl::Status Unregister(const std::string& name);

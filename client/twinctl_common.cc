@@ -25,6 +25,16 @@ Commands:
             [--queue-capacity N]] (dynamic batching from the start)
                                  upload a TorchScript model (-1 = free dim,
                                  e.g. --input image:FP32:-1,1,28,28)
+        [--calibrate FILE.npy|--calibrate-idx FILE [--calibrate-labels F]]
+        [--eval FILE.npy|--eval-idx FILE [--eval-labels F]] [--limit N]
+        [--quantize [--method M] [--mode static] [--auto-fallback]
+         [--max-accuracy-loss PTS] [--max-agreement-loss PTS]]
+        [--rollout [--steps 1,10,50,100 ...] | --shadow [--fraction F]]
+        [--wait]                 ... and quantize in the same call: the
+                                 samples go in the registration stream, a
+                                 job starts when FP32 is ready, and the plan
+                                 (rollout or shadow of the new variant)
+                                 applies when it is published
   list                           registered models and their variants
   show NAME                      one model: specs, variants, sizes, state
   batching NAME [--variant V] [--max-batch N] [--batch-delay-us US]
@@ -47,11 +57,14 @@ Commands:
   sets NAME                      list a model's calibration sets
   delete-set NAME SET            delete a calibration set
   quantize NAME [--variant int8] [--set calib] [--eval-set SET]
-        [--method mse|minmax|percentile|entropy] [--percentile P]
+        [--method auto|minmax|percentile|entropy|mse] [--percentile P]
+        [--no-equalize] [--no-bias-correction] [--smooth-alpha A]
         [--per-tensor] [--fp32 MODULE ...] [--max-samples N]
         [--max-agreement-loss PTS] [--max-accuracy-loss PTS]
         [--auto-fallback] [--max-trials N] [--no-watch]
                                  start a quantization job and follow it
+                                 (method auto, the default, searches the
+                                 recipe and reports the candidates)
   jobs [NAME]                    quantization jobs, newest first
   watch JOB | cancel JOB         follow or cancel a job
   report NAME [--variant int8] [--brief]
@@ -78,8 +91,10 @@ The server defaults to $TWINSERVE_SERVER or 127.0.0.1:8001.
 namespace {
 
 const char* const kBoolFlags[] = {
-    "replace",       "help",  "per-tensor",    "no-watch", "watch",
-    "auto-fallback", "brief", "keep-previous", "off",      "clear"};
+    "replace",  "help",          "per-tensor",  "no-watch",
+    "watch",    "auto-fallback", "brief",       "keep-previous",
+    "off",      "clear",         "no-equalize", "no-bias-correction",
+    "quantize", "wait"};
 
 }  // namespace
 
@@ -98,6 +113,14 @@ bool ParseArgs(int argc, char** argv, Args* args) {
     }
     if (std::find(std::begin(kBoolFlags), std::end(kBoolFlags), a) !=
         std::end(kBoolFlags)) {
+      args->flags.emplace(a, "true");
+      continue;
+    }
+    // --rollout and --shadow name a variant, but register takes them
+    // bare (the variant its quantization makes).
+    const bool optional_value = a == "rollout" || a == "shadow";
+    if (optional_value &&
+        (i + 1 >= argc || std::string(argv[i + 1]).rfind("--", 0) == 0)) {
       args->flags.emplace(a, "true");
       continue;
     }

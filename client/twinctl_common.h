@@ -59,6 +59,19 @@ bool ParseBatchingFlags(const Args& args, v1::BatchingConfig* config,
 // The whole file; nullopt if it cannot be read.
 std::optional<std::string> ReadBytes(const std::string& path);
 // --FLAG as a number: nullopt when absent; false when malformed.
+// Samples named by --PREFIX FILE.npy or --PREFIX-idx FILE (Fashion-MNIST
+// IDX images, scaled to [0,1]) as input `input_name`, with labels from
+// --PREFIX-labels (.npy, or IDX when the name ends in .gz or -ubyte), at
+// most `limit` (> 0) of them. Nothing named: true with no samples. False
+// with `error` set on a file that does not read.
+bool ReadSamples(const Args& args, const std::string& prefix,
+                 const std::string& input_name, int64_t limit,
+                 std::vector<HostTensor>* inputs, std::vector<int64_t>* labels,
+                 std::string* error);
+// Fills the rollout part of `p` from --rollout (the candidate; "true" or
+// empty: left to the server) and --steps, --min-requests, --min-seconds,
+// --max-disagreement, --baseline; an error message on a malformed value.
+std::string RolloutFromFlags(const Args& args, v1::TrafficPolicy* p);
 bool NumberFlag(const Args& args, const std::string& flag,
                 std::optional<double>* out);
 bool IntegerFlag(const Args& args, const std::string& flag,

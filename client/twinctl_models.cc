@@ -89,9 +89,78 @@ int Register(TwinClient& client, const Args& args) {
   }
   const auto bytes = ReadBytes(args.positional[2]);
   if (!bytes) return Usage("cannot read " + args.positional[2]);
-  auto info = client.Register(options, *bytes);
-  if (!info.ok()) return Fail(info.status());
-  PrintModel(*info);
+  const bool one_call = args.Has("quantize") || args.Has("calibrate") ||
+                        args.Has("calibrate-idx") || args.Has("rollout") ||
+                        args.Has("shadow");
+  if (!one_call) {
+    auto info = client.Register(options, *bytes);
+    if (!info.ok()) return Fail(info.status());
+    PrintModel(*info);
+    return 0;
+  }
+  // Quantize at registration: the samples go in the same stream.
+  if (!args.Has("quantize")) {
+    return Usage("--calibrate, --rollout and --shadow go with --quantize");
+  }
+  if (options.inputs.empty()) {
+    return Usage("register --quantize needs --input (the samples' shape)");
+  }
+  int64_t limit = -1;
+  if (args.Has("limit") && !absl::SimpleAtoi(args.Get("limit"), &limit)) {
+    return Usage("--limit takes a number");
+  }
+  std::string error;
+  if (!ReadSamples(args, "calibrate", options.inputs[0].name, limit,
+                   &options.calibration, &options.calibration_labels, &error) ||
+      !ReadSamples(args, "eval", options.inputs[0].name, -1,
+                   &options.evaluation, &options.evaluation_labels, &error)) {
+    return Usage(error);
+  }
+  if (options.calibration.empty()) {
+    return Usage("register --quantize needs --calibrate or --calibrate-idx");
+  }
+  v1::QuantizeRequest q;
+  q.set_mode(args.Get("mode"));
+  q.set_method(args.Get("method"));
+  q.set_auto_fallback(args.Has("auto-fallback"));
+  std::optional<double> v;
+  if (!NumberFlag(args, "max-accuracy-loss", &v)) {
+    return Usage("--max-accuracy-loss takes a number");
+  }
+  if (v) q.set_max_accuracy_loss(*v);
+  if (!NumberFlag(args, "max-agreement-loss", &v)) {
+    return Usage("--max-agreement-loss takes a number");
+  }
+  if (v) q.set_max_agreement_loss(*v);
+  options.quantize = q;
+  if (args.Has("rollout")) {
+    v1::TrafficPolicy plan;
+    Args rollout = args;
+    if (rollout.Get("rollout") == "true") rollout.flags.erase("rollout");
+    error = RolloutFromFlags(rollout, &plan);
+    if (!error.empty()) return Usage(error);
+    options.plan = plan;
+  } else if (args.Has("shadow")) {
+    v1::TrafficPolicy plan;
+    plan.set_kind("shadow");
+    if (args.Get("shadow") != "true") plan.set_candidate(args.Get("shadow"));
+    if (!NumberFlag(args, "fraction", &v)) {
+      return Usage("--fraction takes a share, e.g. 0.1");
+    }
+    if (v) plan.set_shadow_fraction(*v);
+    options.plan = plan;
+  }
+  options.wait_for_variant = args.Has("wait");
+  auto resp = client.RegisterModel(options, *bytes);
+  if (!resp.ok()) return Fail(resp.status());
+  PrintModel(resp->model());
+  if (resp->has_job()) {
+    const v1::Job& j = resp->job();
+    std::printf("quantization job %s: %s%s%s\n", j.id().c_str(),
+                v1::JobState_Name(j.state()).c_str(),
+                j.message().empty() ? "" : ": ", j.message().c_str());
+    if (options.wait_for_variant && j.state() != v1::JOB_SUCCEEDED) return 1;
+  }
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/idx.h"
@@ -34,6 +35,69 @@ int Follow(TwinClient& client, const std::string& id) {
 }
 
 }  // namespace
+
+bool ReadSamples(const Args& args, const std::string& prefix,
+                 const std::string& input_name, int64_t limit,
+                 std::vector<HostTensor>* inputs, std::vector<int64_t>* labels,
+                 std::string* error) {
+  inputs->clear();
+  labels->clear();
+  if (args.Has(prefix + "-idx")) {
+    auto images = ReadIdx(args.Get(prefix + "-idx"));
+    if (!images.ok()) {
+      *error = std::string(images.status().message());
+      return false;
+    }
+    inputs->push_back(ImagesToFloat(*images));
+  } else if (args.Has(prefix)) {
+    auto t = ReadNpy(args.Get(prefix), input_name);
+    if (!t.ok()) {
+      *error = std::string(t.status().message());
+      return false;
+    }
+    inputs->push_back(std::move(*t));
+  } else {
+    return true;
+  }
+  (*inputs)[0].name = input_name;
+  if (args.Has(prefix + "-labels")) {
+    const std::string path = args.Get(prefix + "-labels");
+    const bool idx =
+        absl::EndsWith(path, ".gz") || absl::EndsWith(path, "-ubyte");
+    auto y = idx ? ReadIdx(path) : ReadNpy(path, "labels");
+    if (!y.ok()) {
+      *error = std::string(y.status().message());
+      return false;
+    }
+    const int64_t n = ElementCount(y->shape);
+    for (int64_t i = 0; i < n; ++i) {
+      switch (y->dtype) {
+        case DataType::kInt64:
+          labels->push_back(reinterpret_cast<const int64_t*>(y->data)[i]);
+          break;
+        case DataType::kInt32:
+          labels->push_back(reinterpret_cast<const int32_t*>(y->data)[i]);
+          break;
+        case DataType::kUint8:
+          labels->push_back(reinterpret_cast<const uint8_t*>(y->data)[i]);
+          break;
+        default:
+          *error = "labels must be int64, int32 or uint8";
+          return false;
+      }
+    }
+  }
+  if (limit > 0) {
+    for (HostTensor& t : *inputs) {
+      if (!t.shape.empty() && t.shape[0] > limit) {
+        t.byte_size = t.byte_size / t.shape[0] * limit;
+        t.shape[0] = limit;
+      }
+    }
+    if (static_cast<int64_t>(labels->size()) > limit) labels->resize(limit);
+  }
+  return true;
+}
 
 int Calibrate(TwinClient& client, const Args& args) {
   if (args.positional.size() != 2) return Usage("calibrate needs NAME");
@@ -156,6 +220,8 @@ int Quantize(TwinClient& client, const Args& args) {
   req.set_mode(args.Get("mode"));
   req.set_per_tensor_weights(args.Has("per-tensor"));
   req.set_auto_fallback(args.Has("auto-fallback"));
+  if (args.Has("no-equalize")) req.set_equalize(false);
+  if (args.Has("no-bias-correction")) req.set_bias_correction(false);
   for (const auto& m : args.All("fp32")) req.add_fp32_modules(m);
   double d;
   int64_t n;
@@ -163,6 +229,11 @@ int Quantize(TwinClient& client, const Args& args) {
     if (!absl::SimpleAtod(args.Get("percentile"), &d))
       return Usage("--percentile takes a number");
     req.set_percentile(d);
+  }
+  if (args.Has("smooth-alpha")) {
+    if (!absl::SimpleAtod(args.Get("smooth-alpha"), &d))
+      return Usage("--smooth-alpha takes a number");
+    req.set_smooth_alpha(d);
   }
   if (args.Has("max-samples")) {
     if (!absl::SimpleAtoi(args.Get("max-samples"), &n))

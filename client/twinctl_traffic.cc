@@ -45,6 +45,17 @@ void PrintPolicy(const v1::TrafficPolicy& p) {
               p.reason().empty() ? "" : ": ", p.reason().c_str());
 }
 
+// --if-version N as the request's expected version; false if malformed.
+template <typename Request>
+bool ExpectedVersion(const Args& args, Request* req) {
+  std::optional<int64_t> v;
+  if (!IntegerFlag(args, "if-version", &v) || (v && *v < 0)) return false;
+  if (v) req->set_expected_version(static_cast<uint64_t>(*v));
+  return true;
+}
+
+}  // namespace
+
 // Fills the rollout part of `p` from --rollout and its flags; an error
 // message on a malformed value.
 std::string RolloutFromFlags(const Args& args, v1::TrafficPolicy* p) {
@@ -73,17 +84,6 @@ std::string RolloutFromFlags(const Args& args, v1::TrafficPolicy* p) {
   if (v) p->set_max_disagreement(*v);
   return "";
 }
-
-// --if-version N as the request's expected version; false if malformed.
-template <typename Request>
-bool ExpectedVersion(const Args& args, Request* req) {
-  std::optional<int64_t> v;
-  if (!IntegerFlag(args, "if-version", &v) || (v && *v < 0)) return false;
-  if (v) req->set_expected_version(static_cast<uint64_t>(*v));
-  return true;
-}
-
-}  // namespace
 
 int Policy(TwinClient& client, const Args& args) {
   if (args.positional.size() < 2) return Usage("policy needs NAME");

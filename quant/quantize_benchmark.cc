@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <string>
 
 #include "quant/quantizer.h"
 #include "server/common/file_util.h"
@@ -68,8 +69,11 @@ int Main(int argc, char** argv) {
   options.max_accuracy_loss = -1;
   options.latency_runs = 3;
   const std::string out = "/tmp/twinserve_resnet18_int8.pt";
-  for (const char* method : {"minmax", "mse"}) {
-    options.method = *ParseRangeMethod(method);
+  // "auto" is the default: the recipe search (every activation method on
+  // one calibration, equalization, bias correction).
+  for (const char* method : {"auto", "minmax"}) {
+    options.search = std::string(method) == "auto";
+    if (!options.search) options.method = *ParseRangeMethod(method);
     auto t0 = std::chrono::steady_clock::now();
     auto result = QuantizeModel(in, options, out, nullptr, nullptr);
     if (!result.ok()) {
@@ -79,9 +83,15 @@ int Main(int argc, char** argv) {
     std::printf(
         "quantize (%s, 256 samples 3x224x224, 32 eval): %.1f s "
         "(job total incl. evaluation and latency runs); "
-        "top-1 agreement %.1f%%, cosine %.4f\n",
+        "top-1 agreement %.1f%%, cosine %.4f, chose %s%s\n",
         method, Ms(t0) / 1e3, result->report.top1_agreement,
-        result->report.cosine_mean);
+        result->report.cosine_mean, result->report.method.c_str(),
+        result->report.equalized ? " equalized" : "");
+    for (const CandidateReport& c : result->report.candidates) {
+      std::printf("  candidate %-40s agreement %6.2f%% b1 %.2f ms%s\n",
+                  c.recipe.c_str(), c.top1_agreement, c.latency_ms_b1,
+                  c.chosen ? " (chosen)" : "");
+    }
   }
   RunnerOptions frozen;
   frozen.optimize = false;

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "server/common/file_util.h"
 #include "server/common/logging.h"
 #include "server/common/names.h"
@@ -115,10 +116,90 @@ absl::StatusOr<JobStatus> QuantizationService::StartQuantize(
   TS_RETURN_IF_ERROR(
       registry_->Acquire(request.model, kFp32Variant, "").status());
   const std::string registration = record.registration_id;
-  return jobs_->Start(request.model, request.variant, "quantize",
-                      [this, request, registration](JobContext& ctx) {
-                        return RunQuantize(request, registration, ctx);
-                      });
+  return jobs_->Start(
+      request.model, request.variant, "quantize",
+      [this, request, registration](JobContext& ctx) {
+        auto result = RunQuantize(request, registration, ctx);
+        if (!result.ok() && !request.plan_id.empty()) {
+          registrar_->DropPlan(
+              request.model, request.plan_id,
+              absl::StrCat("its job ended without ", request.variant, ": ",
+                           result.status().message()));
+        }
+        return result;
+      });
+}
+
+absl::StatusOr<OneCallResult> QuantizationService::RegisterAndQuantize(
+    OneCallRegistration in, const StagedFile& file,
+    const std::atomic<bool>* cancel_wait) {
+  // Everything checkable is checked before the first write.
+  if (in.quantize.has_value()) {
+    QuantizeRequest& q = *in.quantize;
+    q.model = in.args.name;
+    q.calibration_set = "calib";
+    q.eval_set = in.eval.has_value() ? "eval" : "";
+    if (!in.calib.has_value() || in.calib->num_samples() == 0) {
+      return absl::InvalidArgumentError(
+          "quantize at registration needs calibration samples in the same "
+          "stream (RegisterModelRequest.calibration)");
+    }
+    if (q.variant.empty()) q.variant = DefaultVariantName(q.options.mode);
+    TS_RETURN_IF_ERROR(ValidateName(q.variant, "variant name"));
+    if (IsFp32Variant(q.variant)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the quantized variant cannot be named '", q.variant, "'"));
+    }
+    TS_RETURN_IF_ERROR(ValidateQuantizeOptions(q.options));
+  }
+  if (in.args.plan.has_value()) {
+    if (!in.quantize.has_value()) {
+      return absl::InvalidArgumentError(
+          "a traffic plan at registration needs quantize: it applies to the "
+          "variant the job makes");
+    }
+    TrafficPlan& plan = *in.args.plan;
+    plan.variant = in.quantize->variant;
+    plan.id = absl::StrCat("plan-", RandomToken().substr(0, 12));
+    TS_RETURN_IF_ERROR(CompletePlan(&plan));
+    in.quantize->plan_id = plan.id;
+  }
+  for (const std::optional<CalibrationSet>* set : {&in.calib, &in.eval}) {
+    if (set->has_value() && (*set)->num_samples() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the ", (*set)->name(), " samples of the registration are empty"));
+    }
+  }
+
+  OneCallResult out;
+  TS_ASSIGN_OR_RETURN(out.model, registrar_->Register(in.args, file));
+  if (in.calib.has_value()) {
+    TS_RETURN_IF_ERROR(
+        PutSet(in.args.name, *in.calib, /*replace=*/true).status());
+  }
+  if (in.eval.has_value()) {
+    TS_RETURN_IF_ERROR(
+        PutSet(in.args.name, *in.eval, /*replace=*/true).status());
+  }
+  if (!in.quantize.has_value()) return out;
+  auto job = StartQuantize(*in.quantize);
+  if (!job.ok()) {
+    if (in.args.plan.has_value()) {
+      registrar_->DropPlan(in.args.name, in.args.plan->id,
+                           "its job did not start");
+    }
+    return job.status();
+  }
+  out.job = *job;
+  while (in.wait_for_variant && !IsTerminal(out.job->state)) {
+    if (cancel_wait != nullptr && cancel_wait->load()) break;
+    absl::SleepFor(absl::Milliseconds(20));
+    auto now = jobs_->Get(out.job->id);
+    if (!now.ok()) break;
+    out.job = *now;
+  }
+  if (auto m = registry_->Get(in.args.name); m.ok()) out.model = *m;
+  return out;
 }
 
 absl::StatusOr<std::string> QuantizationService::RunQuantize(
@@ -183,9 +264,9 @@ absl::StatusOr<std::string> QuantizationService::RunQuantize(
   extra.parameter_bytes = result.report.int8_parameter_bytes;
   extra.report_json = result.report.ToJson();
   // Into the registration the job started for, or not at all.
-  TS_RETURN_IF_ERROR(registrar_->PublishVariant(request.model, registration_id,
-                                                request.variant, staged, extra,
-                                                std::move(result.runner)));
+  TS_RETURN_IF_ERROR(registrar_->PublishVariant(
+      request.model, registration_id, request.variant, staged, extra,
+      std::move(result.runner), request.plan_id));
   const QuantizationReport& r = result.report;
   return absl::StrFormat(
       "%s published: top-1 agreement %.2f%%%s, b1 latency %.3f -> %.3f ms",

@@ -5,6 +5,8 @@
 #ifndef TWINSERVE_SERVER_CORE_QUANTIZATION_H_
 #define TWINSERVE_SERVER_CORE_QUANTIZATION_H_
 
+#include <atomic>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,23 @@ struct QuantizeRequest {
   std::string calibration_set = "calib";
   std::string eval_set;  // empty: hold out a slice of the calibration set
   QuantizeOptions options;
+  // The pending traffic plan this job applies when it publishes (set by
+  // RegisterAndQuantize); dropped if the job ends otherwise.
+  std::string plan_id;
+};
+
+// RegisterModel with quantization in the same call.
+struct OneCallRegistration {
+  RegisterArgs args;                    // args.plan: applied when ready
+  std::optional<CalibrationSet> calib;  // stored as set "calib"
+  std::optional<CalibrationSet> eval;   // stored as set "eval"
+  std::optional<QuantizeRequest> quantize;
+  bool wait_for_variant = false;
+};
+
+struct OneCallResult {
+  ModelStatus model;
+  std::optional<JobStatus> job;
 };
 
 class QuantizationService {
@@ -66,6 +85,15 @@ class QuantizationService {
   // set), FAILED_PRECONDITION (empty set, a job already active for the
   // model), INVALID_ARGUMENT and UNIMPLEMENTED (ValidateQuantizeOptions).
   absl::StatusOr<JobStatus> StartQuantize(const QuantizeRequest& request);
+  // Registers `file` as the model, stores the sets and starts the job, in
+  // that order, after checking everything that can be checked first: a
+  // request refused here (samples that do not match the declared inputs,
+  // bad options, a plan for other variants, quantize without samples)
+  // stores nothing. With wait_for_variant, returns when the job has ended.
+  // Errors: those of Registrar::Register, PutSet and StartQuantize.
+  absl::StatusOr<OneCallResult> RegisterAndQuantize(
+      OneCallRegistration request, const StagedFile& file,
+      const std::atomic<bool>* cancel_wait);
   absl::StatusOr<QuantizationReport> GetReport(
       const std::string& model, const std::string& variant) const;
 

@@ -1,5 +1,8 @@
 #include "server/core/registrar.h"
 
+#include <optional>
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "server/common/clock.h"
 #include "server/common/file_util.h"
@@ -7,6 +10,7 @@
 #include "server/common/names.h"
 #include "server/common/status_macros.h"
 #include "server/traffic/history.h"
+#include "server/traffic/plan.h"
 
 namespace twinserve {
 namespace {
@@ -86,6 +90,9 @@ absl::Status NewRegistration(const RegisterArgs& args, const StagedFile& staged,
     }
   }
   next.batching_json = BatchingPolicyToJson(batching);
+  // A new registration's plan, or none: an older one's job can no longer
+  // publish into this registration.
+  if (args.plan.has_value()) next.pending_plan_json = PlanToJson(*args.plan);
 
   // A new generation starts pinned to its fp32 (or to the kept one, which
   // keeps the traffic); the history goes on.
@@ -189,34 +196,123 @@ absl::StatusOr<ModelStatus> Registrar::RegisterVariant(
   return registry_->Get(name);
 }
 
-absl::Status Registrar::PublishVariant(const std::string& name,
-                                       const std::string& registration_id,
-                                       const std::string& variant,
-                                       const StagedFile& file,
-                                       VariantRecord extra,
-                                       std::unique_ptr<Runner> runner) {
+absl::Status Registrar::PublishVariant(
+    const std::string& name, const std::string& registration_id,
+    const std::string& variant, const StagedFile& file, VariantRecord extra,
+    std::unique_ptr<Runner> runner, const std::string& plan_id) {
   TS_RETURN_IF_ERROR(registry_->CheckWritable());
   std::shared_ptr<const Runner> shared = std::move(runner);
+  std::optional<TrafficPlan> applied;
+  std::string plan_note;
   UpdateOptions options;
   options.registration_id = registration_id;
   options.files = {{variant, ".pt", file}};
   options.on_commit = [&](const ModelRecord& committed) {
     registry_->ApplyVariant(committed, variant, shared);
+    if (applied.has_value()) {
+      registry_->RecordPolicyChange(name, "plan", applied->author);
+    }
   };
-  return store_
-      ->Update(
-          name,
-          [&](ModelRecord* r, const std::vector<std::string>& files) {
-            VariantRecord v = extra;
-            v.file = files[0];
-            v.sha256 = file.sha256;
-            v.bytes = file.bytes;
-            v.created_unix_ms = NowUnixMs();
-            r->variants[variant] = v;
-            return absl::OkStatus();
-          },
-          options)
-      .status();
+  auto committed = store_->Update(
+      name,
+      [&](ModelRecord* r, const std::vector<std::string>& files) {
+        VariantRecord v = extra;
+        v.file = files[0];
+        v.sha256 = file.sha256;
+        v.bytes = file.bytes;
+        v.created_unix_ms = NowUnixMs();
+        r->variants[variant] = v;
+        applied.reset();
+        plan_note.clear();
+        if (plan_id.empty() || r->pending_plan_json.empty()) {
+          return absl::OkStatus();
+        }
+        auto plan = PlanFromJson(r->pending_plan_json);
+        if (plan.ok() && (plan->id != plan_id || plan->variant != variant)) {
+          return absl::OkStatus();  // another job's plan
+        }
+        r->pending_plan_json.clear();
+        if (!plan.ok()) {
+          plan_note = std::string(plan.status().message());
+          return absl::OkStatus();
+        }
+        std::set<std::string> names;
+        for (const auto& [n, unused] : r->variants) names.insert(n);
+        if (absl::Status st = ValidatePolicy(plan->policy, names); !st.ok()) {
+          plan_note = std::string(st.message());
+          return absl::OkStatus();
+        }
+        TrafficPolicy current;
+        std::vector<PolicyChange> history;
+        if (auto p = PolicyFromJson(r->policy_json);
+            p.ok() && !r->policy_json.empty()) {
+          current = *p;
+        }
+        if (auto h = HistoryFromJson(r->policy_history_json);
+            h.ok() && !r->policy_history_json.empty()) {
+          history = *h;
+        }
+        const TrafficPolicy written = ApplyChange(
+            current, plan->policy, "plan", plan->author,
+            absl::StrCat("registration plan: ", variant, " is ready"),
+            NowUnixMs(), &history);
+        r->policy_json = PolicyToJson(written);
+        r->policy_history_json = HistoryToJson(history);
+        applied = *plan;
+        return absl::OkStatus();
+      },
+      options);
+  if (!committed.ok()) return committed.status();
+  if (applied.has_value()) {
+    TS_LOG(INFO) << "traffic plan of " << name << " applied: " << variant
+                 << " is ready";
+  } else if (!plan_note.empty()) {
+    TS_LOG(WARNING) << "traffic plan of " << name
+                    << " dropped, not applied: " << plan_note;
+  }
+  return absl::OkStatus();
+}
+
+void Registrar::DropPlan(const std::string& name, const std::string& plan_id,
+                         const std::string& why) {
+  UpdateOptions options;
+  options.on_commit = [&](const ModelRecord& committed) {
+    registry_->ApplyRecord(committed);
+  };
+  bool dropped = false;
+  auto committed = store_->Update(
+      name,
+      [&](ModelRecord* r, const std::vector<std::string>&) -> absl::Status {
+        dropped = false;
+        if (r->revision == 0 || r->pending_plan_json.empty()) {
+          return absl::CancelledError("no plan");  // nothing to write
+        }
+        if (!plan_id.empty()) {
+          auto plan = PlanFromJson(r->pending_plan_json);
+          if (plan.ok() && plan->id != plan_id) {
+            return absl::CancelledError("another plan");
+          }
+        }
+        r->pending_plan_json.clear();
+        dropped = true;
+        return absl::OkStatus();
+      },
+      options);
+  if (committed.ok() && dropped) {
+    TS_LOG(WARNING) << "traffic plan of " << name << " dropped: " << why;
+  } else if (!committed.ok() && !absl::IsCancelled(committed.status())) {
+    TS_LOG(WARNING) << "traffic plan of " << name
+                    << " could not be dropped: " << committed.status();
+  }
+}
+
+void Registrar::DropAllPlans(const std::string& why) {
+  for (const ModelStatus& m : registry_->List()) {
+    auto record = store_->Get(m.name);
+    if (record.ok() && !record->pending_plan_json.empty()) {
+      DropPlan(m.name, "", why);
+    }
+  }
 }
 
 absl::Status Registrar::Unregister(const std::string& name) {

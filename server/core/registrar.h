@@ -21,6 +21,7 @@
 #include "server/runtime/runner.h"
 #include "server/serving/batching.h"
 #include "server/store/model_store.h"
+#include "server/traffic/plan.h"
 
 namespace twinserve {
 
@@ -35,6 +36,9 @@ struct RegisterArgs {
   bool keep_previous = false;
   // Dynamic batching; unset keeps a replaced model's settings (or off).
   std::optional<BatchingConfig> batching;
+  // A traffic plan stored with the registration, applied when its variant
+  // is published (PublishVariant with the plan's id).
+  std::optional<TrafficPlan> plan;
 };
 
 class Registrar {
@@ -62,11 +66,21 @@ class Registrar {
   // and publishes `runner` for it (a quantization job's result). `extra`
   // carries the report and parameter bytes. ABORTED if the model was
   // registered anew, NOT_FOUND if it is gone; `file` is deleted then.
+  // With `plan_id`, the pending traffic plan of that id (if still there
+  // and valid) takes effect in the same write.
   absl::Status PublishVariant(const std::string& name,
                               const std::string& registration_id,
                               const std::string& variant,
                               const StagedFile& file, VariantRecord extra,
-                              std::unique_ptr<Runner> runner);
+                              std::unique_ptr<Runner> runner,
+                              const std::string& plan_id = "");
+  // Drops the pending plan of `name` (only the one of `plan_id` when not
+  // empty), logging `why`. NOT_FOUND-free: a missing model or plan is fine.
+  void DropPlan(const std::string& name, const std::string& plan_id,
+                const std::string& why);
+  // Drops every pending plan (at start: no job outlives a restart, so no
+  // pending plan can be applied any more).
+  void DropAllPlans(const std::string& why);
   // Removes the model from memory and from the store. NOT_FOUND if unknown.
   absl::Status Unregister(const std::string& name);
 

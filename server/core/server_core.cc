@@ -33,6 +33,11 @@ absl::StatusOr<std::unique_ptr<ServerCore>> ServerCore::Create(
 
 void ServerCore::LoadStoredModels() {
   registry_->LoadStoredModels();
+  // No job outlives a restart (those cut short are INTERRUPTED), so a plan
+  // still waiting for its variant will never be applied.
+  registrar_->DropAllPlans(
+      "the server restarted before the quantization job that was to make "
+      "its variant finished");
   // Rollouts resume (counting each stage afresh) once models are loaded.
   rollout_ = std::make_unique<RolloutDriver>(registry_.get(), traffic_.get(),
                                              options_.rollout_tick_ms);

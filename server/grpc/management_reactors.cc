@@ -1,5 +1,6 @@
 #include "server/grpc/management_reactors.h"
 
+#include <atomic>
 #include <optional>
 
 #include "absl/base/thread_annotations.h"
@@ -44,8 +45,39 @@ class RegisterReactor
   }
 
   void OnDone() override { delete this; }
+  void OnCancel() override { cancelled_ = true; }
 
  private:
+  // Samples for set `name`, shaped by the header's declared inputs.
+  absl::Status AppendSamples(const v1::CalibrationSamples& samples,
+                             const std::string& name,
+                             std::optional<CalibrationSet>* set) {
+    if (!set->has_value()) {
+      Signature signature;
+      for (const auto& s : header_.inputs()) {
+        auto spec = SpecFromProto(s);
+        if (!spec.ok()) return spec.status();
+        signature.inputs.push_back(*spec);
+      }
+      auto made = CalibrationSet::ForSignature(signature, name);
+      if (!made.ok()) return made.status();
+      set->emplace(std::move(*made));
+    }
+    auto tensors =
+        DecodeTensors(samples.inputs(), samples.raw_input_contents());
+    if (!tensors.ok()) return tensors.status();
+    std::vector<int64_t> labels(samples.labels().begin(),
+                                samples.labels().end());
+    absl::Status st =
+        (*set)->Append(*tensors, labels, core_->quantization()->limits());
+    if (!st.ok()) {
+      return absl::Status(st.code(), absl::StrCat("the registration's ", name,
+                                                  " samples: ", st.message(),
+                                                  "; nothing was stored"));
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status Consume() {
     if (!have_header_) {
       if (!message_.has_header()) {
@@ -66,6 +98,15 @@ class RegisterReactor
     if (message_.has_header()) {
       return absl::InvalidArgumentError(
           "RegisterModel got a second header; send it once, first");
+    }
+    if (message_.has_calibration() || message_.has_evaluation()) {
+      if (!header_.has_quantize()) {
+        return absl::InvalidArgumentError(
+            "RegisterModel carries samples only with header.quantize");
+      }
+      return message_.has_calibration()
+                 ? AppendSamples(message_.calibration(), "calib", &calib_)
+                 : AppendSamples(message_.evaluation(), "eval", &eval_);
     }
     const std::string& chunk = message_.chunk();
     const uint64_t max = core_->options().max_model_bytes;
@@ -116,6 +157,40 @@ class RegisterReactor
     }
     auto staged = upload_->Finish();
     if (!staged.ok()) return staged.status();
+    if (header_.has_quantize() || header_.has_plan()) {
+      if (!header_.variant().empty()) {
+        return absl::InvalidArgumentError(
+            "quantize and plan apply to a model's registration, not to a "
+            "variant upload");
+      }
+      OneCallRegistration one;
+      one.args = std::move(args);
+      one.calib = std::move(calib_);
+      one.eval = std::move(eval_);
+      one.wait_for_variant = header_.wait_for_variant();
+      if (header_.has_quantize()) {
+        auto q = QuantizeRequestFromProto(header_.quantize());
+        if (!q.ok()) return q.status();
+        one.quantize = std::move(*q);
+      }
+      if (header_.has_plan()) {
+        auto policy = PolicyFromProto(header_.plan());
+        if (!policy.ok()) return policy.status();
+        TrafficPlan plan;
+        plan.policy = *policy;
+        plan.author = header_.plan().author().empty() ? "registration"
+                                                      : header_.plan().author();
+        one.args.plan = plan;
+      }
+      auto result = core_->quantization()->RegisterAndQuantize(
+          std::move(one), *staged, &cancelled_);
+      if (!result.ok()) return result.status();
+      ModelStatusToProto(result->model, response_->mutable_model());
+      if (result->job.has_value()) {
+        JobToProto(*result->job, response_->mutable_job());
+      }
+      return absl::OkStatus();
+    }
     auto status = header_.variant().empty()
                       ? core_->registrar()->Register(args, *staged)
                       : core_->registrar()->RegisterVariant(
@@ -138,6 +213,8 @@ class RegisterReactor
   v1::RegisterModelHeader header_;
   bool have_header_ = false;
   std::unique_ptr<Upload> upload_;
+  std::optional<CalibrationSet> calib_, eval_;
+  std::atomic<bool> cancelled_{false};
 };
 
 // Receives calibration samples into memory (bounded by the server's limits),

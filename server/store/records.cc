@@ -64,6 +64,7 @@ std::string ToManifest(const ModelRecord& r) {
   j["policy"] = r.policy_json;
   j["policy_history"] = r.policy_history_json;
   j["batching"] = r.batching_json;
+  if (!r.pending_plan_json.empty()) j["pending_plan"] = r.pending_plan_json;
   j["calibration_sets"] = json::object();
   for (const auto& [name, c] : r.calibration_sets) {
     j["calibration_sets"][name] =
@@ -115,6 +116,7 @@ absl::StatusOr<ModelRecord> FromManifest(const std::string& text) {
     r.policy_json = j.value("policy", std::string());
     r.policy_history_json = j.value("policy_history", std::string());
     r.batching_json = j.value("batching", std::string());
+    r.pending_plan_json = j.value("pending_plan", std::string());
     if (j.contains("calibration_sets")) {
       for (const auto& [name, c] : j.at("calibration_sets").items()) {
         CalibrationRecord cr;

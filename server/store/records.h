@@ -58,6 +58,9 @@ struct ModelRecord {
   std::string policy_history_json;
   // Dynamic batching settings (server/serving/batching.h); empty: off.
   std::string batching_json;
+  // A traffic plan waiting for a variant a registration's quantization job
+  // makes (server/traffic/plan.h); empty: none.
+  std::string pending_plan_json;
 };
 
 // Files inside the model folder that `record` references.
