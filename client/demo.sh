@@ -44,6 +44,22 @@ echo "== 8. live metrics (Prometheus text format) at http://$METRICS/metrics"
 curl -sf "http://$METRICS/metrics" |
   grep -E '^twinserve_(requests_total|traffic_share|drift_top1)' | head -12
 echo
+echo "== 9. quantize at registration, in one call: the model, 512 calibration"
+echo "   images and 2,000 evaluation images in one RegisterModel stream; the"
+echo "   server answers when FP32 serves, quantizes (recipe search), and starts"
+echo "   a guarded rollout of the INT8 variant in the write that publishes it"
+DATA=/usr/share/datasets/fashion-mnist
+bazel-bin/client/twinctl --server="$ADDR" register fashion-1call \
+  tests/fixtures/fashion_cnn.pt --replace \
+  --input image:FP32:-1,1,28,28 --output logits:FP32:-1,10 \
+  --calibrate-idx "$DATA/train-images-idx3-ubyte.gz" \
+  --calibrate-labels "$DATA/train-labels-idx1-ubyte.gz" --limit 512 \
+  --eval-idx "$DATA/t10k-images-idx3-ubyte.gz" \
+  --eval-labels "$DATA/t10k-labels-idx1-ubyte.gz" \
+  --quantize --rollout --steps 10,50,100 --min-requests 100 --wait
+bazel-bin/client/twinctl --server="$ADDR" report fashion-1call --brief
+bazel-bin/client/twinctl --server="$ADDR" history fashion-1call | tail -n 2
+echo
 if [ "${DEMO_ONCE:-0}" = 1 ]; then
   exit 0
 fi

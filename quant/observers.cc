@@ -192,22 +192,32 @@ std::string Describe(const std::string& prefix, torch::jit::Value* v) {
   return join(kind + " output");
 }
 
+void CollectBlock(const Module& m, const std::string& prefix,
+                  torch::jit::Block* block, std::vector<ObserverRef>* out) {
+  for (torch::jit::Node* n : block->nodes()) {
+    // Observers inside control flow too (a residual add under
+    // `if self.use_res:`): missing one left it uncalibrated.
+    for (torch::jit::Block* sub : n->blocks()) {
+      CollectBlock(m, prefix, sub, out);
+    }
+    if (n->kind() != c10::prim::CallMethod || n->inputs().size() < 2) {
+      continue;
+    }
+    torch::jit::Node* get = n->input(0)->node();
+    if (get->kind() != c10::prim::GetAttr) continue;
+    const std::string attr = get->s(c10::attr::name);
+    if (!m.hasattr(attr) || !m.attr(attr).isModule()) continue;
+    Module sub = m.attr(attr).toModule();
+    bool is_weight;
+    if (!IsObserver(sub, &is_weight)) continue;
+    out->push_back({sub, Describe(prefix, n->input(1)), is_weight});
+  }
+}
+
 void Collect(const Module& m, const std::string& prefix,
              std::vector<ObserverRef>* out) {
   if (auto method = m.find_method("forward")) {
-    for (torch::jit::Node* n : method->graph()->nodes()) {
-      if (n->kind() != c10::prim::CallMethod || n->inputs().size() < 2) {
-        continue;
-      }
-      torch::jit::Node* get = n->input(0)->node();
-      if (get->kind() != c10::prim::GetAttr) continue;
-      const std::string attr = get->s(c10::attr::name);
-      if (!m.hasattr(attr) || !m.attr(attr).isModule()) continue;
-      Module sub = m.attr(attr).toModule();
-      bool is_weight;
-      if (!IsObserver(sub, &is_weight)) continue;
-      out->push_back({sub, Describe(prefix, n->input(1)), is_weight});
-    }
+    CollectBlock(m, prefix, method->graph()->block(), out);
   }
   for (const auto& child : m.named_children()) {
     bool is_weight;

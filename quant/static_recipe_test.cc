@@ -52,13 +52,18 @@ class StaticRecipeTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     UseOneDnnQuantizedEngine();
-    for (const char* m : {"fashion_cnn.pt", "fashion_cnn_outlier.pt"}) {
+    for (const char* m :
+         {"fashion_cnn.pt", "fashion_cnn_outlier.pt", "fashion_mobilenet.pt"}) {
       auto r = Runner::Load(FixturePath(m), FashionSignature(), {});
       ASSERT_TRUE(r.ok()) << r.status();
       runners_[m] = r->release();
     }
     calib_ = new CalibrationSet(LoadFashion("train", 0, 512, "calib"));
     test_ = new CalibrationSet(LoadFashion("t10k", 0, 10000, "test"));
+    raw_calib_ =
+        new CalibrationSet(LoadFashion("train", 0, 512, "calib", /*raw=*/true));
+    raw_test_ =
+        new CalibrationSet(LoadFashion("t10k", 0, 10000, "test", /*raw=*/true));
   }
   QuantizeInputs Inputs(const std::string& model,
                         const CalibrationSet* eval = test_) {
@@ -73,10 +78,14 @@ class StaticRecipeTest : public ::testing::Test {
   static std::map<std::string, Runner*> runners_;
   static CalibrationSet* calib_;
   static CalibrationSet* test_;
+  static CalibrationSet* raw_calib_;
+  static CalibrationSet* raw_test_;
 };
 std::map<std::string, Runner*> StaticRecipeTest::runners_;
 CalibrationSet* StaticRecipeTest::calib_ = nullptr;
 CalibrationSet* StaticRecipeTest::test_ = nullptr;
+CalibrationSet* StaticRecipeTest::raw_calib_ = nullptr;
+CalibrationSet* StaticRecipeTest::raw_test_ = nullptr;
 
 TEST_F(StaticRecipeTest, OutlierChannelsDefeatPlainMinMax) {
   QuantizeOptions o;
@@ -192,6 +201,32 @@ TEST_F(StaticRecipeTest, BundledModelKeepsItsAccuracy) {
   ASSERT_TRUE(r.ok()) << r.status();
   Print("bundled, default", r->report);
   EXPECT_LE(r->report.fp32_accuracy - r->report.int8_accuracy, 0.1);
+}
+
+TEST_F(StaticRecipeTest, DepthwiseModelOnRawPixels) {
+  // MobileNetV2-style blocks (1x1 expand, 3x3 depthwise, 1x1 project,
+  // ReLU6) on unnormalised 0-255 pixels.
+  QuantizeInputs in = Inputs("fashion_mobilenet.pt", raw_test_);
+  in.calibration = raw_calib_;
+  QuantizeOptions plain;
+  plain.search = false;
+  plain.equalize = false;
+  plain.bias_correction = false;
+  plain.max_accuracy_loss = -1;
+  plain.max_agreement_loss = -1;
+  plain.latency_runs = 5;
+  auto p =
+      QuantizeModel(in, plain, NewTempDir("q") + "/int8.pt", nullptr, nullptr);
+  ASSERT_TRUE(p.ok()) << p.status();
+  Print("mobilenet raw pixels, plain minmax", p->report);
+
+  QuantizeOptions o;  // the default recipe
+  o.max_accuracy_loss = 0.3;
+  auto r = QuantizeModel(in, o, NewTempDir("q") + "/int8.pt", nullptr, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  Print("mobilenet raw pixels, default", r->report);
+  EXPECT_LE(r->report.fp32_accuracy - r->report.int8_accuracy, 0.3);
+  EXPECT_GT(r->report.fp32_accuracy, 90.0);
 }
 
 }  // namespace
