@@ -283,22 +283,6 @@ void CopyActivationState(const ObserverRef& from, const ObserverRef& to) {
   dst.setattr("seen", from.module.attr("seen"));
 }
 
-void RunWeightObservers(const torch::jit::Module& prepared,
-                        const std::vector<ObserverRef>& observers) {
-  for (const ObserverRef& o : observers) {
-    if (!o.is_weight) continue;
-    // "block1.conv1.weight": the attribute of a submodule.
-    Module owner = prepared;
-    std::string rest = o.target;
-    for (size_t dot; (dot = rest.find('.')) != std::string::npos;) {
-      owner = owner.attr(rest.substr(0, dot)).toModule();
-      rest = rest.substr(dot + 1);
-    }
-    Module m = o.module;
-    m.forward({owner.attr(rest).toTensor()});
-  }
-}
-
 double MeasuredSqnrDb(const ObserverRef& observer) {
   const double signal = observer.module.attr("signal").toDouble();
   const double noise = observer.module.attr("noise").toDouble();

@@ -54,10 +54,6 @@ void SetMethod(const std::vector<ObserverRef>& observers, RangeMethod method,
 // Copies what activation observer `from` recorded (range, histogram) into
 // `to`, an observer of the same tensor in another prepared module.
 void CopyActivationState(const ObserverRef& from, const ObserverRef& to);
-// Lets each weight observer of `prepared` read its weight (what a forward
-// would do), without running the model.
-void RunWeightObservers(const torch::jit::Module& prepared,
-                        const std::vector<ObserverRef>& observers);
 // SQNR in dB measured during phase 2 (+inf when the noise is zero).
 double MeasuredSqnrDb(const ObserverRef& observer);
 
