@@ -173,6 +173,33 @@ check "watch an unknown job: NOT_FOUND, exit 1" \
   eval 'test $rc -eq 1 && grep -q "NOT_FOUND: no job" <<<"$out"'
 $T unregister q >/dev/null
 
+# Quantize at registration, in one call, with a rollout plan.
+D=/usr/share/datasets/fashion-mnist
+out=$($T register oc tests/fixtures/fashion_cnn.pt \
+  --input image:FP32:-1,1,28,28 --output logits:FP32:-1,10 \
+  --calibrate-idx $D/train-images-idx3-ubyte.gz \
+  --calibrate-labels $D/train-labels-idx1-ubyte.gz --limit 200 \
+  --quantize --method minmax --rollout --steps 50,100 --wait 2>&1); rc=$?
+check "register --quantize --rollout --wait exits 0" test $rc -eq 0
+check "and says the job succeeded" \
+  grep -qE "^quantization job [^ ]+: JOB_SUCCEEDED: int8 published" <<<"$out"
+check "and lists the int8 variant" grep -qE "int8 +READY" <<<"$out"
+out=$($T history oc 2>&1)
+check "the plan is in the history" grep -qE "plan +registration +rollout" <<<"$out"
+out=$($T register oc2 tests/fixtures/fashion_cnn.pt \
+  --input image:FP32:-1,1,28,28 --output logits:FP32:-1,10 \
+  --calibrate-idx $D/train-images-idx3-ubyte.gz --limit 10 2>&1); rc=$?
+check "samples without --quantize: usage error (2)" test $rc -eq 2
+out=$($T register oc2 tests/fixtures/fashion_cnn.pt \
+  --input image:FP32:-1,1,14,56 --output logits:FP32:-1,10 \
+  --calibrate-idx $D/train-images-idx3-ubyte.gz --limit 10 --quantize 2>&1)
+rc=$?
+check "samples that do not match the inputs: exit 1, INVALID_ARGUMENT" \
+  eval 'test $rc -eq 1 && grep -q "INVALID_ARGUMENT" <<<"$out"'
+out=$($T show oc2 2>&1); rc=$?
+check "and nothing was stored" test $rc -eq 1
+$T unregister oc >/dev/null
+
 out=$($T unregister fashion 2>&1); check "unregister" grep -q "unregistered fashion" <<<"$out"
 out=$($T list 2>&1); check "list is empty" test "$(wc -l <<<"$out")" -eq 1
 
