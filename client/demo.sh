@@ -45,7 +45,7 @@ curl -sf "http://$METRICS/metrics" |
   grep -E '^twinserve_(requests_total|traffic_share|drift_top1)' | head -12
 echo
 echo "== 9. quantize at registration, in one call: the model, 512 calibration"
-echo "   images and 2,000 evaluation images in one RegisterModel stream; the"
+echo "   images and the 10,000 test images in one RegisterModel stream; the"
 echo "   server answers when FP32 serves, quantizes (recipe search), and starts"
 echo "   a guarded rollout of the INT8 variant in the write that publishes it"
 DATA=/usr/share/datasets/fashion-mnist

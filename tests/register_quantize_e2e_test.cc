@@ -134,6 +134,31 @@ TEST_F(RegisterQuantizeE2eTest, AnswersWhenFp32IsReadyAndServesMeanwhile) {
   EXPECT_EQ(policy->kind(), "rollout");
 }
 
+TEST_F(RegisterQuantizeE2eTest, AnOperatorsChangeMeanwhileWinsOverThePlan) {
+  Start();
+  auto resp = client_->RegisterModel(OneCall("fashion", 256, 2000), Model());
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  // The operator pins FP32 while the job runs: the plan must not undo it.
+  v1::SetTrafficPolicyRequest pin;
+  pin.set_model("fashion");
+  pin.mutable_policy()->set_kind("pinned");
+  pin.mutable_policy()->set_baseline("fp32");
+  pin.set_author("ops");
+  pin.set_reason("hold on fp32");
+  auto set = client_->SetPolicy(pin);
+  ASSERT_TRUE(set.ok()) << set.status();
+  auto job = client_->WatchJob(resp->job().id(), nullptr);
+  ASSERT_TRUE(job.ok());
+  ASSERT_EQ(job->state(), v1::JOB_SUCCEEDED) << job->message();
+  auto policy = client_->GetPolicy("fashion");
+  ASSERT_TRUE(policy.ok());
+  EXPECT_EQ(policy->kind(), "pinned");
+  EXPECT_EQ(policy->author(), "ops");
+  auto history = client_->PolicyHistory("fashion");
+  ASSERT_TRUE(history.ok());
+  for (const auto& c : *history) EXPECT_NE(c.action(), "plan");
+}
+
 TEST_F(RegisterQuantizeE2eTest, BadRequestsAreRefusedWholeAndStoreNothing) {
   Start();
   // Calibration samples shaped for another model.

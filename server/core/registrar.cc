@@ -92,7 +92,6 @@ absl::Status NewRegistration(const RegisterArgs& args, const StagedFile& staged,
   next.batching_json = BatchingPolicyToJson(batching);
   // A new registration's plan, or none: an older one's job can no longer
   // publish into this registration.
-  if (args.plan.has_value()) next.pending_plan_json = PlanToJson(*args.plan);
 
   // A new generation starts pinned to its fp32 (or to the kept one, which
   // keeps the traffic); the history goes on.
@@ -116,6 +115,15 @@ absl::Status NewRegistration(const RegisterArgs& args, const StagedFile& staged,
                         NowUnixMs(), &history);
     next.policy_json = PolicyToJson(reset);
     next.policy_history_json = HistoryToJson(history);
+  }
+  if (args.plan.has_value()) {
+    TrafficPlan plan = *args.plan;
+    plan.base_version = 0;
+    if (auto p = PolicyFromJson(next.policy_json);
+        p.ok() && !next.policy_json.empty()) {
+      plan.base_version = p->version;
+    }
+    next.pending_plan_json = PlanToJson(plan);
   }
   *record = std::move(next);
   return absl::OkStatus();
@@ -247,6 +255,13 @@ absl::Status Registrar::PublishVariant(
         if (auto p = PolicyFromJson(r->policy_json);
             p.ok() && !r->policy_json.empty()) {
           current = *p;
+        }
+        if (current.version != plan->base_version) {
+          plan_note = absl::StrCat(
+              "the traffic policy moved since the registration (version ",
+              plan->base_version, " -> ", current.version,
+              "): the operator's change stands");
+          return absl::OkStatus();
         }
         if (auto h = HistoryFromJson(r->policy_history_json);
             h.ok() && !r->policy_history_json.empty()) {

@@ -26,7 +26,8 @@ std::string PlanToJson(const TrafficPlan& plan) {
   nlohmann::json j{{"id", plan.id},
                    {"variant", plan.variant},
                    {"policy", PolicyToJson(plan.policy)},
-                   {"author", plan.author}};
+                   {"author", plan.author},
+                   {"base_version", plan.base_version}};
   return j.dump();
 }
 
@@ -37,6 +38,7 @@ absl::StatusOr<TrafficPlan> PlanFromJson(const std::string& text) {
     plan.id = j.at("id").get<std::string>();
     plan.variant = j.at("variant").get<std::string>();
     plan.author = j.value("author", std::string());
+    plan.base_version = j.value("base_version", uint64_t{0});
     auto policy = PolicyFromJson(j.at("policy").get<std::string>());
     if (!policy.ok()) return policy.status();
     plan.policy = *policy;

@@ -18,6 +18,10 @@ struct TrafficPlan {
   std::string variant;  // applied when this variant is published
   TrafficPolicy policy;
   std::string author;
+  // The policy version the registration left. If an operator moves traffic
+  // before the variant is ready, the plan is dropped, not applied over
+  // their change (compare-and-set, as every policy write).
+  uint64_t base_version = 0;
 };
 
 // Fills a plan's policy defaults: candidate = the variant, baseline fp32

@@ -10,6 +10,7 @@ TEST(PlanTest, DefaultsRoundTripAndRefusals) {
   plan.id = "p1";
   plan.variant = "int8";
   plan.author = "ops";
+  plan.base_version = 7;
   plan.policy.kind = PolicyKind::kRollout;
   plan.policy.steps = {10, 50, 100};
   ASSERT_TRUE(CompletePlan(&plan).ok());
@@ -20,6 +21,7 @@ TEST(PlanTest, DefaultsRoundTripAndRefusals) {
   EXPECT_EQ(back->id, "p1");
   EXPECT_EQ(back->variant, "int8");
   EXPECT_EQ(back->author, "ops");
+  EXPECT_EQ(back->base_version, 7u);
   EXPECT_EQ(back->policy.kind, PolicyKind::kRollout);
   EXPECT_EQ(back->policy.candidate, "int8");
   EXPECT_EQ(back->policy.steps, plan.policy.steps);
