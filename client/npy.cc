@@ -117,10 +117,11 @@ absl::StatusOr<HostTensor> ParseNpy(absl::string_view bytes,
     }
     shape.push_back(v);
   }
-  const int64_t count = ElementCount(shape);
-  const size_t data_size = count * DataTypeSize(dtype);
+  const int64_t count = ByteCount(shape, dtype);
+  const size_t data_size = count < 0 ? 0 : static_cast<size_t>(count);
   const size_t data_offset = offset + header_len;
-  if (count < 0 || bytes.size() - data_offset < data_size) {
+  if (count < 0 || bytes.size() < data_offset ||
+      bytes.size() - data_offset < data_size) {
     return absl::InvalidArgumentError(absl::StrCat(
         "npy data is truncated: shape ", ShapeToString(shape), " needs ",
         data_size, " bytes, file has ", bytes.size() - data_offset));

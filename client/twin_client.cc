@@ -29,12 +29,12 @@ absl::StatusOr<Response> Unary(Call call) {
 
 }  // namespace
 
-TwinClient::TwinClient(const std::string& address, int max_message_bytes) {
+TwinClient::TwinClient(const std::string& address, int max_message_bytes,
+                       const Connection& connection) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(max_message_bytes);
   args.SetMaxSendMessageSize(max_message_bytes);
-  channel_ = grpc::CreateCustomChannel(
-      address, grpc::InsecureChannelCredentials(), args);
+  channel_ = MakeChannel(address, args, connection);
   oip_ = inference::GRPCInferenceService::NewStub(channel_);
   management_ = v1::ModelService::NewStub(channel_);
   health_ = grpc::health::v1::Health::NewStub(channel_);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "client/channel.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "proto/grpc_service.grpc.pb.h"
 #include "proto/twinserve.grpc.pb.h"
@@ -61,8 +62,12 @@ struct InferOutputs {
 class TwinClient {
  public:
   // Connects lazily; nothing is sent until the first call.
-  explicit TwinClient(const std::string& address,
-                      int max_message_bytes = 64 << 20);
+  // Every call carries the connection's token as a bearer token when not
+  // empty, over TLS when it names a CA (default: from the environment, see
+  // ConnectionFromEnvironment).
+  explicit TwinClient(
+      const std::string& address, int max_message_bytes = 64 << 20,
+      const Connection& connection = ConnectionFromEnvironment());
 
   // Polls ServerReady until true or the timeout passes.
   absl::Status WaitForReady(std::chrono::milliseconds timeout);

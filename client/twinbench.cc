@@ -30,11 +30,22 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "client/channel.h"
 #include "client/load_generator.h"
 #include "client/npy.h"
 #include "client/twin_client.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:8001", "host:port of the server");
+ABSL_FLAG(std::string, token, "",
+          "bearer token sent with every call (default $TWINSERVE_TOKEN)");
+ABSL_FLAG(std::string, tls_ca, "",
+          "TLS: the CA (PEM) that signed the server's certificate");
+ABSL_FLAG(std::string, tls_cert, "",
+          "mutual TLS: this client's certificate (PEM); needs --tls_key");
+ABSL_FLAG(std::string, tls_key, "", "mutual TLS: its private key (PEM)");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "TLS: the name to check in the server's certificate, if not the "
+          "--server host");
 ABSL_FLAG(std::string, model, "", "model name");
 ABSL_FLAG(std::string, version, "",
           "variant to pin (empty: the traffic policy routes)");
@@ -107,7 +118,7 @@ class SharedMemoryInputs {
     }
     const uint64_t size = std::max<uint64_t>(total, 1);  // no empty objects
     const std::string key =
-        absl::StrFormat("/twinbench_%d_%d", getpid(), keys_.size());
+        absl::StrFormat("/twinserve_bench_%d_%d", getpid(), keys_.size());
     const int fd = shm_open(key.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
     if (fd < 0) return absl::InternalError("cannot create " + key);
     keys_.push_back(key);
@@ -256,9 +267,18 @@ int Main(int argc, char** argv) {
     // A separate connection per channel, not a shared subchannel.
     args.SetInt("grpc.twinbench_channel", i);
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    std::string token = absl::GetFlag(FLAGS_token);
+    if (token.empty()) token = TokenFromEnvironment();
+    auto connection = LoadConnection(
+        token, absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert),
+        absl::GetFlag(FLAGS_tls_key), absl::GetFlag(FLAGS_tls_server_name));
+    if (!connection.ok()) {
+      std::fprintf(stderr, "twinbench: %s\n",
+                   std::string(connection.status().message()).c_str());
+      return 2;
+    }
     stubs.push_back(inference::GRPCInferenceService::NewStub(
-        grpc::CreateCustomChannel(absl::GetFlag(FLAGS_server),
-                                  grpc::InsecureChannelCredentials(), args)));
+        MakeChannel(absl::GetFlag(FLAGS_server), args, *connection)));
   }
   const int rows = absl::GetFlag(FLAGS_batch);
   const std::string version = absl::GetFlag(FLAGS_version);

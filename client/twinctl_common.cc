@@ -85,7 +85,11 @@ Commands:
                                  per-variant requests, errors, p50/p90/p99,
                                  throughput, agreement, cosine, share
 
-The server defaults to $TWINSERVE_SERVER or 127.0.0.1:8001.
+The server defaults to $TWINSERVE_SERVER or 127.0.0.1:8001; --token TOKEN
+(default $TWINSERVE_TOKEN) is sent as a bearer token with every call.
+TLS: --tls_ca CA.pem (default $TWINSERVE_TLS_CA) verifies the server; add
+--tls_cert CERT.pem --tls_key KEY.pem (or $TWINSERVE_TLS_CERT/_KEY) for
+mutual TLS; --tls_server_name NAME if the certificate names another host.
 )";
 
 namespace {

@@ -56,7 +56,21 @@ int Main(int argc, char** argv) {
     return Usage("unknown command '" + args.positional[0] + "'");
   }
   const char* env = std::getenv("TWINSERVE_SERVER");
-  TwinClient client(args.Get("server", env && *env ? env : "127.0.0.1:8001"));
+  auto env_or_empty = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v != nullptr ? v : "");
+  };
+  auto connection =
+      LoadConnection(args.Get("token", TokenFromEnvironment()),
+                     args.Get("tls_ca", env_or_empty("TWINSERVE_TLS_CA")),
+                     args.Get("tls_cert", env_or_empty("TWINSERVE_TLS_CERT")),
+                     args.Get("tls_key", env_or_empty("TWINSERVE_TLS_KEY")),
+                     args.Get("tls_server_name", ""));
+  if (!connection.ok()) {
+    return Usage(std::string(connection.status().message()));
+  }
+  TwinClient client(args.Get("server", env && *env ? env : "127.0.0.1:8001"),
+                    64 << 20, *connection);
   return command->second(client, args);
 }
 

@@ -21,13 +21,18 @@
 #include "absl/synchronization/mutex.h"
 #include "server/common/file_util.h"
 #include "server/common/logging.h"
+#include "server/common/tokens.h"
 #include "server/core/server_core.h"
+#include "server/grpc/auth.h"
 #include "server/grpc/management_service.h"
 #include "server/grpc/oip_service.h"
+#include "server/grpc/tls.h"
 #include "server/metrics/metrics_http.h"
 #include "server/metrics/process_collector.h"
 #include "server/metrics/prometheus_exporter.h"
 #include "server/runtime/runner.h"
+#include "server/runtime/unsafe_ops.h"
+#include "server/store/audit_log.h"
 
 namespace {
 
@@ -45,6 +50,15 @@ int DefaultInferenceThreads() {
 
 int g_signal_pipe[2] = {-1, -1};
 
+// Whether `address` (host:port, [v6]:port or unix:path) only accepts
+// connections from this machine.
+bool IsLoopback(const std::string& address) {
+  if (address.rfind("unix:", 0) == 0) return true;
+  const std::string host = address.substr(0, address.rfind(':'));
+  return host == "localhost" || host == "[::1]" || host == "::1" ||
+         host.rfind("127.", 0) == 0;
+}
+
 // Async-signal-safe: only write(2).
 extern "C" void OnShutdownSignal(int sig) {
   const char c = static_cast<char>(sig);
@@ -54,9 +68,34 @@ extern "C" void OnShutdownSignal(int sig) {
   errno = saved;
 }
 
+// SIGHUP: tokens and TLS files re-read; on error the ones in force stay.
+void ReloadOnHangup(twinserve::TokenAuthenticator* tokens,
+                    twinserve::ServerTls* tls) {
+  if (tokens != nullptr) {
+    absl::Status st = tokens->Reload();
+    if (st.ok()) {
+      TS_LOG(INFO) << "SIGHUP: reloaded " << tokens->size() << " tokens";
+    } else {
+      TS_LOG(ERROR) << "SIGHUP: tokens not reloaded (the old ones stay): "
+                    << st;
+    }
+  }
+  if (tls != nullptr) {
+    absl::Status st = tls->Reload();
+    if (st.ok()) {
+      TS_LOG(INFO) << "SIGHUP: reloaded TLS certificates (new connections "
+                      "use them within a second)";
+    } else {
+      TS_LOG(ERROR) << "SIGHUP: TLS certificates not reloaded (the old ones "
+                       "stay): "
+                    << st;
+    }
+  }
+}
+
 }  // namespace
 
-ABSL_FLAG(std::string, address, "0.0.0.0:8001",
+ABSL_FLAG(std::string, address, "127.0.0.1:8001",
           "gRPC listen address (host:port) for the OIP and management "
           "services.");
 ABSL_FLAG(std::string, store, DefaultStore(),
@@ -95,7 +134,7 @@ ABSL_FLAG(int64_t, max_calibration_samples, 100000,
 ABSL_FLAG(int64_t, max_calibration_bytes, int64_t{2} << 30,
           "Most bytes one calibration set may hold (held in memory while it "
           "uploads).");
-ABSL_FLAG(std::string, metrics_address, "0.0.0.0:8002",
+ABSL_FLAG(std::string, metrics_address, "127.0.0.1:8002",
           "Where Prometheus scrapes /metrics (IPv4 host:port, port 0 picks "
           "one); empty disables the endpoint.");
 ABSL_FLAG(bool, metrics, true,
@@ -104,11 +143,58 @@ ABSL_FLAG(bool, metrics, true,
           "kept.");
 ABSL_FLAG(std::string, metrics_port_file, "",
           "If set, the bound metrics port is written here.");
-ABSL_FLAG(bool, shared_memory, true,
-          "Serve Triton's system shared memory extension: clients on this "
-          "host may register regions of POSIX shm objects (any the server's "
-          "user can open) and pass tensors through them. Turn off where "
-          "gRPC clients are not trusted.");
+ABSL_FLAG(bool, shared_memory, false,
+          "Serve Triton's system shared memory extension: admin callers on "
+          "this host may register regions of POSIX shm objects whose key "
+          "starts with --shared_memory_key_prefix and pass tensors through "
+          "them. Regions belong to the principal that registered them.");
+ABSL_FLAG(std::string, shared_memory_key_prefix, "/twinserve_",
+          "Only shm objects whose key starts with this may be mapped ('/' "
+          "allows any the server's user can open).");
+ABSL_FLAG(std::string, token_file, "",
+          "Bearer tokens and roles (lines: NAME infer|admin sha256:<hex of "
+          "the token>); every call then needs 'authorization: Bearer "
+          "<token>'. Reloaded on SIGHUP. See README, Security.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "Server certificate chain (PEM): the gRPC port then speaks TLS "
+          "only. Needs --tls_key. Reloaded on SIGHUP.");
+ABSL_FLAG(std::string, tls_key, "", "Private key of --tls_cert (PEM).");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "CA certificate(s) (PEM): clients must present a certificate it "
+          "signed (mutual TLS). Without --token_file, the certificate's "
+          "common name is the principal, with role admin.");
+ABSL_FLAG(bool, insecure, false,
+          "Allow listening on a non-loopback --address without "
+          "authentication (anyone who reaches the port may do anything).");
+ABSL_FLAG(bool, allow_unsafe_ops, false,
+          "Load models that call operators touching files or the network "
+          "(aten::from_file, aten::save, torch.distributed; the list is in "
+          "server/runtime/unsafe_ops.cc). Off: such models are refused.");
+ABSL_FLAG(int, shutdown_grace_ms, 1000,
+          "On SIGTERM: health turns NOT_SERVING at once, then the server "
+          "keeps serving this long (so load balancers stop sending) before "
+          "it refuses new calls.");
+ABSL_FLAG(int, drain_ms, 5000,
+          "On SIGTERM, after the grace period: how long in-flight calls "
+          "may take to finish before they are cancelled.");
+// Byte budgets and limits: each refusal is RESOURCE_EXHAUSTED naming its
+// flag (README, Security).
+ABSL_FLAG(int64_t, max_grpc_memory_bytes, int64_t{2} << 30,
+          "gRPC's resource quota: memory its transports may use for messages "
+          "being received and sent, all connections together.");
+ABSL_FLAG(int64_t, max_inflight_bytes, int64_t{1} << 30,
+          "Input bytes all inference requests between admission and answer "
+          "may hold together (0: no limit).");
+ABSL_FLAG(int, max_stream_in_flight, 64,
+          "Requests one ModelStreamInfer stream may have computing at once.");
+ABSL_FLAG(int64_t, max_calibration_memory_bytes, int64_t{4} << 30,
+          "Samples all calibration uploads in progress may hold in memory "
+          "together.");
+ABSL_FLAG(int, max_models, 256, "Models one server may hold.");
+ABSL_FLAG(int, max_variants, 16, "Variants per model, fp32 included.");
+ABSL_FLAG(int, max_calibration_sets, 32, "Calibration sets per model.");
+ABSL_FLAG(int, max_concurrent_jobs, 2,
+          "Quantization jobs running at once (one per model in any case).");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound gRPC port is written here once listening (for "
           "--address=HOST:0 in tests and scripts).");
@@ -147,12 +233,61 @@ int main(int argc, char** argv) {
   action.sa_flags = SA_RESTART;
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGHUP, &action, nullptr);
+
+  // Who may call: tokens, or loopback only unless --insecure.
+  std::unique_ptr<twinserve::TokenAuthenticator> tokens;
+  if (const std::string path = absl::GetFlag(FLAGS_token_file); !path.empty()) {
+    auto loaded = twinserve::TokenAuthenticator::Load(path);
+    if (!loaded.ok()) {
+      TS_LOG(ERROR) << loaded.status();
+      return 2;
+    }
+    tokens = std::move(*loaded);
+    TS_LOG(INFO) << "authentication on: " << tokens->size() << " tokens from "
+                 << path;
+  }
+  std::unique_ptr<twinserve::ServerTls> tls;
+  if (!absl::GetFlag(FLAGS_tls_cert).empty() ||
+      !absl::GetFlag(FLAGS_tls_key).empty() ||
+      !absl::GetFlag(FLAGS_tls_client_ca).empty()) {
+    auto created = twinserve::ServerTls::Create(
+        {absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+         absl::GetFlag(FLAGS_tls_client_ca)});
+    if (!created.ok()) {
+      TS_LOG(ERROR) << created.status();
+      return 2;
+    }
+    tls = std::move(*created);
+    TS_LOG(INFO) << (tls->mutual() ? "mutual TLS" : "TLS")
+                 << " on the gRPC port";
+  }
+  const bool authenticated =
+      tokens != nullptr || (tls != nullptr && tls->mutual());
+  if (!IsLoopback(absl::GetFlag(FLAGS_address)) && !authenticated) {
+    if (!absl::GetFlag(FLAGS_insecure)) {
+      TS_LOG(ERROR) << "refusing to listen on " << absl::GetFlag(FLAGS_address)
+                    << " without authentication: set --token_file or "
+                       "--tls_client_ca (see README, Security), listen on "
+                       "127.0.0.1, or pass --insecure";
+      return 2;
+    }
+    TS_LOG(WARNING) << "--insecure: listening on "
+                    << absl::GetFlag(FLAGS_address)
+                    << " without authentication; anyone who reaches the port "
+                       "can register models, move traffic and roll back";
+  }
 
   const int intra = std::max(1, absl::GetFlag(FLAGS_intra_op_threads));
   int workers = absl::GetFlag(FLAGS_inference_threads);
   if (workers <= 0) workers = std::max(1, DefaultInferenceThreads() / intra);
   twinserve::ConfigureTorchThreads(intra, 1);
   twinserve::UseOneDnnQuantizedEngine();
+  twinserve::AllowUnsafeOps(absl::GetFlag(FLAGS_allow_unsafe_ops));
+  if (absl::GetFlag(FLAGS_allow_unsafe_ops)) {
+    TS_LOG(WARNING) << "--allow_unsafe_ops: models may read and write files "
+                       "and use the network with the server's permissions";
+  }
 
   twinserve::ServerOptions options;
   options.store_path = absl::GetFlag(FLAGS_store);
@@ -175,6 +310,15 @@ int main(int argc, char** argv) {
   options.calibration.max_samples =
       absl::GetFlag(FLAGS_max_calibration_samples);
   options.calibration.max_bytes = absl::GetFlag(FLAGS_max_calibration_bytes);
+  options.max_calibration_memory_bytes =
+      std::max<int64_t>(0, absl::GetFlag(FLAGS_max_calibration_memory_bytes));
+  options.engine.max_inflight_bytes =
+      std::max<int64_t>(0, absl::GetFlag(FLAGS_max_inflight_bytes));
+  options.limits.max_models = absl::GetFlag(FLAGS_max_models);
+  options.limits.max_variants = absl::GetFlag(FLAGS_max_variants);
+  options.limits.max_calibration_sets =
+      absl::GetFlag(FLAGS_max_calibration_sets);
+  options.max_concurrent_jobs = absl::GetFlag(FLAGS_max_concurrent_jobs);
   auto core = twinserve::ServerCore::Create(options);
   if (!core.ok()) {
     TS_LOG(ERROR) << "cannot open the store " << options.store_path << ": "
@@ -207,14 +351,33 @@ int main(int argc, char** argv) {
     }
   }
 
-  twinserve::OipService oip(core->get(), absl::GetFlag(FLAGS_shared_memory));
-  twinserve::ManagementService management(core->get());
+  twinserve::CallAuth auth(tokens.get(), tls != nullptr && tls->mutual());
+  twinserve::AuditLog audit(options.store_path + "/audit.log");
+  twinserve::OipServiceOptions oip_options;
+  oip_options.shared_memory = absl::GetFlag(FLAGS_shared_memory);
+  oip_options.shared_memory_key_prefix =
+      absl::GetFlag(FLAGS_shared_memory_key_prefix);
+  oip_options.max_stream_in_flight = absl::GetFlag(FLAGS_max_stream_in_flight);
+  if (oip_options.shared_memory_key_prefix.empty() ||
+      oip_options.shared_memory_key_prefix[0] != '/') {
+    TS_LOG(ERROR) << "--shared_memory_key_prefix must start with '/'";
+    return 2;
+  }
+  twinserve::OipService oip(core->get(), oip_options, &auth);
+  twinserve::ManagementService management(core->get(), &auth, &audit);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_address),
-                           grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(
+      absl::GetFlag(FLAGS_address),
+      tls != nullptr ? tls->credentials() : grpc::InsecureServerCredentials(),
+      &port);
+  grpc::ResourceQuota quota("twinserve");
+  if (absl::GetFlag(FLAGS_max_grpc_memory_bytes) > 0) {
+    quota.Resize(absl::GetFlag(FLAGS_max_grpc_memory_bytes));
+    builder.SetResourceQuota(quota);
+  }
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.RegisterService(&oip);
@@ -244,20 +407,54 @@ int main(int argc, char** argv) {
   health->SetServingStatus(true);
   TS_LOG(INFO) << "ready: " << (*core)->registry()->List().size() << " models";
 
+  // First SIGTERM/SIGINT: NOT_SERVING at once (load balancers and
+  // Kubernetes stop sending), the grace period still serving, then jobs
+  // stopped and recorded INTERRUPTED, no new calls, in-flight calls drained
+  // within --drain_ms, exit 0. A second signal exits at once.
+  std::thread shutdown_thread;
   std::thread signal_thread([&] {
-    char sig = 0;
-    while (read(g_signal_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+    bool stopping = false;
+    for (;;) {
+      char sig = 0;
+      if (read(g_signal_pipe[0], &sig, 1) < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      if (sig == 0) break;  // main is done
+      if (sig == SIGHUP) {
+        ReloadOnHangup(tokens.get(), tls.get());
+        continue;
+      }
+      if (stopping) {
+        TS_LOG(WARNING) << "second signal " << static_cast<int>(sig)
+                        << ": exiting now";
+        _exit(1);
+      }
+      stopping = true;
+      const auto grace =
+          std::chrono::milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms));
+      const auto drain =
+          std::chrono::milliseconds(absl::GetFlag(FLAGS_drain_ms));
+      TS_LOG(INFO) << "signal " << static_cast<int>(sig)
+                   << ": NOT_SERVING; serving " << grace.count()
+                   << " ms more, then draining for up to " << drain.count()
+                   << " ms (a second signal exits at once)";
+      health->SetServingStatus(false);
+      shutdown_thread = std::thread([&, grace, drain] {
+        std::this_thread::sleep_for(grace);
+        // Jobs first: they stop (recorded INTERRUPTED) while everything
+        // they use exists, and publish nothing half-made.
+        (*core)->Shutdown();
+        server->Shutdown(std::chrono::system_clock::now() + drain);
+      });
     }
-    TS_LOG(INFO) << "signal " << static_cast<int>(sig)
-                 << ": shutting down (in-flight requests get up to 5 s)";
-    health->SetServingStatus(false);
-    // Jobs first: they stop (recorded INTERRUPTED) while everything they
-    // use exists, and publish nothing half-made during the grace period.
-    (*core)->Shutdown();
-    server->Shutdown(std::chrono::system_clock::now() +
-                     std::chrono::seconds(5));
   });
   server->Wait();
+  const char done = 0;
+  while (write(g_signal_pipe[1], &done, 1) < 0 && errno == EINTR) {
+  }
   signal_thread.join();
+  if (shutdown_thread.joinable()) shutdown_thread.join();
+  TS_LOG(INFO) << "stopped";
   return 0;
 }

@@ -210,6 +210,23 @@ TEST(E2eLimits, MessageOverTheLimitIsResourceExhausted) {
       client.Register(big, ReadFileOrDie(FixturePath("fashion_cnn.pt"))).ok());
 }
 
+// A model that reads the server's files is refused at registration and
+// nothing of it is stored (server/runtime/unsafe_ops.h).
+TEST_F(E2eTest, ModelsThatTouchFilesAreRefused) {
+  RegisterOptions o;
+  o.name = "reads_file";
+  o.inputs = {{"x", DataType::kFp32, {-1, 4}}};
+  o.outputs = {{"y", DataType::kFp32, {-1, 4}}};
+  auto info = client_->Register(o, ReadFileOrDie(FixturePath("reads_file.pt")));
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(info.status().message()),
+              HasSubstr("aten::from_file"));
+  auto models = client_->List();
+  ASSERT_TRUE(models.ok());
+  for (const auto& m : *models) EXPECT_NE(m.name(), "reads_file");
+}
+
 TEST_F(E2eTest, UnimplementedExtensionsSaySo) {
   grpc::ClientContext ctx;
   // System shared memory is served (tests/python_client_test.py); CUDA's
@@ -220,8 +237,8 @@ TEST_F(E2eTest, UnimplementedExtensionsSaySo) {
   EXPECT_THAT(st.error_message(), HasSubstr("not supported by twinserve"));
 }
 
-TEST(E2eSharedMemoryTest, CanBeTurnedOff) {
-  ServerProcess server(NewTempDir("store"), {"--shared_memory=false"});
+TEST(E2eSharedMemoryTest, IsOffByDefault) {
+  ServerProcess server(NewTempDir("store"));
   TwinClient client(server.address());
   grpc::ClientContext ctx;
   inference::SystemSharedMemoryRegisterRequest req;
@@ -231,7 +248,26 @@ TEST(E2eSharedMemoryTest, CanBeTurnedOff) {
   inference::SystemSharedMemoryRegisterResponse resp;
   grpc::Status st = client.oip()->SystemSharedMemoryRegister(&ctx, req, &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_THAT(st.error_message(), HasSubstr("--shared_memory=false"));
+  EXPECT_THAT(st.error_message(), HasSubstr("--shared_memory"));
+}
+
+TEST(E2eSharedMemoryTest, WhenOnOnlyKeysUnderThePrefixAreMapped) {
+  ServerProcess server(NewTempDir("store"), {"--shared_memory"});
+  TwinClient client(server.address());
+  for (const char* key : {"/dev_shm_of_someone_else", "/../../etc/passwd"}) {
+    grpc::ClientContext ctx;
+    inference::SystemSharedMemoryRegisterRequest req;
+    req.set_name("r");
+    req.set_key(key);
+    req.set_byte_size(8);
+    inference::SystemSharedMemoryRegisterResponse resp;
+    grpc::Status st =
+        client.oip()->SystemSharedMemoryRegister(&ctx, req, &resp);
+    EXPECT_TRUE(st.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+                st.error_code() == grpc::StatusCode::INVALID_ARGUMENT)
+        << key << ": " << st.error_message();
+    EXPECT_THAT(st.error_message(), HasSubstr(key));
+  }
 }
 
 }  // namespace

@@ -1,7 +1,10 @@
 // End-to-end: the real twinserve binary on a loopback port, driven by the
 // C++ client over real gRPC.
 #include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/wait.h>
 
+#include <chrono>
 #include <cstring>
 #include <thread>
 
@@ -26,6 +29,45 @@ using ::twinserve::testing::Floats;
 using ::twinserve::testing::NewTempDir;
 using ::twinserve::testing::ReadFileOrDie;
 using ::twinserve::testing::ServerProcess;
+
+// SIGTERM: health NOT_SERVING at once, requests still served through the
+// grace period, then a clean exit 0.
+TEST(E2eShutdownTest, SigtermTurnsNotServingServesThroughGraceThenExits) {
+  ServerProcess server(NewTempDir("store"), {"--shutdown_grace_ms=1500"});
+  TwinClient client(server.address());
+  ASSERT_TRUE(client
+                  .Register(AddSubOptions("m"),
+                            ReadFileOrDie(FixturePath("add_sub.pt")))
+                  .ok());
+  const HostTensor a = Floats("a", {1, 4}, {1, 2, 3, 4});
+  const HostTensor b = Floats("b", {1, 4}, {1, 1, 1, 1});
+  ASSERT_EQ(*client.Health(), "SERVING");
+  const auto signalled = std::chrono::steady_clock::now();
+  kill(server.pid(), SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(*client.Health(), "NOT_SERVING");
+  EXPECT_TRUE(client.Infer("m", {a, b}).ok());  // still in the grace period
+  const int status = server.Wait();
+  const auto took = std::chrono::steady_clock::now() - signalled;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_GE(took, std::chrono::milliseconds(1400));  // the grace was kept
+  EXPECT_THAT(ReadFileOrDie(server.log_path()), HasSubstr("stopped"));
+}
+
+// A second signal during the grace period exits at once.
+TEST(E2eShutdownTest, SecondSignalExitsAtOnce) {
+  ServerProcess server(NewTempDir("store"), {"--shutdown_grace_ms=60000"});
+  kill(server.pid(), SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto second = std::chrono::steady_clock::now();
+  kill(server.pid(), SIGINT);
+  const int status = server.Wait();
+  EXPECT_LT(std::chrono::steady_clock::now() - second,
+            std::chrono::seconds(10));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+  EXPECT_THAT(ReadFileOrDie(server.log_path()),
+              HasSubstr("second signal 2: exiting now"));
+}
 
 TEST_F(E2eTest, HealthLivenessReadinessAndServerMetadata) {
   // A failed call fails the test instead of dereferencing an error.

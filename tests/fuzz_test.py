@@ -61,7 +61,8 @@ class FuzzTest(unittest.TestCase):
 
     def test_infer_requests(self):
         rng = random.Random(7)
-        shm = shared_memory.SharedMemory(create=True, size=1 << 16)
+        shm = shared_memory.SharedMemory(
+            name="twinserve_fuzz_%d" % os.getpid(), create=True, size=1 << 16)
         seen, unclear = {}, []
         try:
             for i in range(800):
@@ -70,7 +71,9 @@ class FuzzTest(unittest.TestCase):
                     call = lambda: self.oip.SystemSharedMemoryRegister(
                         oip.SystemSharedMemoryRegisterRequest(
                             name=rng.choice(["a", "b", ""]),
-                            key=rng.choice(["/" + shm.name, "/no_such", ""]),
+                            key=rng.choice(["/" + shm.name, "/twinserve_no_such",
+                                            "/outside_prefix", "/../etc",
+                                            ""]),
                             offset=rng.choice([0, 64, 1 << 16, 1 << 62]),
                             byte_size=rng.choice([0, 3136, 1 << 15, 1 << 63])))
                 elif op == 1:

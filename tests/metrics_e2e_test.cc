@@ -1,11 +1,16 @@
 // /metrics over real HTTP from the real binary: request, latency, failure,
 // policy, size and process series with their labels and plausible values.
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
+#include <random>
+#include <set>
 #include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "client/twin_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -160,6 +165,69 @@ TEST(MetricsTest, ShadowRunsOffThePathAndFeedsDriftMetrics) {
                         "variant=\"alt\"}"),
             0)
       << "shadow runs are not counted as served requests";
+}
+
+// Series names and labels of a scrape (values dropped).
+std::set<std::string> Series(const std::string& text) {
+  std::set<std::string> out;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (line.empty() || line[0] == '#') continue;
+    out.insert(std::string(line.substr(0, line.rfind(' '))));
+  }
+  return out;
+}
+
+// Client text never becomes a label value: 10,000 requests naming random
+// models and versions add no series.
+TEST(MetricsTest, RandomNamesAddNoSeries) {
+  ServerProcess server(NewTempDir("store"));
+  TwinClient client(server.address());
+  ASSERT_TRUE(::twinserve::testing::RegisterAddSubWithAlt(client).ok());
+  HostTensor a =
+      HostTensor::Owned("a", DataType::kFp32, {1, 4}, std::string(16, '\0'));
+  HostTensor b = a;
+  b.name = "b";
+  std::mt19937 rng(11);
+  auto random_name = [&rng] {
+    return absl::StrCat("n", rng(), "\xc3\xa9\"}\n");
+  };
+  auto calls = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      switch (i % 5) {
+        case 0:
+          EXPECT_FALSE(client.Infer(random_name(), {a, b}).ok());
+          break;
+        case 1:
+          EXPECT_FALSE(client.Infer("m", {a, b}, random_name()).ok());
+          break;
+        case 2:
+          EXPECT_FALSE(client.GetModelStats(random_name()).ok());
+          break;
+        case 3: {
+          grpc::ClientContext ctx;
+          inference::ModelReadyRequest req;
+          req.set_name(random_name());
+          req.set_version(random_name());
+          inference::ModelReadyResponse resp;
+          client.oip()->ModelReady(&ctx, req, &resp);
+          break;
+        }
+        case 4:
+          EXPECT_FALSE(client.GetPolicy(random_name()).ok());
+          break;
+      }
+    }
+  };
+  calls(10);  // the first failure of each kind may add its fixed series
+  const std::set<std::string> before = Series(Scrape(server.metrics_address()));
+  calls(10000);
+  const std::set<std::string> after = Series(Scrape(server.metrics_address()));
+  std::vector<std::string> added;
+  std::set_difference(after.begin(), after.end(), before.begin(), before.end(),
+                      std::back_inserter(added));
+  EXPECT_TRUE(added.empty())
+      << added.size() << " new series, e.g. " << added.front();
+  EXPECT_EQ(after.size(), before.size());
 }
 
 }  // namespace

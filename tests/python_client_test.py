@@ -35,9 +35,12 @@ class Server:
             ["server/twinserve", "--address=127.0.0.1:0",
              "--store=" + os.path.join(self.dir, "store"),
              "--port_file=" + port_file, "--metrics_address=",
+             "--shutdown_grace_ms=0",
              # Batching as configured, so requests wait in batch queues
              # (the adaptive default makes a tiny model wait for no one).
-             "--batch_policy=fixed"],
+             "--batch_policy=fixed",
+             # Off by default; on here for tritonclient's shm path.
+             "--shared_memory"],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while not os.path.exists(port_file):
@@ -177,8 +180,11 @@ class PythonClientTest(unittest.TestCase):
 
     def test_system_shared_memory_as_tritonclient_uses_it(self):
         from multiprocessing import shared_memory
-        inp = shared_memory.SharedMemory(create=True, size=64)
-        out = shared_memory.SharedMemory(create=True, size=64)
+        # Keys must start with the server's --shared_memory_key_prefix.
+        inp = shared_memory.SharedMemory(
+            name="twinserve_py_in_%d" % os.getpid(), create=True, size=64)
+        out = shared_memory.SharedMemory(
+            name="twinserve_py_out_%d" % os.getpid(), create=True, size=64)
         try:
             inp.buf[:32] = struct.pack("<8f", 1, 2, 3, 4, 10, 10, 10, 10)
             self.oip.SystemSharedMemoryRegister(oip.SystemSharedMemoryRegisterRequest(

@@ -18,7 +18,8 @@ check() {  # check NAME CONDITION...
 
 # shellcheck disable=SC2086  # TWINSERVE_FLAGS: extra flags, word-split
 server/twinserve --address=127.0.0.1:0 --store="$TMP/store" \
-  --port_file="$TMP/port" --metrics_address= ${TWINSERVE_FLAGS:-} \
+  --port_file="$TMP/port" --metrics_address= --shutdown_grace_ms=0 \
+  ${TWINSERVE_FLAGS:-} \
   >"$TMP/server.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT

@@ -175,12 +175,12 @@ ServerProcess::ServerProcess(const std::string& store,
   const std::string port_file = dir + "/port";
   log_path_ = dir + "/server.log";
   const std::string metrics_port_file = dir + "/metrics_port";
-  std::vector<std::string> args = {"server/twinserve",
-                                   "--address=127.0.0.1:0",
-                                   "--store=" + store,
-                                   "--port_file=" + port_file,
-                                   "--metrics_address=127.0.0.1:0",
-                                   "--metrics_port_file=" + metrics_port_file};
+  std::vector<std::string> args = {
+      "server/twinserve", "--address=127.0.0.1:0", "--store=" + store,
+      "--port_file=" + port_file, "--metrics_address=127.0.0.1:0",
+      "--metrics_port_file=" + metrics_port_file,
+      // Tests stop servers often: no grace.
+      "--shutdown_grace_ms=0"};
   for (auto& f : flags) args.push_back(std::move(f));
   pid_ = fork();
   if (pid_ < 0) Die("fork failed");
@@ -226,6 +226,14 @@ void ServerProcess::Kill9() {
   int status;
   waitpid(pid_, &status, 0);
   pid_ = -1;
+}
+
+int ServerProcess::Wait() {
+  if (pid_ <= 0) return -1;
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return status;
 }
 
 int ServerProcess::Stop() {

@@ -74,6 +74,9 @@ class ServerProcess {
   void Kill9();
   // SIGTERM; returns the exit status.
   int Stop();
+  // Waits for the process to exit (after a signal the test sent itself);
+  // returns the exit status.
+  int Wait();
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
   const std::string& log_path() const { return log_path_; }

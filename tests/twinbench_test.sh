@@ -6,7 +6,7 @@ set -uo pipefail
 cd "${TEST_SRCDIR}/twinserve"
 # Batching as configured (Triton's way), so that the tiny model batches: the
 # adaptive default would not make it wait for company (batcher.h).
-TWINSERVE_FLAGS=--batch_policy=fixed
+TWINSERVE_FLAGS="--batch_policy=fixed --shared_memory"
 source tests/shell_test_lib.sh
 B="client/twinbench --server=$TWINSERVE_SERVER --progress=false"
 
@@ -71,7 +71,7 @@ check "shared memory inputs" /usr/bin/python3 -c "
 import json; s = json.load(open('$TMP/shm.json'))['steps'][0]
 assert s['requests'] > 20 and s['errors'] == 0, s"
 check "and their shm objects are removed afterwards" \
-  test "$(ls /dev/shm | grep -c "^twinbench_")" -eq 0
+  test "$(ls /dev/shm | grep -c "^twinserve_bench_")" -eq 0
 
 out=$($B --model=ghost --concurrency=1 --duration=0.2 2>&1); rc=$?
 check "unknown model fails with a message" test $rc -eq 1

@@ -68,6 +68,14 @@ int64_t ElementCount(const Shape& shape) {
   return n;
 }
 
+int64_t ByteCount(const Shape& shape, DataType type) {
+  const int64_t n = ElementCount(shape);
+  const int64_t size = static_cast<int64_t>(DataTypeSize(type));
+  if (n < 0 || size <= 0) return -1;
+  if (n > std::numeric_limits<int64_t>::max() / size) return -1;
+  return n * size;
+}
+
 bool TensorSpec::Matches(const Shape& concrete) const {
   if (concrete.size() != shape.size()) return false;
   for (size_t i = 0; i < shape.size(); ++i) {
@@ -134,14 +142,13 @@ absl::Status ValidateTensor(const TensorSpec& spec, const HostTensor& tensor) {
         "input '", spec.name, "': expected shape ", ShapeToString(spec.shape),
         ", got ", ShapeToString(tensor.shape)));
   }
-  const int64_t count = ElementCount(tensor.shape);
-  if (count < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("input '", spec.name, "': shape ",
-                     ShapeToString(tensor.shape), " is too large"));
+  const int64_t bytes = ByteCount(tensor.shape, spec.dtype);
+  if (bytes < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input '", spec.name, "': shape ", ShapeToString(tensor.shape), " of ",
+        DataTypeName(spec.dtype), " is too large (its byte size overflows)"));
   }
-  const uint64_t expected =
-      static_cast<uint64_t>(count) * DataTypeSize(spec.dtype);
+  const uint64_t expected = static_cast<uint64_t>(bytes);
   if (tensor.byte_size != expected) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input '", spec.name, "': shape ", ShapeToString(tensor.shape), " of ",

@@ -48,6 +48,9 @@ using Shape = std::vector<int64_t>;
 std::string ShapeToString(const Shape& shape);
 // Product of dims; -1 if a dim is negative, or on overflow.
 int64_t ElementCount(const Shape& shape);
+// ElementCount(shape) * DataTypeSize(type); -1 as above, or when the
+// product overflows (a dim of 2^62 FP32 elements would wrap to 0 bytes).
+int64_t ByteCount(const Shape& shape, DataType type);
 
 // A declared model input or output. shape may hold -1 for a free dimension.
 struct TensorSpec {

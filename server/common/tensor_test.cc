@@ -37,6 +37,25 @@ TEST(ShapeTest, ElementCountAndOverflow) {
   EXPECT_EQ(ShapeToString({1, -1}), "[1, -1]");
 }
 
+TEST(ShapeTest, ByteCountRefusesProductsThatWrap) {
+  EXPECT_EQ(ByteCount({2, 3}, DataType::kFp32), 24);
+  EXPECT_EQ(ByteCount({-1}, DataType::kFp32), -1);
+  // 2^62 elements fit an int64; their 2^64 bytes do not (and would wrap to
+  // 0 in uint64).
+  EXPECT_EQ(ByteCount({int64_t{1} << 62}, DataType::kFp32), -1);
+  EXPECT_EQ(ByteCount({int64_t{1} << 62}, DataType::kUint8), int64_t{1} << 62);
+}
+
+// A free dim of 2^62 with an empty payload: the byte check once wrapped.
+TEST(ValidateTensorTest, RefusesShapesWhoseByteSizeOverflows) {
+  TensorSpec spec{"x", DataType::kFp32, {-1}};
+  HostTensor t =
+      HostTensor::Borrowed("x", DataType::kFp32, {int64_t{1} << 62}, "", 0);
+  absl::Status st = ValidateTensor(spec, t);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("overflows"));
+}
+
 TEST(TensorSpecTest, MatchesFreeDimsOnly) {
   TensorSpec spec{"x", DataType::kFp32, {-1, 3}};
   EXPECT_TRUE(spec.Matches({5, 3}));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -39,6 +40,7 @@ struct JobManager::Job {
   JobStatus status;
   std::atomic<bool> cancel{false};
   int64_t last_notify_ms = 0;
+  std::atomic<bool> thread_done{false};  // its thread may be joined
 };
 
 class JobManager::Context : public JobContext {
@@ -126,8 +128,11 @@ bool FromJson(const std::string& text, JobStatus* s) {
 }  // namespace
 
 JobManager::JobManager(std::string dir,
-                       std::function<void(const JobStatus&)> on_end)
-    : dir_(std::move(dir)), on_end_(std::move(on_end)) {
+                       std::function<void(const JobStatus&)> on_end,
+                       int max_running)
+    : dir_(std::move(dir)),
+      on_end_(std::move(on_end)),
+      max_running_(max_running) {
   MakeDirs(dir_).IgnoreError();
   auto files = ListDir(dir_);
   if (!files.ok()) return;
@@ -151,14 +156,14 @@ JobManager::JobManager(std::string dir,
 JobManager::~JobManager() { Shutdown(); }
 
 void JobManager::Shutdown() {
-  std::vector<std::thread> threads;
+  std::vector<std::pair<std::shared_ptr<Job>, std::thread>> threads;
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
     for (auto& [id, job] : jobs_) job->cancel = true;
     threads.swap(threads_);
   }
-  for (auto& t : threads) t.join();
+  for (auto& [job, t] : threads) t.join();
 }
 
 void JobManager::Persist(const JobStatus& status) {
@@ -194,19 +199,41 @@ absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
                                             const std::string& kind,
                                             Work work) {
   auto job = std::make_shared<Job>();
+  // Threads of ended jobs are joined here: an unjoined thread keeps its
+  // stack (and LibTorch's thread-local caches) for the process's life.
+  std::vector<std::thread> ended;
+  absl::Cleanup join_ended = [&ended] {
+    for (std::thread& t : ended) t.join();
+  };
   {
     absl::MutexLock lock(&mu_);
+    for (auto it = threads_.begin(); it != threads_.end();) {
+      if (it->first->thread_done.load()) {
+        ended.push_back(std::move(it->second));
+        it = threads_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     if (stopping_) {
       return absl::UnavailableError(
           "the server is shutting down; no new jobs start");
     }
+    int running = 0;
     for (const auto& [id, j] : jobs_) {
-      if (j->status.model == model && !IsTerminal(j->status.state)) {
+      if (IsTerminal(j->status.state)) continue;
+      ++running;
+      if (j->status.model == model) {
         return absl::FailedPreconditionError(absl::StrCat(
             "job ", id, " is already ", JobStateName(j->status.state),
             " for model '", model,
             "'; one job per model at a time (wait for it or cancel it)"));
       }
+    }
+    if (max_running_ > 0 && running >= max_running_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          running, " jobs are running, the limit (--max_concurrent_jobs=",
+          max_running_, "); retry when one ends"));
     }
     const int64_t now = NowUnixMs();
     job->status.id =
@@ -221,43 +248,46 @@ absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
     Persist(job->status);
     jobs_[job->status.id] = job;
     const std::string id = job->status.id;
-    threads_.emplace_back([this, job, id, work = std::move(work)] {
-      SetThreadName("ts-job");
-      Context ctx(this, job);
-      absl::StatusOr<std::string> result = work(ctx);
-      bool stopping;
-      {
-        absl::MutexLock lock(&mu_);
-        stopping = stopping_;
-      }
-      Update(
-          id,
-          [&](JobStatus& s) {
-            s.ended_unix_ms = NowUnixMs();
-            if (result.ok()) {
-              s.state = JobState::kSucceeded;
-              s.stage = "done";
-              s.done = s.total;
-              s.message = *result;
-            } else if (absl::IsCancelled(result.status()) && stopping) {
-              s.state = JobState::kInterrupted;
-              s.message =
-                  "the server shut down while this job ran; nothing it made "
-                  "was published. Start it again.";
-            } else if (absl::IsCancelled(result.status())) {
-              s.state = JobState::kCancelled;
-              s.message = std::string(result.status().message());
-            } else {
-              s.state = JobState::kFailed;
-              s.message = std::string(result.status().message());
-            }
-          },
-          /*persist=*/true);
-      auto end = Get(id);
-      TS_LOG(INFO) << "job " << id << " ended "
-                   << (end.ok() ? JobStateName(end->state) : "");
-      if (on_end_ && end.ok()) on_end_(*end);
-    });
+    threads_.emplace_back(
+        job, std::thread([this, job, id, work = std::move(work)] {
+          SetThreadName("ts-job");
+          Context ctx(this, job);
+          absl::StatusOr<std::string> result = work(ctx);
+          bool stopping;
+          {
+            absl::MutexLock lock(&mu_);
+            stopping = stopping_;
+          }
+          Update(
+              id,
+              [&](JobStatus& s) {
+                s.ended_unix_ms = NowUnixMs();
+                if (result.ok()) {
+                  s.state = JobState::kSucceeded;
+                  s.stage = "done";
+                  s.done = s.total;
+                  s.message = *result;
+                } else if (absl::IsCancelled(result.status()) && stopping) {
+                  s.state = JobState::kInterrupted;
+                  s.message =
+                      "the server shut down while this job ran; nothing it "
+                      "made "
+                      "was published. Start it again.";
+                } else if (absl::IsCancelled(result.status())) {
+                  s.state = JobState::kCancelled;
+                  s.message = std::string(result.status().message());
+                } else {
+                  s.state = JobState::kFailed;
+                  s.message = std::string(result.status().message());
+                }
+              },
+              /*persist=*/true);
+          auto end = Get(id);
+          TS_LOG(INFO) << "job " << id << " ended "
+                       << (end.ok() ? JobStateName(end->state) : "");
+          if (on_end_ && end.ok()) on_end_(*end);
+          job->thread_done = true;
+        }));
   }
   return Get(job->status.id);
 }

@@ -71,8 +71,11 @@ class JobManager {
   // `dir` holds the job records; those left RUNNING or QUEUED by a previous
   // process are marked INTERRUPTED. `on_end` (if set) hears each job's
   // terminal status once.
+  // At most `max_running` jobs run at once (0: no limit); past it Start is
+  // RESOURCE_EXHAUSTED.
   explicit JobManager(std::string dir,
-                      std::function<void(const JobStatus&)> on_end = nullptr);
+                      std::function<void(const JobStatus&)> on_end = nullptr,
+                      int max_running = 0);
   // Shutdown(), if not done yet.
   ~JobManager();
 
@@ -110,6 +113,7 @@ class JobManager {
 
   const std::string dir_;
   const std::function<void(const JobStatus&)> on_end_;
+  const int max_running_;
   // Held while a status is made and handed to subscribers, so they hear
   // statuses in version order. Taken before mu_.
   absl::Mutex delivery_mu_;
@@ -120,7 +124,8 @@ class JobManager {
            std::pair<std::string, std::function<void(const JobStatus&)>>>
       subscribers_ ABSL_GUARDED_BY(mu_);
   uint64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
-  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<std::shared_ptr<Job>, std::thread>> threads_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace twinserve

@@ -125,5 +125,28 @@ TEST(JobManagerTest, CancelEndsCancelledAndOneJobPerModel) {
   EXPECT_EQ(jobs.Get("nope").status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(JobManagerTest, AtMostMaxRunningJobsAtOnce) {
+  JobManager jobs(NewTempDir("jobs"), nullptr, /*max_running=*/1);
+  auto wait_for_cancel = [](JobContext& ctx) -> absl::StatusOr<std::string> {
+    while (!ctx.cancel_flag()->load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return absl::CancelledError("cancelled by request");
+  };
+  auto first = jobs.Start("a", "int8", "quantize", wait_for_cancel);
+  ASSERT_TRUE(first.ok());
+  auto second = jobs.Start("b", "int8", "quantize", wait_for_cancel);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(second.status().message()),
+              ::testing::HasSubstr("--max_concurrent_jobs=1"));
+  ASSERT_TRUE(jobs.Cancel(first->id).ok());
+  for (int i = 0; i < 1000 && !IsTerminal(jobs.Get(first->id)->state); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  auto third = jobs.Start("b", "int8", "quantize", wait_for_cancel);
+  EXPECT_TRUE(third.ok()) << third.status();
+  jobs.Shutdown();
+}
+
 }  // namespace
 }  // namespace twinserve

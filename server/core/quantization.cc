@@ -98,6 +98,8 @@ absl::StatusOr<JobStatus> QuantizationService::StartQuantize(
   }
   TS_RETURN_IF_ERROR(ValidateQuantizeOptions(request.options));
   TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(request.model));
+  // Before the job's work, not after it.
+  TS_RETURN_IF_ERROR(registrar_->CheckRoomForVariant(record, request.variant));
   auto set = record.calibration_sets.find(request.calibration_set);
   if (set == record.calibration_sets.end()) {
     return absl::NotFoundError(

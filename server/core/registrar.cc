@@ -131,8 +131,42 @@ absl::Status NewRegistration(const RegisterArgs& args, const StagedFile& staged,
 
 }  // namespace
 
-Registrar::Registrar(ModelStore* store, ModelRegistry* registry)
-    : store_(store), registry_(registry) {}
+Registrar::Registrar(ModelStore* store, ModelRegistry* registry,
+                     ResourceLimits limits)
+    : store_(store), registry_(registry), limits_(limits) {}
+
+absl::Status Registrar::CheckRoomForModel(const std::string& name) const {
+  if (registry_->Get(name).ok()) return absl::OkStatus();
+  const size_t models = registry_->List().size();
+  if (limits_.max_models > 0 &&
+      models >= static_cast<size_t>(limits_.max_models)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(models, " models are registered, the limit (--max_models=",
+                     limits_.max_models, "); unregister one first"));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status RoomForVariant(const ModelRecord& r, const std::string& variant,
+                            int limit) {
+  if (limit > 0 && !r.variants.count(variant) &&
+      r.variants.size() >= static_cast<size_t>(limit)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("model '", r.name, "' has ", r.variants.size(),
+                     " variants, the limit (--max_variants=", limit,
+                     "); remove one or replace an existing name"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Registrar::CheckRoomForVariant(const ModelRecord& record,
+                                            const std::string& variant) const {
+  return RoomForVariant(record, variant, limits_.max_variants);
+}
 
 absl::StatusOr<ModelStatus> Registrar::Register(const RegisterArgs& args,
                                                 const StagedFile& file) {
@@ -143,6 +177,7 @@ absl::StatusOr<ModelStatus> Registrar::Register(const RegisterArgs& args,
   if (file.bytes == 0) {
     return absl::InvalidArgumentError("the uploaded model file is empty");
   }
+  TS_RETURN_IF_ERROR(CheckRoomForModel(args.name));
   if (args.batching.has_value()) {
     BatchingConfig check = *args.batching;
     TS_RETURN_IF_ERROR(ValidateBatching(args.signature, &check));
@@ -194,6 +229,7 @@ absl::StatusOr<ModelStatus> Registrar::RegisterVariant(
   }
   TS_RETURN_IF_ERROR(ValidateName(variant, "variant name"));
   TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(name));
+  TS_RETURN_IF_ERROR(RoomForVariant(record, variant, limits_.max_variants));
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Runner> runner,
                       Runner::Load(file.path, record.signature,
                                    registry_->OptionsFor(variant)));
@@ -224,6 +260,7 @@ absl::Status Registrar::PublishVariant(
   auto committed = store_->Update(
       name,
       [&](ModelRecord* r, const std::vector<std::string>& files) {
+        TS_RETURN_IF_ERROR(RoomForVariant(*r, variant, limits_.max_variants));
         VariantRecord v = extra;
         v.file = files[0];
         v.sha256 = file.sha256;
@@ -354,6 +391,16 @@ absl::StatusOr<CalibrationRecord> Registrar::PutCalibrationSet(
               return absl::AlreadyExistsError(absl::StrCat(
                   "model '", name, "' already has a calibration set '", set,
                   "'; set replace to overwrite it"));
+            }
+            if (limits_.max_calibration_sets > 0 &&
+                !r->calibration_sets.count(set) &&
+                r->calibration_sets.size() >=
+                    static_cast<size_t>(limits_.max_calibration_sets)) {
+              return absl::ResourceExhaustedError(absl::StrCat(
+                  "model '", name, "' has ", r->calibration_sets.size(),
+                  " calibration sets, the limit "
+                  "(--max_calibration_sets=",
+                  limits_.max_calibration_sets, "); delete one first"));
             }
             CalibrationRecord c = meta;
             c.file = files[0];

@@ -25,6 +25,16 @@
 
 namespace twinserve {
 
+// How much one server holds; each past limit is RESOURCE_EXHAUSTED naming
+// its flag. The model count is checked before the write (concurrent
+// registrations of new names may pass it together); the per-model ones
+// inside it.
+struct ResourceLimits {
+  int max_models = 256;           // --max_models
+  int max_variants = 16;          // --max_variants (per model, fp32 incl.)
+  int max_calibration_sets = 32;  // --max_calibration_sets (per model)
+};
+
 struct RegisterArgs {
   std::string name;
   std::string description;
@@ -44,7 +54,14 @@ struct RegisterArgs {
 class Registrar {
  public:
   // All must outlive the registrar.
-  Registrar(ModelStore* store, ModelRegistry* registry);
+  Registrar(ModelStore* store, ModelRegistry* registry,
+            ResourceLimits limits = {});
+  const ResourceLimits& limits() const { return limits_; }
+  // RESOURCE_EXHAUSTED if `name` is not registered and no more models fit.
+  absl::Status CheckRoomForModel(const std::string& name) const;
+  // RESOURCE_EXHAUSTED if `record` has no room for a new `variant`.
+  absl::Status CheckRoomForVariant(const ModelRecord& record,
+                                   const std::string& variant) const;
 
   // Validates, loads and checks the uploaded model, then stores it durably
   // as the fp32 variant of a new registration (a new generation when
@@ -98,6 +115,7 @@ class Registrar {
  private:
   ModelStore* const store_;
   ModelRegistry* const registry_;
+  const ResourceLimits limits_;
 };
 
 }  // namespace twinserve

@@ -12,19 +12,21 @@ absl::StatusOr<std::unique_ptr<ServerCore>> ServerCore::Create(
   core->schedulers_ = std::make_unique<SchedulerFactory>(options.scheduler);
   core->registry_ = std::make_unique<ModelRegistry>(
       core->store_.get(), core->schedulers_.get(), options.runner);
-  core->registrar_ =
-      std::make_unique<Registrar>(core->store_.get(), core->registry_.get());
+  core->registrar_ = std::make_unique<Registrar>(
+      core->store_.get(), core->registry_.get(), options.limits);
   core->traffic_ = std::make_unique<TrafficControl>(core->store_.get(),
                                                     core->registry_.get());
   core->engine_ =
       std::make_unique<InferenceEngine>(core->registry_.get(), options.engine);
   ModelRegistry* registry = core->registry_.get();
   core->jobs_ = std::make_unique<JobManager>(
-      core->store_->JobsDir(), [registry](const JobStatus& s) {
+      core->store_->JobsDir(),
+      [registry](const JobStatus& s) {
         registry->RecordJob(s.model,
                             absl::AsciiStrToLower(JobStateName(s.state)),
                             (s.ended_unix_ms - s.started_unix_ms) / 1000.0);
-      });
+      },
+      options.max_concurrent_jobs);
   core->quantization_ = std::make_unique<QuantizationService>(
       core->store_.get(), core->registry_.get(), core->registrar_.get(),
       core->jobs_.get(), options.calibration);

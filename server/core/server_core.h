@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "quant/calibration_set.h"
+#include "server/common/memory_budget.h"
 #include "server/core/jobs.h"
 #include "server/core/quantization.h"
 #include "server/core/registrar.h"
@@ -39,6 +40,11 @@ struct ServerOptions {
   // Largest model file a registration may upload.
   uint64_t max_model_bytes = uint64_t{4} << 30;
   CalibrationLimits calibration;
+  ResourceLimits limits;
+  // Samples all calibration uploads in progress may hold in memory
+  // together (each set is also bounded by calibration.max_bytes).
+  uint64_t max_calibration_memory_bytes = uint64_t{4} << 30;
+  int max_concurrent_jobs = 2;
   // How often the rollout driver judges rollouts; 0: never (tests).
   int rollout_tick_ms = 250;
 };
@@ -63,6 +69,7 @@ class ServerCore {
   ModelStore* store() { return store_.get(); }
   ModelRegistry* registry() { return registry_.get(); }
   Registrar* registrar() { return registrar_.get(); }
+  MemoryBudget* calibration_budget() { return &calibration_budget_; }
   TrafficControl* traffic() { return traffic_.get(); }
   InferenceEngine* engine() { return engine_.get(); }
   JobManager* jobs() { return jobs_.get(); }
@@ -70,9 +77,14 @@ class ServerCore {
   RolloutDriver* rollout() { return rollout_.get(); }
 
  private:
-  explicit ServerCore(const ServerOptions& options) : options_(options) {}
+  explicit ServerCore(const ServerOptions& options)
+      : options_(options),
+        calibration_budget_(options.max_calibration_memory_bytes,
+                            "calibration uploads",
+                            "--max_calibration_memory_bytes") {}
 
   const ServerOptions options_;
+  MemoryBudget calibration_budget_;
   // Declared in the order they are built; Shutdown and the destructor take
   // them down in reverse.
   std::unique_ptr<ModelStore> store_;

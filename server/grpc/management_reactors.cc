@@ -7,7 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/grpc_status_util.h"
+#include "server/common/memory_budget.h"
 #include "server/common/names.h"
+#include "server/common/status_macros.h"
 #include "server/grpc/management_convert.h"
 #include "server/grpc/oip_codec.h"
 
@@ -16,13 +18,25 @@ namespace {
 
 using grpc::CallbackServerContext;
 
+uint64_t TensorBytes(const std::vector<HostTensor>& tensors) {
+  uint64_t n = 0;
+  for (const HostTensor& t : tensors) n += t.byte_size;
+  return n;
+}
+
 // Receives the upload, then hands registration to the slow-work pool.
 class RegisterReactor
     : public grpc::ServerReadReactor<v1::RegisterModelRequest> {
  public:
   RegisterReactor(ServerCore* core, ThreadPool* pool,
-                  CallbackServerContext* ctx, v1::RegisterModelResponse* resp)
-      : core_(core), pool_(pool), ctx_(ctx), response_(resp) {
+                  CallbackServerContext* ctx, v1::RegisterModelResponse* resp,
+                  std::string author, AuditHook audit)
+      : core_(core),
+        pool_(pool),
+        ctx_(ctx),
+        response_(resp),
+        author_(std::move(author)),
+        audit_(std::move(audit)) {
     StartRead(&message_);
   }
 
@@ -68,8 +82,10 @@ class RegisterReactor
     if (!tensors.ok()) return tensors.status();
     std::vector<int64_t> labels(samples.labels().begin(),
                                 samples.labels().end());
-    absl::Status st =
-        (*set)->Append(*tensors, labels, core_->quantization()->limits());
+    absl::Status st = reservation_.Grow(TensorBytes(*tensors));
+    if (st.ok()) {
+      st = (*set)->Append(*tensors, labels, core_->quantization()->limits());
+    }
     if (!st.ok()) {
       return absl::Status(st.code(), absl::StrCat("the registration's ", name,
                                                   " samples: ", st.message(),
@@ -89,6 +105,9 @@ class RegisterReactor
       absl::Status st = core_->registry()->CheckWritable();
       if (!st.ok()) return st;
       st = ValidateName(header_.name());
+      if (!st.ok()) return st;
+      // Before the upload: a full server refuses at once, not after 4 GB.
+      st = core_->registrar()->CheckRoomForModel(header_.name());
       if (!st.ok()) return st;
       auto upload = core_->store()->BeginUpload();
       if (!upload.ok()) return upload.status();
@@ -125,6 +144,10 @@ class RegisterReactor
     }
     pool_->Schedule([this] {
       absl::Status st = Register();
+      calib_.reset();
+      eval_.reset();
+      reservation_.Reset();  // before the answer: the client may go on
+      Audit(st);
       Finish(ToGrpcStatus(st));
     });
   }
@@ -202,7 +225,21 @@ class RegisterReactor
 
   void Fail(const absl::Status& st) {
     upload_.reset();
+    calib_.reset();
+    eval_.reset();
+    reservation_.Reset();
+    Audit(st);
     Finish(ToGrpcStatus(st));
+  }
+
+  void Audit(const absl::Status& st) {
+    if (audit_) {
+      audit_("RegisterModel",
+             header_.variant().empty()
+                 ? header_.name()
+                 : absl::StrCat(header_.name(), ":", header_.variant()),
+             st);
+    }
   }
 
   ServerCore* const core_;
@@ -212,8 +249,11 @@ class RegisterReactor
   v1::RegisterModelRequest message_;
   v1::RegisterModelHeader header_;
   bool have_header_ = false;
+  const std::string author_;
+  const AuditHook audit_;
   std::unique_ptr<Upload> upload_;
   std::optional<CalibrationSet> calib_, eval_;
+  MemoryReservation reservation_{core_->calibration_budget()};
   std::atomic<bool> cancelled_{false};
 };
 
@@ -223,21 +263,25 @@ class CalibrationReactor
     : public grpc::ServerReadReactor<v1::UploadCalibrationRequest> {
  public:
   CalibrationReactor(ServerCore* core, ThreadPool* pool,
-                     CallbackServerContext* ctx, v1::CalibrationSetInfo* resp)
-      : core_(core), pool_(pool), ctx_(ctx), response_(resp) {
+                     CallbackServerContext* ctx, v1::CalibrationSetInfo* resp,
+                     AuditHook audit)
+      : core_(core),
+        pool_(pool),
+        ctx_(ctx),
+        response_(resp),
+        audit_(std::move(audit)) {
     StartRead(&message_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
       if (ctx_->IsCancelled()) {
-        Finish(ToGrpcStatus(absl::CancelledError(
-            "the upload stream broke off; nothing was stored")));
+        Done(absl::CancelledError(
+            "the upload stream broke off; nothing was stored"));
         return;
       }
       if (!set_.has_value()) {
-        Finish(ToGrpcStatus(
-            absl::InvalidArgumentError("UploadCalibration stream was empty")));
+        Done(absl::InvalidArgumentError("UploadCalibration stream was empty"));
         return;
       }
       pool_->Schedule([this] {
@@ -251,19 +295,31 @@ class CalibrationReactor
           response_->set_labels(info->labels);
           response_->set_created_unix_ms(info->created_unix_ms);
         }
-        Finish(ToGrpcStatus(info.status()));
+        Done(info.status());
       });
       return;
     }
     absl::Status st = Consume();
     if (!st.ok()) {
-      Finish(ToGrpcStatus(st));
+      Done(st);
       return;
     }
     StartRead(&message_);
   }
 
   void OnDone() override { delete this; }
+
+  void Done(const absl::Status& st) {
+    if (audit_) {
+      audit_("UploadCalibration",
+             absl::StrCat(header_.model(), "/",
+                          header_.set().empty() ? "calib" : header_.set()),
+             st);
+    }
+    set_.reset();
+    reservation_.Reset();  // before the answer: the client may go on
+    Finish(ToGrpcStatus(st));
+  }
 
  private:
   absl::Status Consume() {
@@ -289,6 +345,7 @@ class CalibrationReactor
     if (!tensors.ok()) return tensors.status();
     std::vector<int64_t> labels(samples.labels().begin(),
                                 samples.labels().end());
+    TS_RETURN_IF_ERROR(reservation_.Grow(TensorBytes(*tensors)));
     return set_->Append(*tensors, labels, core_->quantization()->limits());
   }
 
@@ -299,6 +356,8 @@ class CalibrationReactor
   v1::UploadCalibrationRequest message_;
   v1::CalibrationHeader header_;
   std::optional<CalibrationSet> set_;
+  MemoryReservation reservation_{core_->calibration_budget()};
+  const AuditHook audit_;
 };
 
 // Streams a job's status: the latest state is written whenever the stream
@@ -393,14 +452,16 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::Job> {
 
 grpc::ServerReadReactor<v1::RegisterModelRequest>* NewRegisterReactor(
     ServerCore* core, ThreadPool* slow_work, CallbackServerContext* ctx,
-    v1::RegisterModelResponse* response) {
-  return new RegisterReactor(core, slow_work, ctx, response);
+    v1::RegisterModelResponse* response, std::string author, AuditHook audit) {
+  return new RegisterReactor(core, slow_work, ctx, response, std::move(author),
+                             std::move(audit));
 }
 
 grpc::ServerReadReactor<v1::UploadCalibrationRequest>* NewCalibrationReactor(
     ServerCore* core, ThreadPool* slow_work, CallbackServerContext* ctx,
-    v1::CalibrationSetInfo* response) {
-  return new CalibrationReactor(core, slow_work, ctx, response);
+    v1::CalibrationSetInfo* response, AuditHook audit) {
+  return new CalibrationReactor(core, slow_work, ctx, response,
+                                std::move(audit));
 }
 
 grpc::ServerWriteReactor<v1::Job>* NewWatchReactor(JobManager* jobs,

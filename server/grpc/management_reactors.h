@@ -9,6 +9,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <string>
 
 #include "proto/twinserve.grpc.pb.h"
@@ -18,13 +19,19 @@
 
 namespace twinserve {
 
-// `core` and `slow_work` must outlive the call.
+// Hears an admin call's action, target and outcome (the audit log).
+using AuditHook = std::function<void(
+    const std::string& action, const std::string& target, const absl::Status&)>;
+
+// `core` and `slow_work` must outlive the call. `author` signs a traffic
+// plan the registration carries; `audit` (may be null) hears the outcome.
 grpc::ServerReadReactor<v1::RegisterModelRequest>* NewRegisterReactor(
     ServerCore* core, ThreadPool* slow_work, grpc::CallbackServerContext* ctx,
-    v1::RegisterModelResponse* response);
+    v1::RegisterModelResponse* response, std::string author = "registration",
+    AuditHook audit = nullptr);
 grpc::ServerReadReactor<v1::UploadCalibrationRequest>* NewCalibrationReactor(
     ServerCore* core, ThreadPool* slow_work, grpc::CallbackServerContext* ctx,
-    v1::CalibrationSetInfo* response);
+    v1::CalibrationSetInfo* response, AuditHook audit = nullptr);
 // NOT_FOUND at once for an unknown job.
 grpc::ServerWriteReactor<v1::Job>* NewWatchReactor(JobManager* jobs,
                                                    const std::string& id);

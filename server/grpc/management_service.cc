@@ -1,6 +1,9 @@
 #include "server/grpc/management_service.h"
 
+#include <optional>
+
 #include "proto/grpc_status_util.h"
+#include "server/common/logging.h"
 #include "server/core/model_stats.h"
 #include "server/grpc/management_convert.h"
 #include "server/grpc/management_reactors.h"
@@ -11,8 +14,28 @@ namespace {
 using grpc::CallbackServerContext;
 using grpc::ServerUnaryReactor;
 
+// The admin call this thread is handling, audited with its outcome by
+// Done(): every management handler finishes its call before it returns, so
+// the call and its outcome meet on one thread.
+struct PendingAudit {
+  AuditLog* log = nullptr;
+  AuditEntry entry;
+};
+thread_local std::optional<PendingAudit> t_audit;
+
+void RecordAudit(PendingAudit& a, const absl::Status& outcome) {
+  a.entry.outcome = outcome;
+  if (absl::Status st = a.log->Record(a.entry); !st.ok()) {
+    TS_LOG(WARNING) << st;
+  }
+}
+
 ServerUnaryReactor* Done(CallbackServerContext* ctx,
                          const absl::Status& status) {
+  if (t_audit.has_value()) {
+    RecordAudit(*t_audit, status);
+    t_audit.reset();
+  }
   ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
@@ -36,26 +59,85 @@ PolicyChangeBy By(const std::string& author, const std::string& reason,
 
 }  // namespace
 
-ManagementService::ManagementService(ServerCore* core)
-    : core_(core), slow_work_(std::make_unique<ThreadPool>("manage", 2)) {}
+ManagementService::ManagementService(ServerCore* core, const CallAuth* auth,
+                                     AuditLog* audit)
+    : core_(core),
+      auth_(auth != nullptr ? auth : &no_auth_),
+      audit_(audit),
+      slow_work_(std::make_unique<ThreadPool>("manage", 2)) {}
+
+absl::StatusOr<Principal> ManagementService::Allow(CallbackServerContext* ctx,
+                                                   Role role,
+                                                   const char* action,
+                                                   const std::string& target,
+                                                   bool audited) {
+  auto who = auth_->Check(ctx, role);
+  if (audited && audit_ != nullptr) {
+    PendingAudit a;
+    a.log = audit_;
+    a.entry.principal = who.ok() ? who->name : "(unauthenticated)";
+    a.entry.action = action;
+    a.entry.target = target;
+    t_audit = std::move(a);
+  }
+  return who;
+}
+
+void ManagementService::Audit(const AuditEntry& e) {
+  if (audit_ == nullptr) return;
+  if (absl::Status st = audit_->Record(e); !st.ok()) {
+    TS_LOG(WARNING) << st;
+  }
+}
+
+AuditHook ManagementService::MakeAuditHook(const Principal& who) {
+  if (audit_ == nullptr) return nullptr;
+  AuditLog* log = audit_;
+  const std::string name = who.name;
+  return [log, name](const std::string& action, const std::string& target,
+                     const absl::Status& outcome) {
+    if (absl::Status st = log->Record({name, action, target, "", outcome});
+        !st.ok()) {
+      TS_LOG(WARNING) << st;
+    }
+  };
+}
+
+std::string ManagementService::Author(const Principal& who,
+                                      const std::string& asked) const {
+  // Authenticated: the principal, never free text.
+  return auth_->enabled() ? who.name : asked;
+}
 
 ManagementService::~ManagementService() = default;
 
 grpc::ServerReadReactor<v1::RegisterModelRequest>*
 ManagementService::RegisterModel(CallbackServerContext* ctx,
                                  v1::RegisterModelResponse* response) {
-  return NewRegisterReactor(core_, slow_work_.get(), ctx, response);
+  auto who = Allow(ctx, Role::kAdmin, "RegisterModel", "", false);
+  if (!who.ok()) {
+    Audit({who.ok() ? who->name : "(unauthenticated)", "RegisterModel", "", "",
+           who.status()});
+    return new RefusedReader<v1::RegisterModelRequest>(
+        ToGrpcStatus(who.status()));
+  }
+  return NewRegisterReactor(core_, slow_work_.get(), ctx, response,
+                            Author(*who, "registration"), MakeAuditHook(*who));
 }
 
 ServerUnaryReactor* ManagementService::UnregisterModel(
     CallbackServerContext* ctx, const v1::UnregisterModelRequest* request,
     v1::UnregisterModelResponse*) {
+  auto who = Allow(ctx, Role::kAdmin, "UnregisterModel", request->name(), true);
+  if (!who.ok()) return Done(ctx, who.status());
   return Done(ctx, core_->registrar()->Unregister(request->name()));
 }
 
 ServerUnaryReactor* ManagementService::ListModels(
     CallbackServerContext* ctx, const v1::ListModelsRequest*,
     v1::ListModelsResponse* response) {
+  auto who = Allow(ctx, Role::kAdmin, "ListModels", "", false);
+  if (!who.ok()) return Done(ctx, who.status());
   for (const ModelStatus& m : core_->registry()->List()) {
     ModelStatusToProto(m, response->add_models());
   }
@@ -65,6 +147,8 @@ ServerUnaryReactor* ManagementService::ListModels(
 ServerUnaryReactor* ManagementService::GetModel(
     CallbackServerContext* ctx, const v1::GetModelRequest* request,
     v1::ModelInfo* response) {
+  auto who = Allow(ctx, Role::kAdmin, "GetModel", request->name(), false);
+  if (!who.ok()) return Done(ctx, who.status());
   auto status = core_->registry()->Get(request->name());
   if (status.ok()) ModelStatusToProto(*status, response);
   return Done(ctx, status.status());
@@ -73,12 +157,22 @@ ServerUnaryReactor* ManagementService::GetModel(
 grpc::ServerReadReactor<v1::UploadCalibrationRequest>*
 ManagementService::UploadCalibration(CallbackServerContext* ctx,
                                      v1::CalibrationSetInfo* response) {
-  return NewCalibrationReactor(core_, slow_work_.get(), ctx, response);
+  auto who = Allow(ctx, Role::kAdmin, "UploadCalibration", "", false);
+  if (!who.ok()) {
+    Audit({"(unauthenticated)", "UploadCalibration", "", "", who.status()});
+    return new RefusedReader<v1::UploadCalibrationRequest>(
+        ToGrpcStatus(who.status()));
+  }
+  return NewCalibrationReactor(core_, slow_work_.get(), ctx, response,
+                               MakeAuditHook(*who));
 }
 
 ServerUnaryReactor* ManagementService::ListCalibrationSets(
     CallbackServerContext* ctx, const v1::ListCalibrationSetsRequest* request,
     v1::ListCalibrationSetsResponse* response) {
+  auto who =
+      Allow(ctx, Role::kAdmin, "ListCalibrationSets", request->model(), false);
+  if (!who.ok()) return Done(ctx, who.status());
   auto sets = core_->quantization()->ListSets(request->model());
   if (sets.ok()) {
     for (const CalibrationInfo& c : *sets) {
@@ -97,6 +191,9 @@ ServerUnaryReactor* ManagementService::ListCalibrationSets(
 ServerUnaryReactor* ManagementService::DeleteCalibrationSet(
     CallbackServerContext* ctx, const v1::DeleteCalibrationSetRequest* request,
     v1::DeleteCalibrationSetResponse*) {
+  auto who = Allow(ctx, Role::kAdmin, "DeleteCalibrationSet",
+                   request->model() + "/" + request->set(), true);
+  if (!who.ok()) return Done(ctx, who.status());
   return Done(
       ctx, core_->quantization()->DeleteSet(request->model(), request->set()));
 }
@@ -104,6 +201,8 @@ ServerUnaryReactor* ManagementService::DeleteCalibrationSet(
 ServerUnaryReactor* ManagementService::Quantize(
     CallbackServerContext* ctx, const v1::QuantizeRequest* request,
     v1::Job* response) {
+  auto who = Allow(ctx, Role::kAdmin, "Quantize", request->model(), true);
+  if (!who.ok()) return Done(ctx, who.status());
   auto req = QuantizeRequestFromProto(*request);
   if (!req.ok()) return Done(ctx, req.status());
   auto job = core_->quantization()->StartQuantize(*req);
@@ -114,19 +213,27 @@ ServerUnaryReactor* ManagementService::Quantize(
 ServerUnaryReactor* ManagementService::GetJob(CallbackServerContext* ctx,
                                               const v1::GetJobRequest* request,
                                               v1::Job* response) {
+  auto who = Allow(ctx, Role::kAdmin, "GetJob", request->id(), false);
+  if (!who.ok()) return Done(ctx, who.status());
   auto job = core_->jobs()->Get(request->id());
   if (job.ok()) JobToProto(*job, response);
   return Done(ctx, job.status());
 }
 
 grpc::ServerWriteReactor<v1::Job>* ManagementService::WatchJob(
-    CallbackServerContext*, const v1::GetJobRequest* request) {
+    CallbackServerContext* ctx, const v1::GetJobRequest* request) {
+  auto who = Allow(ctx, Role::kAdmin, "WatchJob", request->id(), false);
+  if (!who.ok()) {
+    return new RefusedWriter<v1::Job>(ToGrpcStatus(who.status()));
+  }
   return NewWatchReactor(core_->jobs(), request->id());
 }
 
 ServerUnaryReactor* ManagementService::ListJobs(
     CallbackServerContext* ctx, const v1::ListJobsRequest* request,
     v1::ListJobsResponse* response) {
+  auto who = Allow(ctx, Role::kAdmin, "ListJobs", request->model(), false);
+  if (!who.ok()) return Done(ctx, who.status());
   for (const JobStatus& j : core_->jobs()->List(request->model())) {
     JobToProto(j, response->add_jobs());
   }
@@ -136,6 +243,8 @@ ServerUnaryReactor* ManagementService::ListJobs(
 ServerUnaryReactor* ManagementService::CancelJob(
     CallbackServerContext* ctx, const v1::GetJobRequest* request,
     v1::Job* response) {
+  auto who = Allow(ctx, Role::kAdmin, "CancelJob", request->id(), true);
+  if (!who.ok()) return Done(ctx, who.status());
   auto job = core_->jobs()->Cancel(request->id());
   if (job.ok()) JobToProto(*job, response);
   return Done(ctx, job.status());
@@ -144,6 +253,9 @@ ServerUnaryReactor* ManagementService::CancelJob(
 ServerUnaryReactor* ManagementService::GetQuantizationReport(
     CallbackServerContext* ctx, const v1::GetQuantizationReportRequest* request,
     v1::QuantizationReport* out) {
+  auto who = Allow(ctx, Role::kAdmin, "GetQuantizationReport", request->model(),
+                   false);
+  if (!who.ok()) return Done(ctx, who.status());
   const std::string variant =
       request->variant().empty() ? "int8" : request->variant();
   auto r = core_->quantization()->GetReport(request->model(), variant);
@@ -154,13 +266,16 @@ ServerUnaryReactor* ManagementService::GetQuantizationReport(
 ServerUnaryReactor* ManagementService::SetTrafficPolicy(
     CallbackServerContext* ctx, const v1::SetTrafficPolicyRequest* request,
     v1::TrafficPolicy* response) {
+  auto who =
+      Allow(ctx, Role::kAdmin, "SetTrafficPolicy", request->model(), true);
+  if (!who.ok()) return Done(ctx, who.status());
   auto policy = PolicyFromProto(request->policy());
   if (!policy.ok()) return Done(ctx, policy.status());
   return PolicyDone(
       ctx,
       core_->traffic()->SetPolicy(
           request->model(), *policy,
-          By(request->author(), request->reason(),
+          By(Author(*who, request->author()), request->reason(),
              request->has_expected_version(), request->expected_version())),
       response);
 }
@@ -168,6 +283,9 @@ ServerUnaryReactor* ManagementService::SetTrafficPolicy(
 ServerUnaryReactor* ManagementService::GetTrafficPolicy(
     CallbackServerContext* ctx, const v1::GetTrafficPolicyRequest* request,
     v1::TrafficPolicy* response) {
+  auto who =
+      Allow(ctx, Role::kAdmin, "GetTrafficPolicy", request->model(), false);
+  if (!who.ok()) return Done(ctx, who.status());
   return PolicyDone(ctx, core_->registry()->GetPolicy(request->model()),
                     response);
 }
@@ -175,11 +293,14 @@ ServerUnaryReactor* ManagementService::GetTrafficPolicy(
 ServerUnaryReactor* ManagementService::Promote(
     CallbackServerContext* ctx, const v1::PromoteRequest* request,
     v1::TrafficPolicy* response) {
+  auto who = Allow(ctx, Role::kAdmin, "Promote",
+                   request->model() + ":" + request->variant(), true);
+  if (!who.ok()) return Done(ctx, who.status());
   return PolicyDone(
       ctx,
       core_->traffic()->Promote(
           request->model(), request->variant(),
-          By(request->author(), request->reason(),
+          By(Author(*who, request->author()), request->reason(),
              request->has_expected_version(), request->expected_version())),
       response);
 }
@@ -187,11 +308,13 @@ ServerUnaryReactor* ManagementService::Promote(
 ServerUnaryReactor* ManagementService::Rollback(
     CallbackServerContext* ctx, const v1::RollbackRequest* request,
     v1::TrafficPolicy* response) {
+  auto who = Allow(ctx, Role::kAdmin, "Rollback", request->model(), true);
+  if (!who.ok()) return Done(ctx, who.status());
   return PolicyDone(
       ctx,
       core_->traffic()->Rollback(
           request->model(),
-          By(request->author(), request->reason(),
+          By(Author(*who, request->author()), request->reason(),
              request->has_expected_version(), request->expected_version())),
       response);
 }
@@ -199,6 +322,8 @@ ServerUnaryReactor* ManagementService::Rollback(
 ServerUnaryReactor* ManagementService::PolicyHistory(
     CallbackServerContext* ctx, const v1::PolicyHistoryRequest* request,
     v1::PolicyHistoryResponse* response) {
+  auto who = Allow(ctx, Role::kAdmin, "PolicyHistory", request->model(), false);
+  if (!who.ok()) return Done(ctx, who.status());
   auto history = core_->registry()->PolicyHistory(request->model());
   if (history.ok()) {
     for (const PolicyChange& c : *history) {
@@ -211,6 +336,8 @@ ServerUnaryReactor* ManagementService::PolicyHistory(
 ServerUnaryReactor* ManagementService::SetBatching(
     CallbackServerContext* ctx, const v1::SetBatchingRequest* request,
     v1::ModelInfo* response) {
+  auto who = Allow(ctx, Role::kAdmin, "SetBatching", request->model(), true);
+  if (!who.ok()) return Done(ctx, who.status());
   auto set = core_->traffic()->SetBatching(request->model(), request->variant(),
                                            BatchingFromProto(request->config()),
                                            request->clear());
@@ -223,6 +350,8 @@ ServerUnaryReactor* ManagementService::SetBatching(
 ServerUnaryReactor* ManagementService::GetModelStats(
     CallbackServerContext* ctx, const v1::GetModelStatsRequest* request,
     v1::ModelStats* response) {
+  auto who = Allow(ctx, Role::kInfer, "GetModelStats", request->model(), false);
+  if (!who.ok()) return Done(ctx, who.status());
   auto snap = SnapshotModel(*core_->registry(), request->model());
   if (snap.ok()) ModelSnapshotToProto(*snap, response);
   return Done(ctx, snap.status());

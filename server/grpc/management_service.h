@@ -10,15 +10,20 @@
 
 #include "proto/twinserve.grpc.pb.h"
 #include "server/core/server_core.h"
+#include "server/grpc/auth.h"
+#include "server/grpc/management_reactors.h"
 #include "server/serving/thread_pool.h"
+#include "server/store/audit_log.h"
 
 namespace twinserve {
 
 class ManagementService final
     : public twinserve::v1::ModelService::CallbackService {
  public:
-  // `core` must outlive the service.
-  explicit ManagementService(ServerCore* core);
+  // `core`, `auth` and `audit` must outlive the service. `auth` null: no
+  // authentication; `audit` null: admin actions are not audited.
+  explicit ManagementService(ServerCore* core, const CallAuth* auth = nullptr,
+                             AuditLog* audit = nullptr);
   ~ManagementService() override;
 
   grpc::ServerReadReactor<v1::RegisterModelRequest>* RegisterModel(
@@ -89,7 +94,20 @@ class ManagementService final
       v1::PolicyHistoryResponse* response) override;
 
  private:
+  // The caller's principal if its role allows `role`; with `audited`, the
+  // call's outcome (or the refusal) goes to the audit log when Done.
+  absl::StatusOr<Principal> Allow(grpc::CallbackServerContext* ctx, Role role,
+                                  const char* action, const std::string& target,
+                                  bool audited);
+  // The history's author: the principal when authenticated, else `asked`.
+  std::string Author(const Principal& who, const std::string& asked) const;
+  void Audit(const AuditEntry& e);
+  AuditHook MakeAuditHook(const Principal& who);
+
   ServerCore* const core_;
+  const CallAuth no_auth_;
+  const CallAuth* const auth_;
+  AuditLog* const audit_;
   // Model loads and checks take seconds: they run here, not on gRPC threads.
   std::unique_ptr<ThreadPool> slow_work_;
 };

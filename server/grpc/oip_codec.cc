@@ -168,7 +168,7 @@ absl::StatusOr<bool> ShmParameters(
 absl::StatusOr<SharedMemoryView> ShmView(
     const std::string& what,
     const google::protobuf::Map<std::string, inference::InferParameter>& params,
-    const SharedMemoryManager* shm, bool* named) {
+    const SharedMemoryScope* shm, bool* named) {
   std::string region;
   uint64_t offset = 0, byte_size = 0;
   TS_ASSIGN_OR_RETURN(
@@ -267,7 +267,7 @@ absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
     const google::protobuf::RepeatedPtrField<
         inference::ModelInferRequest::InferInputTensor>& inputs,
     const google::protobuf::RepeatedPtrField<std::string>& raw_contents,
-    const SharedMemoryManager* shm) {
+    const SharedMemoryScope* shm) {
   std::vector<HostTensor> out;
   const bool raw = raw_contents.size() > 0;
   // Raw entries go, in order, to the inputs that are not in shared memory.
@@ -342,7 +342,7 @@ absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
 }
 
 absl::StatusOr<InferRequest> DecodeInferRequest(
-    const ModelInferRequest& request, const SharedMemoryManager* shm,
+    const ModelInferRequest& request, const SharedMemoryScope* shm,
     std::shared_ptr<SharedMemoryUse>* use) {
   std::shared_ptr<SharedMemoryUse> no_use;
   if (use == nullptr) use = &no_use;

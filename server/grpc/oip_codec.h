@@ -58,7 +58,7 @@ struct SharedMemoryUse {
 // EncodeInferResponse.
 absl::StatusOr<InferRequest> DecodeInferRequest(
     const inference::ModelInferRequest& request,
-    const SharedMemoryManager* shm = nullptr,
+    const SharedMemoryScope* shm = nullptr,
     std::shared_ptr<SharedMemoryUse>* use = nullptr);
 
 // The tensors of a request-like message (also used for calibration
@@ -68,7 +68,7 @@ absl::StatusOr<std::vector<HostTensor>> DecodeTensors(
     const google::protobuf::RepeatedPtrField<
         inference::ModelInferRequest::InferInputTensor>& inputs,
     const google::protobuf::RepeatedPtrField<std::string>& raw_contents,
-    const SharedMemoryManager* shm = nullptr);
+    const SharedMemoryScope* shm = nullptr);
 
 // Fills `response` (model, version = variant, id, outputs as raw bytes, or,
 // for outputs `use` places in shared memory, written there and described by

@@ -122,7 +122,8 @@ TEST(OipCodecTest, SharedMemoryInputsAreViewsAndOutputsAreWrittenThere) {
   ASSERT_EQ(ftruncate(fd, 64), 0);
   close(fd);
   SharedMemoryManager shm;
-  ASSERT_TRUE(shm.Register({"r", key, 0, 64}).ok());
+  ASSERT_TRUE(shm.Register({"anonymous", "r", key, 0, 64}).ok());
+  const SharedMemoryScope scope(&shm, "anonymous");
 
   inference::ModelInferRequest req;
   auto* a = req.add_inputs();  // in shared memory
@@ -140,10 +141,10 @@ TEST(OipCodecTest, SharedMemoryInputsAreViewsAndOutputsAreWrittenThere) {
   ShmParams("r", 32, 16, y->mutable_parameters());
 
   std::shared_ptr<SharedMemoryUse> use;
-  auto d = DecodeInferRequest(req, &shm, &use);
+  auto d = DecodeInferRequest(req, &scope, &use);
   ASSERT_TRUE(d.ok()) << d.status();
   ASSERT_NE(use, nullptr);
-  auto view = shm.View("r", 0, 64);
+  auto view = shm.View("anonymous", "r", 0, 64);
   EXPECT_EQ(d->inputs[0].data, view->data + 8);
   EXPECT_EQ(d->inputs[1].data, req.raw_input_contents(0).data());
   EXPECT_NE(d->inputs[0].owner, nullptr);  // pins the region
@@ -167,7 +168,7 @@ TEST(OipCodecTest, SharedMemoryInputsAreViewsAndOutputsAreWrittenThere) {
   // An output larger than its range is refused, naming both sizes.
   ShmParams("r", 32, 4, y->mutable_parameters());
   use.reset();
-  ASSERT_TRUE(DecodeInferRequest(req, &shm, &use).ok());
+  ASSERT_TRUE(DecodeInferRequest(req, &scope, &use).ok());
   EXPECT_THAT(
       EncodeInferResponse(req, result, &resp, use.get()).message(),
       HasSubstr("output 'y' needs 8 bytes; its shared memory range holds 4"));
@@ -177,11 +178,11 @@ TEST(OipCodecTest, SharedMemoryInputsAreViewsAndOutputsAreWrittenThere) {
               HasSubstr("shared memory cannot be used here"));
   a->mutable_parameters()->erase(kShmByteSizeParameter);
   EXPECT_THAT(
-      DecodeInferRequest(req, &shm, &use).status().message(),
+      DecodeInferRequest(req, &scope, &use).status().message(),
       HasSubstr(
           "input 'a': shared_memory_region needs shared_memory_byte_size"));
   ShmParams("nope", 0, 8, a->mutable_parameters());
-  EXPECT_EQ(DecodeInferRequest(req, &shm, &use).status().code(),
+  EXPECT_EQ(DecodeInferRequest(req, &scope, &use).status().code(),
             absl::StatusCode::kNotFound);
   shm_unlink(key.c_str());
 }

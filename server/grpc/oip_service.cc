@@ -105,13 +105,19 @@ uint64_t DeadlineNs(const CallbackServerContext* ctx) {
 
 // Runs ModelStreamInfer: reads requests as they come, runs them
 // concurrently, writes each response (or its error_message) as it finishes,
-// one write at a time as gRPC requires.
+// one write at a time as gRPC requires. Bounded: past `max_in_flight`
+// requests still computing, a request is answered at once with
+// RESOURCE_EXHAUSTED; past `max_in_flight` answers not yet taken by the
+// transport (a client that does not read), reading stops until it reads.
 class StreamInferReactor
     : public grpc::ServerBidiReactor<inference::ModelInferRequest,
                                      inference::ModelStreamInferResponse> {
  public:
-  StreamInferReactor(InferenceEngine* engine, const SharedMemoryManager* shm)
-      : engine_(engine), shm_(shm) {
+  StreamInferReactor(InferenceEngine* engine, SharedMemoryScope shm,
+                     int max_in_flight)
+      : engine_(engine),
+        shm_(std::move(shm)),
+        max_in_flight_(std::max(1, max_in_flight)) {
     StartRead(&incoming_);
   }
 
@@ -125,12 +131,20 @@ class StreamInferReactor
     auto request =
         std::make_shared<inference::ModelInferRequest>(std::move(incoming_));
     incoming_.Clear();
+    bool over = false;
     {
       absl::MutexLock lock(&mu_);
+      over = pending_ >= max_in_flight_;
       ++pending_;
     }
     std::shared_ptr<SharedMemoryUse> use;
-    auto decoded = DecodeInferRequest(*request, shm_, &use);
+    auto decoded =
+        over ? absl::StatusOr<InferRequest>(absl::ResourceExhaustedError(
+                   absl::StrCat(max_in_flight_,
+                                " requests of this stream are in flight, the "
+                                "limit (--max_stream_in_flight=",
+                                max_in_flight_, "); wait for answers")))
+             : DecodeInferRequest(*request, &shm_, &use);
     if (!decoded.ok()) {
       Complete(*request, decoded.status(), nullptr);
     } else {
@@ -139,12 +153,23 @@ class StreamInferReactor
                        Complete(*request, std::move(result), use.get());
                      });
     }
+    {
+      absl::MutexLock lock(&mu_);
+      if (writes_.size() >= static_cast<size_t>(max_in_flight_)) {
+        read_paused_ = true;  // OnWriteDone reads on
+        return;
+      }
+    }
     StartRead(&incoming_);
   }
 
   void OnWriteDone(bool /*ok*/) override {
     absl::MutexLock lock(&mu_);
     writes_.pop_front();
+    if (read_paused_ && writes_.size() < static_cast<size_t>(max_in_flight_)) {
+      read_paused_ = false;
+      StartRead(&incoming_);
+    }
     if (!writes_.empty()) {
       StartWrite(writes_.front().get());
     } else {
@@ -188,7 +213,8 @@ class StreamInferReactor
   }
 
   InferenceEngine* const engine_;
-  const SharedMemoryManager* const shm_;
+  const SharedMemoryScope shm_;
+  const int max_in_flight_;
   inference::ModelInferRequest incoming_;  // only touched by the read chain
   absl::Mutex mu_;
   std::deque<std::unique_ptr<inference::ModelStreamInferResponse>> writes_
@@ -196,6 +222,7 @@ class StreamInferReactor
   int pending_ ABSL_GUARDED_BY(mu_) = 0;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -218,6 +245,9 @@ ServerUnaryReactor* OipService::ServerReady(
 ServerUnaryReactor* OipService::ModelReady(
     CallbackServerContext* ctx, const inference::ModelReadyRequest* request,
     inference::ModelReadyResponse* response) {
+  if (auto who = auth_->Check(ctx, Role::kInfer); !who.ok()) {
+    return Done(ctx, who.status());
+  }
   // As Triton: an unknown or unready model is "not ready", not an error.
   response->set_ready(
       core_->registry()->Acquire(request->name(), request->version(), "").ok());
@@ -227,6 +257,9 @@ ServerUnaryReactor* OipService::ModelReady(
 ServerUnaryReactor* OipService::ServerMetadata(
     CallbackServerContext* ctx, const inference::ServerMetadataRequest*,
     inference::ServerMetadataResponse* response) {
+  if (auto who = auth_->Check(ctx, Role::kInfer); !who.ok()) {
+    return Done(ctx, who.status());
+  }
   response->set_name(kServerName);
   response->set_version(kServerVersion);
   for (const char* ext : {"model_repository", "model_configuration",
@@ -239,6 +272,9 @@ ServerUnaryReactor* OipService::ServerMetadata(
 ServerUnaryReactor* OipService::ModelMetadata(
     CallbackServerContext* ctx, const inference::ModelMetadataRequest* request,
     inference::ModelMetadataResponse* response) {
+  if (auto who = auth_->Check(ctx, Role::kInfer); !who.ok()) {
+    return Done(ctx, who.status());
+  }
   auto status =
       GetModelVersion(core_->registry(), request->name(), request->version());
   if (!status.ok()) return Done(ctx, status.status());
@@ -274,6 +310,9 @@ ServerUnaryReactor* OipService::ModelMetadata(
 ServerUnaryReactor* OipService::ModelConfig(
     CallbackServerContext* ctx, const inference::ModelConfigRequest* request,
     inference::ModelConfigResponse* response) {
+  if (auto who = auth_->Check(ctx, Role::kInfer); !who.ok()) {
+    return Done(ctx, who.status());
+  }
   auto status =
       GetModelVersion(core_->registry(), request->name(), request->version());
   if (!status.ok()) return Done(ctx, status.status());
@@ -311,10 +350,13 @@ ServerUnaryReactor* OipService::ModelConfig(
 ServerUnaryReactor* OipService::ModelInfer(
     CallbackServerContext* ctx, const inference::ModelInferRequest* request,
     inference::ModelInferResponse* response) {
+  auto who = auth_->Check(ctx, Role::kInfer);
+  if (!who.ok()) return Done(ctx, who.status());
   const uint64_t start = NowNs();
   ServerUnaryReactor* reactor = ctx->DefaultReactor();
   std::shared_ptr<SharedMemoryUse> shm;  // set only if the request uses it
-  auto decoded = DecodeInferRequest(*request, &shm_, &shm);
+  const SharedMemoryScope scope(&shm_, std::move(who->name));
+  auto decoded = DecodeInferRequest(*request, &scope, &shm);
   if (!decoded.ok()) {
     reactor->Finish(ToGrpcStatus(decoded.status()));
     return reactor;
@@ -352,14 +394,25 @@ ServerUnaryReactor* OipService::ModelInfer(
 
 grpc::ServerBidiReactor<inference::ModelInferRequest,
                         inference::ModelStreamInferResponse>*
-OipService::ModelStreamInfer(CallbackServerContext*) {
-  return new StreamInferReactor(core_->engine(), &shm_);
+OipService::ModelStreamInfer(CallbackServerContext* ctx) {
+  auto who = auth_->Check(ctx, Role::kInfer);
+  if (!who.ok()) {
+    return new RefusedStream<inference::ModelInferRequest,
+                             inference::ModelStreamInferResponse>(
+        ToGrpcStatus(who.status()));
+  }
+  return new StreamInferReactor(core_->engine(),
+                                SharedMemoryScope(&shm_, std::move(who->name)),
+                                options_.max_stream_in_flight);
 }
 
 ServerUnaryReactor* OipService::ModelStatistics(
     CallbackServerContext* ctx,
     const inference::ModelStatisticsRequest* request,
     inference::ModelStatisticsResponse* response) {
+  if (auto who = auth_->Check(ctx, Role::kInfer); !who.ok()) {
+    return Done(ctx, who.status());
+  }
   if (!request->name().empty()) {
     auto status =
         GetModelVersion(core_->registry(), request->name(), request->version());
@@ -395,6 +448,9 @@ ServerUnaryReactor* OipService::RepositoryIndex(
     CallbackServerContext* ctx,
     const inference::RepositoryIndexRequest* request,
     inference::RepositoryIndexResponse* response) {
+  if (auto who = auth_->Check(ctx, Role::kAdmin); !who.ok()) {
+    return Done(ctx, who.status());
+  }
   for (const ModelStatus& m : core_->registry()->List()) {
     if (m.variants.empty()) {  // a broken store entry
       if (request->ready()) continue;
@@ -421,6 +477,9 @@ ServerUnaryReactor* OipService::RepositoryModelLoad(
     CallbackServerContext* ctx,
     const inference::RepositoryModelLoadRequest* request,
     inference::RepositoryModelLoadResponse*) {
+  if (auto who = auth_->Check(ctx, Role::kAdmin); !who.ok()) {
+    return Done(ctx, who.status());
+  }
   if (!request->parameters().empty()) {
     return Done(ctx, absl::InvalidArgumentError(
                          "RepositoryModelLoad parameters (config override, "
@@ -436,6 +495,9 @@ ServerUnaryReactor* OipService::RepositoryModelUnload(
     CallbackServerContext* ctx,
     const inference::RepositoryModelUnloadRequest* request,
     inference::RepositoryModelUnloadResponse*) {
+  if (auto who = auth_->Check(ctx, Role::kAdmin); !who.ok()) {
+    return Done(ctx, who.status());
+  }
   return Done(ctx, core_->registry()->Unload(request->model_name()));
 }
 
@@ -443,7 +505,9 @@ ServerUnaryReactor* OipService::SystemSharedMemoryStatus(
     CallbackServerContext* ctx,
     const inference::SystemSharedMemoryStatusRequest* request,
     inference::SystemSharedMemoryStatusResponse* response) {
-  auto regions = shm_.Status(request->name());
+  auto who = auth_->Check(ctx, Role::kAdmin);
+  if (!who.ok()) return Done(ctx, who.status());
+  auto regions = shm_.Status(who->name, request->name());
   if (!regions.ok()) return Done(ctx, regions.status());
   for (const SharedMemoryRegionInfo& r : *regions) {
     auto& out = (*response->mutable_regions())[r.name];
@@ -458,41 +522,57 @@ ServerUnaryReactor* OipService::SystemSharedMemoryRegister(
     CallbackServerContext* ctx,
     const inference::SystemSharedMemoryRegisterRequest* request,
     inference::SystemSharedMemoryRegisterResponse*) {
-  if (!allow_shared_memory_) {
+  auto who = auth_->Check(ctx, Role::kAdmin);
+  if (!who.ok()) return Done(ctx, who.status());
+  if (!options_.shared_memory) {
     return Done(ctx, absl::PermissionDeniedError(
-                         "shared memory is turned off on this server "
-                         "(--shared_memory=false)"));
+                         "shared memory is turned off on this server (start "
+                         "it with --shared_memory to allow it)"));
   }
-  return Done(ctx, shm_.Register({request->name(), request->key(),
+  return Done(ctx, shm_.Register({who->name, request->name(), request->key(),
                                   request->offset(), request->byte_size()}));
 }
 ServerUnaryReactor* OipService::SystemSharedMemoryUnregister(
     CallbackServerContext* ctx,
     const inference::SystemSharedMemoryUnregisterRequest* request,
     inference::SystemSharedMemoryUnregisterResponse*) {
-  shm_.Unregister(request->name());
+  auto who = auth_->Check(ctx, Role::kAdmin);
+  if (!who.ok()) return Done(ctx, who.status());
+  shm_.Unregister(who->name, request->name());
   return Done(ctx, absl::OkStatus());
 }
 ServerUnaryReactor* OipService::CudaSharedMemoryStatus(
     CallbackServerContext* ctx, const inference::CudaSharedMemoryStatusRequest*,
     inference::CudaSharedMemoryStatusResponse*) {
+  if (auto who = auth_->Check(ctx, Role::kAdmin); !who.ok()) {
+    return Done(ctx, who.status());
+  }
   return Unimplemented(ctx, "CUDA shared memory");
 }
 ServerUnaryReactor* OipService::CudaSharedMemoryRegister(
     CallbackServerContext* ctx,
     const inference::CudaSharedMemoryRegisterRequest*,
     inference::CudaSharedMemoryRegisterResponse*) {
+  if (auto who = auth_->Check(ctx, Role::kAdmin); !who.ok()) {
+    return Done(ctx, who.status());
+  }
   return Unimplemented(ctx, "CUDA shared memory");
 }
 ServerUnaryReactor* OipService::CudaSharedMemoryUnregister(
     CallbackServerContext* ctx,
     const inference::CudaSharedMemoryUnregisterRequest*,
     inference::CudaSharedMemoryUnregisterResponse*) {
+  if (auto who = auth_->Check(ctx, Role::kAdmin); !who.ok()) {
+    return Done(ctx, who.status());
+  }
   return Unimplemented(ctx, "CUDA shared memory");
 }
 ServerUnaryReactor* OipService::TraceSetting(
     CallbackServerContext* ctx, const inference::TraceSettingRequest*,
     inference::TraceSettingResponse*) {
+  if (auto who = auth_->Check(ctx, Role::kAdmin); !who.ok()) {
+    return Done(ctx, who.status());
+  }
   return Done(ctx, absl::UnimplementedError(
                        "Trace settings are not supported by twinserve; use "
                        "the Prometheus metrics and ModelStatistics"));
@@ -500,6 +580,9 @@ ServerUnaryReactor* OipService::TraceSetting(
 ServerUnaryReactor* OipService::LogSettings(
     CallbackServerContext* ctx, const inference::LogSettingsRequest*,
     inference::LogSettingsResponse*) {
+  if (auto who = auth_->Check(ctx, Role::kAdmin); !who.ok()) {
+    return Done(ctx, who.status());
+  }
   return Done(ctx, absl::UnimplementedError(
                        "Log settings cannot be changed over RPC; start "
                        "twinserve with --log_level"));

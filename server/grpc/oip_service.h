@@ -10,6 +10,7 @@
 #include "proto/grpc_service.grpc.pb.h"
 #include "server/core/server_core.h"
 #include "server/grpc/arena_allocator.h"
+#include "server/grpc/auth.h"
 #include "server/grpc/shared_memory.h"
 
 namespace twinserve {
@@ -17,14 +18,28 @@ namespace twinserve {
 inline constexpr char kServerName[] = "twinserve";
 inline constexpr char kServerVersion[] = "0.1.0";
 
+struct OipServiceOptions {
+  // Triton's system shared memory extension maps shm objects the server's
+  // user can open, so it is off unless the operator turns it on, and then
+  // only for keys under the prefix.
+  bool shared_memory = false;
+  std::string shared_memory_key_prefix = "/twinserve_";
+  // Requests of one ModelStreamInfer stream computing at once; past it they
+  // are answered RESOURCE_EXHAUSTED. Also the answers a stream may have
+  // waiting for a client that does not read before reading pauses.
+  int max_stream_in_flight = 64;
+};
+
 class OipService final
     : public inference::GRPCInferenceService::CallbackService {
  public:
-  // `core` must outlive the service. Registering a shared memory region
-  // maps any shm object the server's user can open, so it can be refused
-  // (`allow_shared_memory` false) where clients are not trusted.
-  explicit OipService(ServerCore* core, bool allow_shared_memory = true)
-      : core_(core), allow_shared_memory_(allow_shared_memory) {
+  // `core` and `auth` (null: no authentication) must outlive the service.
+  explicit OipService(ServerCore* core, OipServiceOptions options = {},
+                      const CallAuth* auth = nullptr)
+      : core_(core),
+        options_(std::move(options)),
+        auth_(auth != nullptr ? auth : &no_auth_),
+        shm_(options_.shared_memory_key_prefix) {
     SetMessageAllocatorFor_ModelInfer(&infer_allocator_);
   }
 
@@ -106,7 +121,9 @@ class OipService final
 
  private:
   ServerCore* const core_;
-  const bool allow_shared_memory_;
+  const OipServiceOptions options_;
+  const CallAuth no_auth_;
+  const CallAuth* const auth_;
   ArenaMessageAllocator<inference::ModelInferRequest,
                         inference::ModelInferResponse>
       infer_allocator_;

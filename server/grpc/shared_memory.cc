@@ -5,9 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace twinserve {
@@ -29,9 +32,26 @@ absl::Status SharedMemoryManager::Register(const SharedMemoryRegionInfo& info) {
     return absl::InvalidArgumentError(
         absl::StrCat("shared memory region '", info.name, "' has byte_size 0"));
   }
+  if (info.key.size() < 2 || info.key[0] != '/' ||
+      !std::all_of(info.key.begin() + 1, info.key.end(),
+                   [](char c) {
+                     return absl::ascii_isalnum(c) || c == '.' || c == '_' ||
+                            c == '-';
+                   }) ||
+      info.key == "/." || info.key == "/..") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "shared memory key '", info.key, "' for region '", info.name,
+        "' must be '/' followed by letters, digits, '.', '_' or '-'"));
+  }
+  if (!absl::StartsWith(info.key, key_prefix_)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "shared memory key '", info.key, "' is outside the prefix '",
+        key_prefix_, "' this server maps (--shared_memory_key_prefix)"));
+  }
+  const Key key(info.owner, info.name);
   {
     absl::MutexLock lock(&mu_);
-    if (regions_.count(info.name)) {
+    if (regions_.count(key)) {
       return absl::AlreadyExistsError(absl::StrCat(
           "shared memory region '", info.name, "' is already registered"));
     }
@@ -40,7 +60,7 @@ absl::Status SharedMemoryManager::Register(const SharedMemoryRegionInfo& info) {
           "at most ", kMaxRegions, " shared memory regions may be registered"));
     }
   }
-  const int fd = shm_open(info.key.c_str(), O_RDWR, 0);
+  const int fd = shm_open(info.key.c_str(), O_RDWR | O_NOFOLLOW, 0);
   if (fd < 0) {
     const int err = errno;
     return (err == ENOENT ? absl::NotFoundError : absl::InvalidArgumentError)(
@@ -72,28 +92,36 @@ absl::Status SharedMemoryManager::Register(const SharedMemoryRegionInfo& info) {
   region->base = base;
   absl::MutexLock lock(&mu_);
   // Checked again: another Register of the same name may have won.
-  if (!regions_.emplace(info.name, std::move(region)).second) {
+  if (regions_.size() >= kMaxRegions) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "at most ", kMaxRegions, " shared memory regions may be registered"));
+  }
+  if (!regions_.emplace(key, std::move(region)).second) {
     return absl::AlreadyExistsError(absl::StrCat(
         "shared memory region '", info.name, "' is already registered"));
   }
   return absl::OkStatus();
 }
 
-void SharedMemoryManager::Unregister(const std::string& name) {
+void SharedMemoryManager::Unregister(const std::string& owner,
+                                     const std::string& name) {
   absl::MutexLock lock(&mu_);
-  if (name.empty()) {
-    regions_.clear();
-  } else {
-    regions_.erase(name);
+  if (!name.empty()) {
+    regions_.erase(Key(owner, name));
+    return;
+  }
+  for (auto it = regions_.lower_bound(Key(owner, ""));
+       it != regions_.end() && it->first.first == owner;) {
+    it = regions_.erase(it);
   }
 }
 
 absl::StatusOr<std::vector<SharedMemoryRegionInfo>> SharedMemoryManager::Status(
-    const std::string& name) const {
+    const std::string& owner, const std::string& name) const {
   absl::MutexLock lock(&mu_);
   std::vector<SharedMemoryRegionInfo> out;
   if (!name.empty()) {
-    auto it = regions_.find(name);
+    auto it = regions_.find(Key(owner, name));
     if (it == regions_.end()) {
       return absl::NotFoundError(
           absl::StrCat("no shared memory region '", name, "' is registered"));
@@ -101,16 +129,20 @@ absl::StatusOr<std::vector<SharedMemoryRegionInfo>> SharedMemoryManager::Status(
     out.push_back(it->second->info);
     return out;
   }
-  for (const auto& [n, r] : regions_) out.push_back(r->info);
+  for (auto it = regions_.lower_bound(Key(owner, ""));
+       it != regions_.end() && it->first.first == owner; ++it) {
+    out.push_back(it->second->info);
+  }
   return out;
 }
 
 absl::StatusOr<SharedMemoryView> SharedMemoryManager::View(
-    const std::string& name, uint64_t offset, uint64_t byte_size) const {
+    const std::string& owner, const std::string& name, uint64_t offset,
+    uint64_t byte_size) const {
   std::shared_ptr<Region> region;
   {
     absl::MutexLock lock(&mu_);
-    auto it = regions_.find(name);
+    auto it = regions_.find(Key(owner, name));
     if (it == regions_.end()) {
       return absl::NotFoundError(
           absl::StrCat("no shared memory region '", name, "' is registered"));

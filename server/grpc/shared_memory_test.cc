@@ -38,16 +38,16 @@ class ShmObject {
 TEST(SharedMemoryTest, RegisteredRegionsAreReadAndWrittenInPlace) {
   ShmObject object(64);
   SharedMemoryManager shm;
-  ASSERT_TRUE(shm.Register({"in", object.key(), 16, 32}).ok());
-  auto view = shm.View("in", 4, 8);
+  ASSERT_TRUE(shm.Register({"alice", "in", object.key(), 16, 32}).ok());
+  auto view = shm.View("alice", "in", 4, 8);
   ASSERT_TRUE(view.ok()) << view.status();
   EXPECT_EQ(view->byte_size, 8u);
   EXPECT_EQ(view->data[0], 20);  // region offset 16 + view offset 4
   view->data[1] = 99;            // writes land in the object
-  auto again = shm.View("in", 5, 1);
+  auto again = shm.View("alice", "in", 5, 1);
   EXPECT_EQ(again->data[0], 99);
 
-  auto status = shm.Status("");
+  auto status = shm.Status("alice", "");
   ASSERT_TRUE(status.ok());
   ASSERT_EQ(status->size(), 1u);
   EXPECT_EQ((*status)[0].key, object.key());
@@ -57,39 +57,79 @@ TEST(SharedMemoryTest, RegisteredRegionsAreReadAndWrittenInPlace) {
 TEST(SharedMemoryTest, BadRegistrationsAndRangesNameTheProblem) {
   ShmObject object(64);
   SharedMemoryManager shm;
-  auto st = shm.Register({"r", "/twinserve_no_such_object", 0, 8});
+  auto st = shm.Register({"alice", "r", "/twinserve_no_such_object", 0, 8});
   EXPECT_EQ(st.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(st.message(), HasSubstr("'/twinserve_no_such_object'"));
-  st = shm.Register({"r", object.key(), 60, 8});
+  st = shm.Register({"alice", "r", object.key(), 60, 8});
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(st.message(), HasSubstr("past the end"));
-  EXPECT_EQ(shm.Register({"r", object.key(), 0, 0}).code(),
+  EXPECT_EQ(shm.Register({"alice", "r", object.key(), 0, 0}).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(shm.Register({"", object.key(), 0, 8}).code(),
+  EXPECT_EQ(shm.Register({"alice", "", object.key(), 0, 8}).code(),
             absl::StatusCode::kInvalidArgument);
-  ASSERT_TRUE(shm.Register({"r", object.key(), 0, 8}).ok());
-  EXPECT_EQ(shm.Register({"r", object.key(), 0, 8}).code(),
+  ASSERT_TRUE(shm.Register({"alice", "r", object.key(), 0, 8}).ok());
+  EXPECT_EQ(shm.Register({"alice", "r", object.key(), 0, 8}).code(),
             absl::StatusCode::kAlreadyExists);
-  EXPECT_EQ(shm.View("r", 4, 5).status().code(),
+  EXPECT_EQ(shm.View("alice", "r", 4, 5).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(shm.View("other", 0, 1).status().code(),
+  EXPECT_EQ(shm.View("alice", "other", 0, 1).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(shm.Status("other").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(shm.Status("alice", "other").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST(SharedMemoryTest, UnregisterKeepsPinnedViewsMapped) {
   ShmObject object(64);
   SharedMemoryManager shm;
-  ASSERT_TRUE(shm.Register({"a", object.key(), 0, 64}).ok());
-  ASSERT_TRUE(shm.Register({"b", object.key(), 0, 64}).ok());
-  auto view = shm.View("a", 0, 64);
+  ASSERT_TRUE(shm.Register({"alice", "a", object.key(), 0, 64}).ok());
+  ASSERT_TRUE(shm.Register({"alice", "b", object.key(), 0, 64}).ok());
+  auto view = shm.View("alice", "a", 0, 64);
   ASSERT_TRUE(view.ok());
-  shm.Unregister("a");
-  EXPECT_EQ(shm.View("a", 0, 1).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(view->data[63], 63);  // still mapped for the request using it
-  shm.Unregister("nothing");      // unknown names are fine
-  shm.Unregister("");             // everything
-  EXPECT_TRUE(shm.Status("")->empty());
+  shm.Unregister("alice", "a");
+  EXPECT_EQ(shm.View("alice", "a", 0, 1).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(view->data[63], 63);       // still mapped for the request using it
+  shm.Unregister("alice", "nothing");  // unknown names are fine
+  shm.Unregister("alice", "");         // everything
+  EXPECT_TRUE(shm.Status("alice", "")->empty());
+}
+
+TEST(SharedMemoryTest, RegionsBelongToThePrincipalThatRegisteredThem) {
+  ShmObject object(64);
+  SharedMemoryManager shm;
+  ASSERT_TRUE(shm.Register({"alice", "in", object.key(), 0, 64}).ok());
+  // Bob has his own namespace: the same name is free, and Alice's region
+  // can be neither seen, used nor removed by him.
+  EXPECT_EQ(shm.View("bob", "in", 0, 1).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(shm.Status("bob", "in").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(shm.Status("bob", "")->empty());
+  shm.Unregister("bob", "");
+  shm.Unregister("bob", "in");
+  EXPECT_TRUE(shm.View("alice", "in", 0, 1).ok());
+  ASSERT_TRUE(shm.Register({"bob", "in", object.key(), 8, 8}).ok());
+  EXPECT_EQ(shm.Status("alice", "in").value()[0].offset, 0u);
+  EXPECT_EQ(shm.Status("bob", "in").value()[0].offset, 8u);
+  shm.Unregister("alice", "");
+  EXPECT_TRUE(shm.View("bob", "in", 0, 8).ok());
+}
+
+TEST(SharedMemoryTest, OnlyKeysUnderThePrefixAreMapped) {
+  ShmObject object(64);  // "/twinserve_test_<pid>"
+  SharedMemoryManager shm("/twinserve_");
+  EXPECT_TRUE(shm.Register({"a", "r", object.key(), 0, 8}).ok());
+  auto st = shm.Register({"a", "s", "/other_object", 0, 8});
+  EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(st.message(), HasSubstr("'/twinserve_'"));
+  // Keys that shm_open would resolve elsewhere are malformed, not merely
+  // outside the prefix.
+  for (const char* key : {"/twinserve_/../../etc/passwd", "twinserve_x", "/",
+                          "/twinserve_a/b", ""}) {
+    EXPECT_EQ(shm.Register({"a", "t", key, 0, 8}).code(),
+              absl::StatusCode::kInvalidArgument)
+        << key;
+  }
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "server/common/clock.h"
 #include "server/common/logging.h"
 #include "server/runtime/tensor_codec.h"
+#include "server/runtime/unsafe_ops.h"
 
 namespace twinserve {
 namespace {
@@ -160,12 +161,20 @@ absl::Status CheckOutputs(const Signature& signature,
 absl::StatusOr<std::unique_ptr<Runner>> Runner::Load(
     const std::string& path, const Signature& signature,
     const RunnerOptions& options) {
+  const bool check_ops = !UnsafeOpsAllowed();
+  if (check_ops) {
+    // Before loading: loading runs the model's __setstate__ methods.
+    if (absl::Status st = CheckArchiveSource(path); !st.ok()) return st;
+  }
   torch::jit::Module module;
   try {
     module = torch::jit::load(path);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(
         "not a loadable TorchScript file: ", TorchErrorMessage(e)));
+  }
+  if (check_ops) {
+    if (absl::Status st = CheckModule(module); !st.ok()) return st;
   }
   if (!module.find_method("forward")) {
     return absl::InvalidArgumentError("the TorchScript module has no forward");

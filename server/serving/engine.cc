@@ -76,6 +76,7 @@ struct InferenceEngine::Call {
   OutputIndices selected;  // in response order
   InferCallback done;
   uint64_t start_ns = 0;
+  uint64_t reserved_bytes = 0;  // counted in inflight_bytes_
 };
 
 absl::StatusOr<std::vector<HostTensor>> MatchInputs(
@@ -115,6 +116,7 @@ InferenceEngine::InferenceEngine(const ServableRouter* router,
                                  EngineOptions options)
     : router_(router),
       shadow_queue_(options.shadow_queue),
+      max_inflight_bytes_(options.max_inflight_bytes),
       shadow_pool_("shadow", std::max(1, options.shadow_threads),
                    RunAtIdlePriority) {}
 
@@ -144,6 +146,22 @@ void InferenceEngine::Infer(InferRequest request, InferCallback done) {
   auto selected = SelectOutputs(sig, request.requested_outputs);
   if (!selected.ok()) return Fail(*call, selected.status());
   call->selected = std::move(*selected);
+  if (max_inflight_bytes_ > 0) {
+    uint64_t bytes = 0;
+    for (const HostTensor& t : *inputs) bytes += t.byte_size;
+    const uint64_t before = inflight_bytes_.fetch_add(bytes);
+    call->reserved_bytes = bytes;
+    if (before + bytes > max_inflight_bytes_ && before > 0) {
+      // One request alone is always admitted (its size is bounded by the
+      // message limit); beyond that, bytes decide.
+      return Fail(
+          *call,
+          absl::ResourceExhaustedError(absl::StrCat(
+              "requests in flight hold ", before, " input bytes; this one's ",
+              bytes, " would pass --max_inflight_bytes=", max_inflight_bytes_,
+              "; retry later")));
+    }
+  }
 
   Task task;
   task.rows = Rows(sig, *inputs);
@@ -164,6 +182,8 @@ void InferenceEngine::Fail(Call& call, const absl::Status& status) {
   stats.RecordFailure(status.code(), NowNs() - call.start_ns);
   stats.AddInflight(-1);
   call.done(status);
+  inflight_bytes_.fetch_sub(call.reserved_bytes);
+  call.reserved_bytes = 0;
 }
 
 void InferenceEngine::Finish(Call& call,
@@ -197,7 +217,9 @@ void InferenceEngine::Finish(Call& call,
   served.stats->RecordSuccess(timing);
   if (info.first) served.stats->RecordExecution(info.batch_rows, info.timings);
   served.stats->AddInflight(-1);
-  call.done(std::move(result));
+  call.done(std::move(result));  // encodes the answer: bytes still held
+  inflight_bytes_.fetch_sub(call.reserved_bytes);
+  call.reserved_bytes = 0;
   if (call.acquired.comparison != nullptr) {
     Compare(call.acquired, std::move(compare_inputs), std::move(primary));
   }

@@ -52,6 +52,11 @@ struct EngineOptions {
   // counted), never delaying answers.
   int shadow_threads = 1;
   size_t shadow_queue = 64;
+  // Input bytes all requests between admission and answer may hold
+  // together; past it a request is refused with RESOURCE_EXHAUSTED (queue
+  // lengths alone would let a few huge requests exhaust memory). 0: no
+  // limit.
+  uint64_t max_inflight_bytes = uint64_t{1} << 30;
 };
 
 class InferenceEngine {
@@ -66,9 +71,12 @@ class InferenceEngine {
   // Errors: NOT_FOUND (model, version), UNAVAILABLE (not ready),
   // INVALID_ARGUMENT (inputs: unknown, missing, duplicated, wrong datatype,
   // shape or byte size; unknown requested output), RESOURCE_EXHAUSTED (the
-  // queue is full), DEADLINE_EXCEEDED (the deadline passed before it ran),
-  // INTERNAL (forward threw).
+  // queue is full, or max_inflight_bytes would be passed), DEADLINE_EXCEEDED
+  // (the deadline passed before it ran), INTERNAL (forward threw).
   void Infer(InferRequest request, InferCallback done);
+
+  // Input bytes of requests admitted and not yet answered.
+  uint64_t inflight_bytes() const { return inflight_bytes_.load(); }
 
   // Blocking convenience for tests and in-process callers.
   absl::StatusOr<InferResult> InferSync(InferRequest request);
@@ -90,6 +98,8 @@ class InferenceEngine {
 
   const ServableRouter* const router_;
   const size_t shadow_queue_;
+  const uint64_t max_inflight_bytes_;
+  std::atomic<uint64_t> inflight_bytes_{0};
   std::array<std::atomic<uint64_t>, 17> unrouted_{};
   ThreadPool shadow_pool_;
 };

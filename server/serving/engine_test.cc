@@ -3,6 +3,8 @@
 #include <cstring>
 #include <thread>
 
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
@@ -122,6 +124,41 @@ TEST(InferenceEngineTest, ConcurrentRequestsAndStatsRecordedOnce) {
   EXPECT_EQ(s.fail.count, 1u);
   EXPECT_EQ(s.failures.at(absl::StatusCode::kInvalidArgument), 1u);
   EXPECT_EQ(s.inflight, 0);
+}
+
+// Requests are admitted by the bytes they hold, not only by count: while
+// one 64-byte request is being answered, a second would pass a 100-byte
+// budget and is refused, naming the limit.
+TEST(InferenceEngineTest, RequestsAreAdmittedByBytes) {
+  SchedulerFactory factory({1, 0});
+  FixedRouter router(&factory);
+  EngineOptions options;
+  options.max_inflight_bytes = 100;
+  InferenceEngine engine(&router, options);
+  auto request = [] {
+    InferRequest req;
+    req.model = "m";
+    req.inputs = {Floats("a", {2, 4}, 1), Floats("b", {2, 4}, 2)};
+    return req;
+  };
+  absl::Notification answering, release;
+  std::atomic<bool> first_ok{false};
+  engine.Infer(request(), [&](absl::StatusOr<InferResult> r) {
+    first_ok = r.ok();
+    answering.Notify();
+    release.WaitForNotification();  // still answering: bytes held
+  });
+  answering.WaitForNotification();
+  EXPECT_EQ(engine.inflight_bytes(), 64u);
+  auto refused = engine.InferSync(request());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.status().message(),
+              ::testing::HasSubstr("--max_inflight_bytes=100"));
+  release.Notify();
+  while (engine.inflight_bytes() != 0) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_TRUE(first_ok);
+  EXPECT_TRUE(engine.InferSync(request()).ok());  // admitted again
+  while (engine.inflight_bytes() != 0) absl::SleepFor(absl::Milliseconds(1));
 }
 
 TEST(InferenceEngineTest, RoutingFailuresAreCountedWithoutTheClientsName) {
