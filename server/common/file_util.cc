@@ -4,15 +4,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <functional>
 #include <random>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 
 namespace twinserve {
 namespace {
@@ -22,6 +26,7 @@ absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {
   const std::string msg = absl::StrCat(what, " ", path, ": ", strerror(err));
   if (err == ENOENT) return absl::NotFoundError(msg);
   if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(msg);
+  if (err == EROFS) return absl::FailedPreconditionError(msg);
   return absl::InternalError(msg);
 }
 
@@ -46,6 +51,30 @@ absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
 
 }  // namespace
 
+absl::Status InjectedFault(const char* point, const std::string& path) {
+  static const char* const spec_file = std::getenv("TWINSERVE_TEST_FAULT_FILE");
+  if (spec_file == nullptr) return absl::OkStatus();
+  const int fd = ::open(spec_file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::OkStatus();  // not armed
+  char buf[512];
+  const ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+  ::close(fd);
+  if (n <= 0) return absl::OkStatus();
+  std::vector<std::string> words = absl::StrSplit(
+      absl::string_view(buf, n), absl::ByAnyChar(" \t\n"), absl::SkipEmpty());
+  if (words.size() < 2 || words[0] != point) return absl::OkStatus();
+  if (words.size() > 2 && !absl::StrContains(path, words[2])) {
+    return absl::OkStatus();
+  }
+  if (words[1] == "kill") raise(SIGKILL);
+  if (words[1] == "fail" && ::unlink(spec_file) == 0) {
+    errno = EIO;
+    return absl::InternalError(
+        absl::StrCat("injected fault: ", point, " failed for ", path));
+  }
+  return absl::OkStatus();
+}
+
 std::string JoinPath(absl::string_view a, absl::string_view b) {
   if (a.empty()) return std::string(b);
   if (a.back() == '/') return absl::StrCat(a, b);
@@ -58,6 +87,7 @@ std::string RandomToken() {
 }
 
 absl::Status SyncDir(const std::string& dir) {
+  if (absl::Status f = InjectedFault("syncdir", dir); !f.ok()) return f;
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("open folder", dir);
   const int rc = ::fsync(fd);
@@ -67,14 +97,18 @@ absl::Status SyncDir(const std::string& dir) {
 }
 
 absl::Status WriteFileAtomically(const std::string& path,
-                                 absl::string_view contents) {
+                                 absl::string_view contents, bool* renamed) {
+  if (renamed != nullptr) *renamed = false;
   const std::string tmp = absl::StrCat(path, ".tmp-", RandomToken());
   const int fd =
       ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus("create", tmp);
-  absl::Status st = WriteAll(fd, contents, tmp);
+  absl::Status st = InjectedFault("write", path);
+  if (st.ok()) st = WriteAll(fd, contents, tmp);
+  if (st.ok()) st = InjectedFault("fsync", path);
   if (st.ok() && ::fsync(fd) != 0) st = ErrnoStatus("fsync", tmp);
   ::close(fd);
+  if (st.ok()) st = InjectedFault("rename", path);
   if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
     st = ErrnoStatus("rename", tmp);
   }
@@ -82,6 +116,8 @@ absl::Status WriteFileAtomically(const std::string& path,
     ::unlink(tmp.c_str());
     return st;
   }
+  if (renamed != nullptr) *renamed = true;
+  if (absl::Status f = InjectedFault("renamed", path); !f.ok()) return f;
   return SyncDir(Dirname(path));
 }
 
@@ -115,10 +151,15 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
-absl::Status DurableRename(const std::string& from, const std::string& to) {
+absl::Status DurableRename(const std::string& from, const std::string& to,
+                           bool* renamed) {
+  if (renamed != nullptr) *renamed = false;
+  if (absl::Status f = InjectedFault("rename", to); !f.ok()) return f;
   if (::rename(from.c_str(), to.c_str()) != 0) {
     return ErrnoStatus(absl::StrCat("rename to ", to, " from"), from);
   }
+  if (renamed != nullptr) *renamed = true;
+  if (absl::Status f = InjectedFault("renamed", to); !f.ok()) return f;
   absl::Status st = SyncDir(Dirname(to));
   if (st.ok() && Dirname(from) != Dirname(to)) st = SyncDir(Dirname(from));
   return st;

@@ -16,14 +16,26 @@
 namespace twinserve {
 
 // Writes to a temp file beside `path`, fsyncs it, renames it over `path`
-// and fsyncs the folder.
+// and fsyncs the folder. `*renamed` (if given) says whether the rename
+// happened: an error after it (the folder's fsync) means the new content is
+// in place but may not survive a crash, so the caller must not undo it.
 absl::Status WriteFileAtomically(const std::string& path,
-                                 absl::string_view contents);
+                                 absl::string_view contents,
+                                 bool* renamed = nullptr);
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 // fsync of a folder, so renames and creations inside it are durable.
 absl::Status SyncDir(const std::string& dir);
-// rename(2) followed by fsync of both folders.
-absl::Status DurableRename(const std::string& from, const std::string& to);
+// rename(2) followed by fsync of both folders; `*renamed` as above.
+absl::Status DurableRename(const std::string& from, const std::string& to,
+                           bool* renamed = nullptr);
+
+// Test-only fault injection. With $TWINSERVE_TEST_FAULT_FILE set, a file at
+// that path holding "POINT ACTION [PATH_PART]" arms a fault at the durable
+// writes above: POINT is write, fsync, rename, renamed (after the rename,
+// before the folder's fsync) or syncdir; ACTION kill (SIGKILL, as a crash)
+// or fail (that step fails, once: the file is removed). PATH_PART limits it
+// to paths containing it. Unset (always, outside tests): no effect.
+absl::Status InjectedFault(const char* point, const std::string& path);
 // mkdir -p; fsyncs each parent it created an entry in.
 absl::Status MakeDirs(const std::string& dir);
 // rm -rf; OK if `path` does not exist.

@@ -1,5 +1,7 @@
 #include "server/core/jobs.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
@@ -286,6 +288,11 @@ absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
           TS_LOG(INFO) << "job " << id << " ended "
                        << (end.ok() ? JobStateName(end->state) : "");
           if (on_end_ && end.ok()) on_end_(*end);
+          // A job frees hundreds of MB (a model loaded per trial,
+          // calibration batches) that glibc keeps in its arenas: without
+          // this each job left ~75 MB resident (6 jobs: 196 -> 689 MB;
+          // malloc_trim then -> 306 MB).
+          malloc_trim(0);
           job->thread_done = true;
         }));
   }

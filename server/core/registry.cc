@@ -144,8 +144,12 @@ void ModelRegistry::LoadEntry(const std::string& name,
     ParseRecordLocked(*record, &e);
   }
   for (const auto& [v, vr] : record->variants) {
-    auto runner = Runner::Load(store_->VariantPath(name, vr), record->signature,
-                               OptionsFor(v));
+    auto runner =
+        vr.damage.empty()
+            ? Runner::Load(store_->VariantPath(name, vr), record->signature,
+                           OptionsFor(v))
+            : absl::StatusOr<std::unique_ptr<Runner>>(absl::DataLossError(
+                  absl::StrCat("its stored file is damaged: ", vr.damage)));
     absl::MutexLock lock(&mu_);
     auto it = models_.find(name);
     // Removed or registered anew meanwhile: what was loaded is stale.

@@ -96,6 +96,9 @@ std::vector<absl::Status> RolloutDriver::Apply(const std::vector<Plan>& plans) {
   return out;
 }
 
-void RolloutDriver::Tick() { Apply(Judge()); }
+void RolloutDriver::Tick() {
+  traffic_->FlushPending();
+  Apply(Judge());
+}
 
 }  // namespace twinserve

@@ -49,6 +49,10 @@ absl::StatusOr<TrafficPolicy> TrafficControl::Change(
     registry_->ApplyRecord(committed);
     registry_->RecordPolicyChange(name, by.action, by.actor);
   };
+  // A rollback (the operator's or a guard's) must take effect even when the
+  // disk refuses it: it is written later (FlushPending).
+  options.keep_in_memory_if_disk_fails = by.action == "rollback";
+  store_->FlushPending();
   auto committed = store_->Update(
       name,
       [&](ModelRecord* r, const std::vector<std::string>&) -> absl::Status {

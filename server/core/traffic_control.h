@@ -37,6 +37,10 @@ class TrafficControl {
   // Both must outlive this.
   TrafficControl(ModelStore* store, ModelRegistry* registry);
 
+  // Writes policy changes that took effect in memory only (a rollback the
+  // disk refused); the rollout driver calls it every tick.
+  void FlushPending() { store_->FlushPending(); }
+
   // Validates `policy` against the model's ready variants, makes it the next
   // version and appends it to the history; both are stored before it takes
   // effect. Errors: UNAVAILABLE (still loading), NOT_FOUND,

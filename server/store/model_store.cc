@@ -1,6 +1,7 @@
 #include "server/store/model_store.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -92,8 +93,12 @@ std::vector<StoredModel> ModelStore::Scan() {
   }
   std::sort(names->begin(), names->end());
   for (const std::string& name : *names) {
-    // A folder left empty by a registration that never committed.
-    if (auto files = ListDir(ModelDir(name)); files.ok() && files->empty()) {
+    // A folder without a manifest holds a registration that never
+    // committed (the manifest is written last, and only ever replaced
+    // atomically): nothing in it was acknowledged.
+    if (!PathExists(JoinPath(ModelDir(name), kManifest))) {
+      TS_LOG(INFO) << "store: removing " << name
+                   << "/, a registration that never committed";
       RemoveAll(ModelDir(name)).IgnoreError();
       continue;
     }
@@ -173,29 +178,28 @@ StoredModel ModelStore::ReadFolder(const std::string& name,
       }
     }
   }
-  for (const auto& [set, cr] : record->calibration_sets) {
+  // A damaged file fails its own part only: the rest of the model serves.
+  for (auto& [set, cr] : record->calibration_sets) {
     auto sha = Sha256File(JoinPath(dir, cr.file));
     if (!sha.ok() || *sha != cr.sha256) {
-      out.record = absl::DataLossError(
-          absl::StrCat("calibration set '", set, "': ",
-                       sha.ok() ? "checksum mismatch for " + cr.file
-                                : std::string(sha.status().message())));
-      return out;
+      cr.damage = sha.ok() ? absl::StrCat("checksum mismatch for ", cr.file)
+                           : std::string(sha.status().message());
+      TS_LOG(ERROR) << "store: " << name << " calibration set '" << set
+                    << "' is damaged: " << cr.damage;
     }
   }
-  for (const auto& [v, vr] : record->variants) {
+  for (auto& [v, vr] : record->variants) {
     auto sha = Sha256File(JoinPath(dir, vr.file));
     if (!sha.ok()) {
-      out.record = absl::DataLossError(
-          absl::StrCat("variant '", v, "': ", sha.status().message()));
-      return out;
+      vr.damage = std::string(sha.status().message());
+    } else if (*sha != vr.sha256) {
+      vr.damage = absl::StrCat("checksum mismatch for ", vr.file,
+                               " (stored file is corrupt: sha256 ", *sha,
+                               ", manifest says ", vr.sha256, ")");
     }
-    if (*sha != vr.sha256) {
-      out.record = absl::DataLossError(
-          absl::StrCat("variant '", v, "': checksum mismatch for ", vr.file,
-                       " (stored file is corrupt: sha256 ", *sha,
-                       ", manifest says ", vr.sha256, ")"));
-      return out;
+    if (!vr.damage.empty()) {
+      TS_LOG(ERROR) << "store: " << name << " variant '" << v
+                    << "' is damaged: " << vr.damage;
     }
   }
   out.record = std::move(record);
@@ -212,14 +216,17 @@ absl::StatusOr<std::string> ModelStore::Adopt(const std::string& model,
   if (!st.ok()) return st;
   const std::string name = absl::StrCat(
       file.prefix, "-", RandomToken().substr(0, 8), file.extension);
-  st = DurableRename(file.staged.path, JoinPath(dir, name));
-  if (!st.ok()) return st;
+  bool renamed = false;
+  st = DurableRename(file.staged.path, JoinPath(dir, name), &renamed);
+  // Renamed but not yet synced: the manifest's write syncs this folder.
+  if (!renamed) return st;
   return name;
 }
 
 absl::Status ModelStore::CompareAndSwap(uint64_t expected_revision,
                                         ModelRecord* next,
-                                        const CommitHook& on_commit) {
+                                        const CommitHook& on_commit,
+                                        bool keep_in_memory_if_disk_fails) {
   absl::MutexLock write(&write_mu_);
   std::set<std::string> previous_files;
   {
@@ -241,10 +248,35 @@ absl::Status ModelStore::CompareAndSwap(uint64_t expected_revision,
   if (committed.created_unix_ms == 0) committed.created_unix_ms = now;
   const std::string dir = ModelDir(committed.name);
   absl::Status st = MakeDirs(dir);
+  bool renamed = false;
   if (st.ok()) {
-    st = WriteFileAtomically(JoinPath(dir, kManifest), ToManifest(committed));
+    st = WriteFileAtomically(JoinPath(dir, kManifest), ToManifest(committed),
+                             &renamed);
   }
-  if (!st.ok()) return st;
+  bool in_memory_only = false;
+  if (!st.ok() && !renamed) {
+    if (!keep_in_memory_if_disk_fails) return st;
+    TS_LOG(ERROR) << "store: the disk refused " << committed.name
+                  << "'s record (" << st
+                  << "); it takes effect in memory and is written when the "
+                     "disk accepts it";
+    in_memory_only = true;
+  }
+  if (in_memory_only) {
+    pending_.insert(committed.name);
+  } else {
+    pending_.erase(committed.name);  // this write carries the pending state
+  }
+  pending_count_ = pending_.size();
+  // Renamed but the folder's fsync failed: the new manifest is what every
+  // reader sees now, so it is committed (undoing it would delete files it
+  // references); whether it or the previous one survives a crash is open,
+  // so the previous record's files stay until the next start's scan.
+  const bool durable = st.ok();
+  if (!durable && !in_memory_only) {
+    TS_LOG(WARNING) << "store: " << committed.name
+                    << " written, but not yet durable: " << st;
+  }
   ++next_revision_;
   {
     absl::MutexLock lock(&mu_);
@@ -256,7 +288,7 @@ absl::Status ModelStore::CompareAndSwap(uint64_t expected_revision,
   // they are gone leaves them for the next Scan.
   const std::set<std::string> kept = ReferencedFiles(committed);
   for (const std::string& f : previous_files) {
-    if (!kept.count(f)) RemoveAll(JoinPath(dir, f)).IgnoreError();
+    if (durable && !kept.count(f)) RemoveAll(JoinPath(dir, f)).IgnoreError();
   }
   return absl::OkStatus();
 }
@@ -315,11 +347,43 @@ absl::StatusOr<ModelRecord> ModelStore::Update(const std::string& name,
     next.revision = revision;
     absl::Status st = mutate(&next, adopted);
     if (!st.ok()) return cleanup(st);
-    st = CompareAndSwap(revision, &next, options.on_commit);
+    st = CompareAndSwap(revision, &next, options.on_commit,
+                        options.keep_in_memory_if_disk_fails);
     if (st.ok()) return next;
     if (!absl::IsAborted(st) || attempt >= kMaxAttempts) return cleanup(st);
   }
 }
+
+size_t ModelStore::FlushPending() {
+  if (pending_count_.load() == 0) return 0;
+  absl::MutexLock write(&write_mu_);
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    std::optional<ModelRecord> record;
+    {
+      absl::MutexLock lock(&mu_);
+      auto r = records_.find(*it);
+      if (r != records_.end() && r->second.ok()) record = *r->second;
+    }
+    if (!record.has_value()) {  // removed meanwhile
+      it = pending_.erase(it);
+      continue;
+    }
+    bool renamed = false;
+    absl::Status st = WriteFileAtomically(JoinPath(ModelDir(*it), kManifest),
+                                          ToManifest(*record), &renamed);
+    if (renamed) {
+      TS_LOG(INFO) << "store: " << *it << "'s record, committed in memory, is "
+                   << "written now" << (st.ok() ? "" : " (not yet synced)");
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  pending_count_ = pending_.size();
+  return pending_.size();
+}
+
+size_t ModelStore::pending() const { return pending_count_.load(); }
 
 absl::Status ModelStore::Remove(const std::string& name,
                                 const std::string& registration_id,
@@ -343,8 +407,9 @@ absl::Status ModelStore::Remove(const std::string& name,
   if (PathExists(dir)) {
     const std::string trash =
         JoinPath(JoinPath(root_, "trash"), name + "." + RandomToken());
-    absl::Status st = DurableRename(dir, trash);
-    if (!st.ok()) return st;
+    bool renamed = false;
+    absl::Status st = DurableRename(dir, trash, &renamed);
+    if (!renamed) return st;         // else gone now, durably or not
     RemoveAll(trash).IgnoreError();  // gone either way; trash is cleared
   }
   {

@@ -33,10 +33,12 @@
 #ifndef TWINSERVE_SERVER_STORE_MODEL_STORE_H_
 #define TWINSERVE_SERVER_STORE_MODEL_STORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -82,6 +84,10 @@ struct UpdateOptions {
   bool overwrite_broken = false;
   std::vector<NewFile> files;
   CommitHook on_commit;
+  // When the disk refuses the manifest (full, read-only, I/O error), commit
+  // in memory anyway and write it later (FlushPending): for a rollback,
+  // which must take effect when it is needed most. The write returns OK.
+  bool keep_in_memory_if_disk_fails = false;
 };
 
 class ModelStore {
@@ -117,7 +123,12 @@ class ModelStore {
   // `expected_revision` (0: not stored, or broken). Sets next->revision and
   // the update time. ABORTED if the revision moved; storage errors.
   absl::Status CompareAndSwap(uint64_t expected_revision, ModelRecord* next,
-                              const CommitHook& on_commit = nullptr);
+                              const CommitHook& on_commit = nullptr,
+                              bool keep_in_memory_if_disk_fails = false);
+  // Writes the records committed in memory only (see UpdateOptions); those
+  // the disk still refuses stay pending. Returns how many remain.
+  size_t FlushPending();
+  size_t pending() const;
   // Read-modify-write of one model's record through CompareAndSwap, retried
   // while other writers commit first. Adopts `options.files` first; on
   // failure they are deleted again. Returns the committed record.
@@ -155,6 +166,9 @@ class ModelStore {
   // manifest's fsync. Taken before mu_.
   absl::Mutex write_mu_;
   uint64_t next_revision_ ABSL_GUARDED_BY(write_mu_) = 1;
+  // Models whose latest record is committed in memory but not on disk.
+  std::set<std::string> pending_ ABSL_GUARDED_BY(write_mu_);
+  std::atomic<size_t> pending_count_{0};
   mutable absl::Mutex mu_;
   std::map<std::string, absl::StatusOr<ModelRecord>> records_
       ABSL_GUARDED_BY(mu_);

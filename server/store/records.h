@@ -24,6 +24,9 @@ struct VariantRecord {
   // cannot tell) and the quantization report, JSON.
   uint64_t parameter_bytes = 0;
   std::string report_json;
+  // Not stored: set by the store's scan when the file is missing or its
+  // checksum differs. Only this variant fails; the rest of the model serves.
+  std::string damage;
 };
 
 // A calibration (or evaluation) set: samples uploaded for the model.
@@ -34,6 +37,8 @@ struct CalibrationRecord {
   int64_t samples = 0;
   bool labels = false;
   int64_t created_unix_ms = 0;
+  // Not stored: as VariantRecord::damage (jobs refuse the set).
+  std::string damage;
 };
 
 struct ModelRecord {
