@@ -80,7 +80,8 @@ ABSL_FLAG(bool, shared_memory, false,
           "send inputs through system shared memory (Triton's extension): "
           "each distinct request's inputs go into a POSIX shm object, "
           "registered once, and requests name the region instead of carrying "
-          "the bytes; outputs still come back in the response");
+          "the bytes; outputs still come back in the response. The server "
+          "must run with --shared_memory; keys are /twinserve_bench_*");
 
 namespace twinserve {
 namespace {

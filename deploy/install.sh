@@ -6,7 +6,8 @@ set -euo pipefail
 
 PACKAGES=(
   # Build
-  bazel-bootstrap bazel-rules-java build-essential clang-format git
+  bazel-bootstrap bazel-rules-java build-essential clang clang-format git
+  openssl
   # Libraries (headers + shared objects)
   libtorch-dev libgrpc++-dev protobuf-compiler protobuf-compiler-grpc
   libprotobuf-dev libabsl-dev prometheus-cpp-dev googletest libgtest-dev

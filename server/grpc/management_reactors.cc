@@ -377,6 +377,7 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::Job> {
         return;
       }
       state->latest = s;
+      state->reactor->state_->mu.AssertHeld();  // the same mutex as `state`'s
       state->reactor->MaybeWriteLocked();
     });
     if (!token.ok()) {

@@ -95,12 +95,23 @@ std::vector<StoredModel> ModelStore::Scan() {
   for (const std::string& name : *names) {
     // A folder without a manifest holds a registration that never
     // committed (the manifest is written last, and only ever replaced
-    // atomically): nothing in it was acknowledged.
+    // atomically): nothing in it was acknowledged. Moved aside to orphans/,
+    // not deleted, in case someone removed a manifest by hand.
     if (!PathExists(JoinPath(ModelDir(name), kManifest))) {
-      TS_LOG(INFO) << "store: removing " << name
-                   << "/, a registration that never committed";
-      RemoveAll(ModelDir(name)).IgnoreError();
-      continue;
+      auto files = ListDir(ModelDir(name));
+      if (files.ok() && files->empty()) {
+        RemoveAll(ModelDir(name)).IgnoreError();
+        continue;
+      }
+      const std::string orphans = JoinPath(root_, "orphans");
+      const std::string to = JoinPath(orphans, name + "." + RandomToken());
+      if (MakeDirs(orphans).ok() && DurableRename(ModelDir(name), to).ok()) {
+        TS_LOG(WARNING) << "store: " << name
+                        << "/ has no manifest (a registration that never "
+                           "committed): moved to "
+                        << to << ", not served";
+        continue;
+      }
     }
     StoredModel m = ReadFolder(name, /*collect_garbage=*/true);
     if (m.record.ok()) {

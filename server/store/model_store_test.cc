@@ -260,6 +260,7 @@ TEST(ModelStoreTest, CorruptionAndGarbageAreReportedNotFatal) {
   EXPECT_TRUE(all[0].record.ok());
   EXPECT_FALSE(PathExists(root + "/models/a/stray.pt"));
   EXPECT_FALSE(PathExists(root + "/models/d"));
+  EXPECT_EQ(ListDir(root + "/orphans")->size(), 1u);  // moved, not deleted
   // A damaged artifact fails that variant only: the record stands.
   ASSERT_TRUE(all[1].record.ok());
   EXPECT_THAT(all[1].record->variants.at("fp32").damage,
