@@ -8,6 +8,7 @@
 #include <torch/csrc/jit/serialization/import.h>
 #include <torch/script.h>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "quant/observers.h"
@@ -23,6 +24,8 @@ absl::StatusOr<Conversion> ConvertWithoutCalibration(
   std::string stage = "converting";
   try {
     torch::jit::Module fp32 = torch::jit::load(fp32_path);
+    // All made here is saved; the unit is released however this ends.
+    absl::Cleanup release = [&fp32] { ReleaseCompilationUnit(fp32); };
     fp32.eval();
     Conversion once;
     if (o.mode == QuantMode::kDynamic) {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "quant/calibrator.h"
+#include "server/runtime/runner.h"
 
 namespace twinserve {
 namespace {
@@ -63,7 +64,13 @@ class Search {
         progress_(p),
         cancel_(cancel),
         start_(Clock::now()) {}
-  ~Search() { std::remove(scratch_.c_str()); }
+  // Every module of a calibration (folded, observed, each trial's INT8)
+  // lives in the unit its file was loaded into; nothing outlives the
+  // search (the result is saved), so the units are released here.
+  ~Search() {
+    std::remove(scratch_.c_str());
+    for (auto& c : calibrations_) ReleaseCompilationUnit(c->base);
+  }
 
   double Elapsed() const {
     return std::chrono::duration<double>(Clock::now() - start_).count();

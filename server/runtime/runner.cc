@@ -44,6 +44,19 @@ absl::StatusOr<std::vector<at::Tensor>> Flatten(const c10::IValue& value) {
   return out;
 }
 
+}  // namespace
+
+void ReleaseCompilationUnit(torch::jit::Module& module) {
+  try {
+    if (auto cu = module._ivalue()->compilation_unit()) {
+      cu->drop_all_functions();
+    }
+  } catch (const std::exception&) {
+  }
+}
+
+namespace {
+
 class TorchRunner : public Runner {
  public:
   TorchRunner(torch::jit::Module module, Signature signature,
@@ -52,6 +65,13 @@ class TorchRunner : public Runner {
         signature_(std::move(signature)),
         execution_path_(std::move(execution_path)),
         parameter_bytes_(parameter_bytes) {}
+
+  // The module came from its own file, so its CompilationUnit is ours
+  // alone. LibTorch keeps a unit alive through a cycle (its functions'
+  // graphs hold a frozen module's weights as constants; pytorch#96726):
+  // without dropping them, every runner discarded (a quantization trial, a
+  // replaced variant) left its graphs and weights behind.
+  ~TorchRunner() override { ReleaseCompilationUnit(module_); }
 
   absl::StatusOr<std::vector<HostTensor>> Run(
       const std::vector<HostTensor>& inputs,

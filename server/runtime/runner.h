@@ -18,6 +18,12 @@
 #include "server/common/signature.h"
 #include "server/common/tensor.h"
 
+namespace torch {
+namespace jit {
+struct Module;
+}  // namespace jit
+}  // namespace torch
+
 namespace twinserve {
 
 struct RunnerOptions {
@@ -77,6 +83,13 @@ std::string TorchErrorMessage(const std::exception& e);
 // Sets LibTorch's intra-op and inter-op thread counts once for the process.
 // REQUIRES: called before any Runner runs.
 void ConfigureTorchThreads(int intra_op_threads, int inter_op_threads);
+
+// Drops the functions of `module`'s CompilationUnit so that its graphs and
+// the constants they hold (a frozen module's weights) are freed: LibTorch
+// otherwise keeps them through a reference cycle (pytorch#96726).
+// REQUIRES: the module is being discarded, and no live module shares its
+// unit (modules loaded from one file share it with their clones).
+void ReleaseCompilationUnit(torch::jit::Module& module);
 
 // Selects oneDNN for quantized kernels (Debian's LibTorch has no fbgemm;
 // qnnpack is several times slower on x86). Call once at startup.
