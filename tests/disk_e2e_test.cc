@@ -29,7 +29,8 @@ using ::twinserve::testing::AddSubOptions;
 using ::twinserve::testing::FashionOptions;
 using ::twinserve::testing::FixturePath;
 using ::twinserve::testing::NewTempDir;
-using ::twinserve::testing::RandomFloats;
+using ::twinserve::testing::QuantizeAndWait;
+using ::twinserve::testing::RandomImages;
 using ::twinserve::testing::ReadFileOrDie;
 using ::twinserve::testing::ServerProcess;
 
@@ -59,11 +60,6 @@ class Tmpfs {
   std::string error_;
 };
 
-HostTensor Images(int64_t n, int seed) {
-  std::mt19937 rng(seed);
-  return RandomFloats("image", {n, 1, 28, 28}, &rng);
-}
-
 // Fills the file system until it refuses a byte more.
 void Fill(const std::string& path) {
   std::ofstream f(path, std::ios::binary);
@@ -79,17 +75,10 @@ void Prepare(TwinClient& client) {
                             ReadFileOrDie(FixturePath("fashion_cnn.pt")))
                   .ok());
   ASSERT_TRUE(
-      client.UploadCalibration("f", "calib", {Images(32, 1)}, {}, false).ok());
-  v1::QuantizeRequest q;
-  q.set_model("f");
-  q.set_calibration_set("calib");
-  q.set_method("minmax");
-  q.set_max_agreement_loss(100);
-  q.set_max_accuracy_loss(100);
-  auto job = client.Quantize(q);
-  ASSERT_TRUE(job.ok()) << job.status();
-  auto end = client.WatchJob(job->id(), nullptr);
-  ASSERT_TRUE(end.ok() && end->state() == v1::JOB_SUCCEEDED);
+      client.UploadCalibration("f", "calib", {RandomImages(32, 1)}, {}, false)
+          .ok());
+  absl::Status quantized = QuantizeAndWait(client, "f");
+  ASSERT_TRUE(quantized.ok()) << quantized;
   v1::SetTrafficPolicyRequest req;
   req.set_model("f");
   req.mutable_policy()->set_kind("weighted");
@@ -131,10 +120,10 @@ void RefusingDisk(bool read_only) {
                 HasSubstr(read_only ? "Read-only file system"
                                     : "No space left on device"));
     auto upload =
-        client.UploadCalibration("f", "more", {Images(64, 2)}, {}, false);
+        client.UploadCalibration("f", "more", {RandomImages(64, 2)}, {}, false);
     EXPECT_FALSE(upload.ok());
     for (int i = 0; i < 20; ++i) {
-      EXPECT_TRUE(client.Infer("f", {Images(1, i)}).ok());
+      EXPECT_TRUE(client.Infer("f", {RandomImages(1, i)}).ok());
     }
     // The operator rolls back at 3 a.m. on a full disk: it takes effect.
     v1::RollbackRequest rb;
@@ -145,7 +134,7 @@ void RefusingDisk(bool read_only) {
     EXPECT_EQ(rolled->kind(), "pinned");
     rolled_back_version = rolled->version();
     for (int i = 0; i < 20; ++i) {
-      auto out = client.Infer("f", {Images(1, i)});
+      auto out = client.Infer("f", {RandomImages(1, i)});
       ASSERT_TRUE(out.ok());
       EXPECT_EQ(out->version, rolled->baseline());
     }
@@ -169,7 +158,7 @@ void RefusingDisk(bool read_only) {
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->variants_size(), 2);
   for (const auto& v : info->variants()) EXPECT_EQ(v.state(), v1::READY);
-  EXPECT_TRUE(client.Infer("f", {Images(1, 5)}, "int8").ok());
+  EXPECT_TRUE(client.Infer("f", {RandomImages(1, 5)}, "int8").ok());
   EXPECT_FALSE(client.Get("g").ok());
 }
 

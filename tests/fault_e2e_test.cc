@@ -27,16 +27,12 @@ using ::twinserve::testing::AddSubOptions;
 using ::twinserve::testing::FashionOptions;
 using ::twinserve::testing::FixturePath;
 using ::twinserve::testing::NewTempDir;
-using ::twinserve::testing::RandomFloats;
+using ::twinserve::testing::QuantizeAndWait;
+using ::twinserve::testing::RandomImages;
 using ::twinserve::testing::ReadFileOrDie;
 using ::twinserve::testing::ServerProcess;
 
 namespace fs = std::filesystem;
-
-HostTensor Images(int64_t n, int seed) {
-  std::mt19937 rng(seed);
-  return RandomFloats("image", {n, 1, 28, 28}, &rng);
-}
 
 // A store holding "f" (the Fashion CNN) with a calibration set, made once.
 const std::string& BaseStore() {
@@ -49,7 +45,7 @@ const std::string& BaseStore() {
                               ReadFileOrDie(FixturePath("fashion_cnn.pt")))
                     .ok());
     EXPECT_TRUE(
-        client.UploadCalibration("f", "calib", {Images(64, 1)}, {}, false)
+        client.UploadCalibration("f", "calib", {RandomImages(64, 1)}, {}, false)
             .ok());
     return d;
   }();
@@ -75,20 +71,7 @@ void Arm(const std::string& spec) { std::ofstream(FaultFile()) << spec; }
 void Disarm() { fs::remove(FaultFile()); }
 
 absl::Status Quantize(TwinClient& client) {
-  v1::QuantizeRequest q;
-  q.set_model("f");
-  q.set_calibration_set("calib");
-  q.set_method("minmax");
-  q.set_max_agreement_loss(100);
-  q.set_max_accuracy_loss(100);
-  auto job = client.Quantize(q);
-  if (!job.ok()) return job.status();
-  auto end = client.WatchJob(job->id(), nullptr);
-  if (!end.ok()) return end.status();
-  if (end->state() != v1::JOB_SUCCEEDED) {
-    return absl::InternalError("job ended " + v1::JobState_Name(end->state()));
-  }
-  return absl::OkStatus();
+  return QuantizeAndWait(client, "f");
 }
 
 struct Write {
@@ -111,7 +94,8 @@ std::vector<Write> Writes() {
        [](TwinClient& c) { return c.Get("g").ok(); }},
       {"calibration upload", "models/f",
        [](TwinClient& c) {
-         return c.UploadCalibration("f", "more", {Images(16, 2)}, {}, false)
+         return c
+             .UploadCalibration("f", "more", {RandomImages(16, 2)}, {}, false)
              .status();
        },
        [](TwinClient& c) {
@@ -165,7 +149,7 @@ void ExpectConsistent(TwinClient& client, const std::string& what) {
                                       << v.name() << ": " << v.last_error();
     }
   }
-  auto out = client.Infer("f", {Images(1, 3)}, "fp32");
+  auto out = client.Infer("f", {RandomImages(1, 3)}, "fp32");
   EXPECT_TRUE(out.ok()) << what << ": " << out.status();
 }
 
@@ -263,8 +247,8 @@ TEST(FaultE2eTest, ADamagedPartFailsThatPartOnly) {
       EXPECT_EQ(v.state(), v1::READY) << v.name();
     }
   }
-  EXPECT_TRUE(client.Infer("f", {Images(1, 3)}, "fp32").ok());
-  EXPECT_TRUE(client.Infer("f", {Images(1, 3)}).ok());
+  EXPECT_TRUE(client.Infer("f", {RandomImages(1, 3)}, "fp32").ok());
+  EXPECT_TRUE(client.Infer("f", {RandomImages(1, 3)}).ok());
   v1::QuantizeRequest q;
   q.set_model("f");
   q.set_calibration_set("calib");

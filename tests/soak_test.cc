@@ -29,7 +29,8 @@ namespace {
 using ::twinserve::testing::FashionOptions;
 using ::twinserve::testing::FixturePath;
 using ::twinserve::testing::NewTempDir;
-using ::twinserve::testing::RandomFloats;
+using ::twinserve::testing::QuantizeAndWait;
+using ::twinserve::testing::RandomImages;
 using ::twinserve::testing::ReadFileOrDie;
 using ::twinserve::testing::ServerProcess;
 
@@ -47,11 +48,6 @@ ProcessUse Use(pid_t pid) {
     if (key == "Threads:") status >> u.threads;
   }
   return u;
-}
-
-HostTensor Images(int64_t n, int seed) {
-  std::mt19937 rng(seed);
-  return RandomFloats("image", {n, 1, 28, 28}, &rng);
 }
 
 class Errors {
@@ -77,24 +73,6 @@ class Errors {
   int total_ = 0;
 };
 
-absl::Status Quantize(TwinClient& client, const std::string& model) {
-  v1::QuantizeRequest q;
-  q.set_model(model);
-  q.set_calibration_set("calib");
-  q.set_method("minmax");
-  q.set_max_agreement_loss(100);
-  q.set_max_accuracy_loss(100);
-  auto job = client.Quantize(q);
-  if (!job.ok()) return job.status();
-  auto end = client.WatchJob(job->id(), nullptr);
-  if (!end.ok()) return end.status();
-  if (end->state() != v1::JOB_SUCCEEDED) {
-    return absl::InternalError(absl::StrCat(
-        "job ", v1::JobState_Name(end->state()), ": ", end->message()));
-  }
-  return absl::OkStatus();
-}
-
 // One operator cycle: a model comes, is calibrated and quantized, its INT8
 // rolled out and rolled back, and goes; the long-lived model gets a new
 // INT8 (replacing the old) shadowed then pinned back.
@@ -105,11 +83,12 @@ void OperatorCycle(TwinClient& client, int cycle, Errors* errors) {
                   .Register(FashionOptions(name),
                             ReadFileOrDie(FixturePath("fashion_cnn.pt")))
                   .status());
-  errors->Add(
-      "calibrate",
-      client.UploadCalibration(name, "calib", {Images(32, cycle)}, {}, false)
-          .status());
-  errors->Add("quantize", Quantize(client, name));
+  errors->Add("calibrate",
+              client
+                  .UploadCalibration(name, "calib", {RandomImages(32, cycle)},
+                                     {}, false)
+                  .status());
+  errors->Add("quantize", QuantizeAndWait(client, name));
   v1::SetTrafficPolicyRequest rollout;
   rollout.set_model(name);
   rollout.mutable_policy()->set_kind("rollout");
@@ -118,7 +97,8 @@ void OperatorCycle(TwinClient& client, int cycle, Errors* errors) {
   rollout.mutable_policy()->add_steps(100);
   errors->Add("rollout", client.SetPolicy(rollout).status());
   for (int i = 0; i < 20; ++i) {
-    errors->Add("infer " + name, client.Infer(name, {Images(1, i)}).status());
+    errors->Add("infer " + name,
+                client.Infer(name, {RandomImages(1, i)}).status());
   }
   v1::RollbackRequest rb;
   rb.set_model(name);
@@ -126,7 +106,7 @@ void OperatorCycle(TwinClient& client, int cycle, Errors* errors) {
   errors->Add("rollback", client.Rollback(rb).status());
   errors->Add("unregister", client.Unregister(name));
 
-  errors->Add("quantize base", Quantize(client, "base"));
+  errors->Add("quantize base", QuantizeAndWait(client, "base"));
   v1::SetTrafficPolicyRequest shadow;
   shadow.set_model("base");
   shadow.mutable_policy()->set_kind("shadow");
@@ -153,7 +133,7 @@ TEST(SoakTest, InferenceWhileOperatorsWork) {
                             ReadFileOrDie(FixturePath("fashion_cnn.pt")))
                   .ok());
   ASSERT_TRUE(
-      admin.UploadCalibration("base", "calib", {Images(32, 7)}, {}, false)
+      admin.UploadCalibration("base", "calib", {RandomImages(32, 7)}, {}, false)
           .ok());
   Errors errors;
   std::atomic<bool> stop{false};
@@ -162,7 +142,7 @@ TEST(SoakTest, InferenceWhileOperatorsWork) {
   for (int c = 0; c < 4; ++c) {
     clients.emplace_back([&, c] {
       TwinClient client(server.address());
-      const HostTensor one = Images(1 + c, c);
+      const HostTensor one = RandomImages(1 + c, c);
       while (!stop.load()) {
         errors.Add("infer base", client.Infer("base", {one}).status());
         answered.fetch_add(1);

@@ -158,6 +158,29 @@ RegisterOptions AddSubOptions(const std::string& name) {
   return o;
 }
 
+HostTensor RandomImages(int64_t n, int seed) {
+  std::mt19937 rng(seed);
+  return RandomFloats("image", {n, 1, 28, 28}, &rng);
+}
+
+absl::Status QuantizeAndWait(TwinClient& client, const std::string& model) {
+  v1::QuantizeRequest q;
+  q.set_model(model);
+  q.set_calibration_set("calib");
+  q.set_method("minmax");
+  q.set_max_agreement_loss(100);
+  q.set_max_accuracy_loss(100);
+  auto job = client.Quantize(q);
+  if (!job.ok()) return job.status();
+  auto end = client.WatchJob(job->id(), nullptr);
+  if (!end.ok()) return end.status();
+  if (end->state() != v1::JOB_SUCCEEDED) {
+    return absl::InternalError(absl::StrCat(
+        "job ", v1::JobState_Name(end->state()), ": ", end->message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RegisterAddSubWithAlt(TwinClient& client) {
   const std::string model = ReadFileOrDie(FixturePath("add_sub.pt"));
   auto info = client.Register(AddSubOptions("m"), model);

@@ -48,6 +48,12 @@ RegisterOptions AddSubOptions(const std::string& name);
 // Registers add_sub.pt as model "m" and again as its variant "alt": two
 // variants with identical answers, for routing tests.
 absl::Status RegisterAddSubWithAlt(TwinClient& client);
+// `n` random images shaped for the Fashion CNN ("image" [n,1,28,28]).
+HostTensor RandomImages(int64_t n, int seed);
+// Quantizes `model` from its set "calib" with min/max ranges and no
+// accuracy criterion, and waits: OK only if the job SUCCEEDED (else the
+// job's state and message).
+absl::Status QuantizeAndWait(TwinClient& client, const std::string& model);
 
 // GET http://host:port/metrics over a plain socket; the body, or "" if the
 // connection fails.
