@@ -15,7 +15,16 @@ absl::StatusOr<HostTensor> ReadIdx(const std::string& path) {
   int n;
   while ((n = gzread(f, buf, sizeof(buf))) > 0) bytes.append(buf, n);
   gzclose(f);
-  if (n < 0 || bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0) {
+  if (n < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": cannot decompress"));
+  }
+  return ParseIdx(bytes, path);
+}
+
+absl::StatusOr<HostTensor> ParseIdx(absl::string_view bytes,
+                                    const std::string& path) {
+  if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not an IDX file"));
   }
   if (bytes[2] != 0x08) {
@@ -41,7 +50,7 @@ absl::StatusOr<HostTensor> ReadIdx(const std::string& path) {
         path, ": data size does not match dims ", ShapeToString(shape)));
   }
   return HostTensor::Owned("idx", DataType::kUint8, shape,
-                           bytes.substr(offset));
+                           std::string(bytes.substr(offset)));
 }
 
 HostTensor ImagesToFloat(const HostTensor& images) {

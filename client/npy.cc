@@ -38,7 +38,7 @@ absl::StatusOr<std::string> DictValue(absl::string_view header,
   pos += quoted.size();
   while (pos < header.size() && header[pos] == ' ') ++pos;
   size_t end = pos;
-  if (header[pos] == '(') {
+  if (pos < header.size() && header[pos] == '(') {
     end = header.find(')', pos);
     if (end == absl::string_view::npos) {
       return absl::InvalidArgumentError("npy header: unterminated shape");

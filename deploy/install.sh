@@ -7,6 +7,7 @@ set -euo pipefail
 PACKAGES=(
   # Build
   bazel-bootstrap bazel-rules-java build-essential clang clang-format git
+  libclang-rt-14-dev
   openssl
   # Libraries (headers + shared objects)
   libtorch-dev libgrpc++-dev protobuf-compiler protobuf-compiler-grpc

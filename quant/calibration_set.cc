@@ -1,6 +1,7 @@
 #include "quant/calibration_set.h"
 
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -154,13 +155,18 @@ absl::StatusOr<CalibrationSet> CalibrationSet::Parse(absl::string_view bytes) {
   uint32_t len;
   std::memcpy(&len, bytes.data() + magic, 4);
   size_t pos = magic + 4;
-  if (bytes.size() < pos + len) return absl::DataLossError("truncated header");
+  // Sizes are compared as `n > left`, never `pos + n > size`, which wraps.
+  auto left = [&] { return bytes.size() - pos; };
+  if (len > left()) return absl::DataLossError("truncated header");
   try {
     auto header = nlohmann::json::parse(bytes.substr(pos, len));
     pos += len;
     CalibrationSet set;
     set.name_ = header.at("name").get<std::string>();
     set.num_samples_ = header.at("num_samples").get<int64_t>();
+    if (set.num_samples_ < 0) {
+      return absl::DataLossError("negative sample count");
+    }
     for (const auto& in : header.at("inputs")) {
       TensorSpec spec;
       spec.name = in.at("name").get<std::string>();
@@ -168,19 +174,55 @@ absl::StatusOr<CalibrationSet> CalibrationSet::Parse(absl::string_view bytes) {
       if (!dtype.ok()) return absl::DataLossError(dtype.status().message());
       spec.dtype = *dtype;
       spec.shape = in.at("spec_shape").get<Shape>();
+      Shape sample_shape = in.at("sample_shape").get<Shape>();
       const size_t n = in.at("bytes").get<size_t>();
-      if (bytes.size() < pos + n) return absl::DataLossError("truncated data");
+      // What Append would have made: a free leading dim, a sample shape
+      // that fits the spec, exactly num_samples samples of it.
+      if (spec.shape.empty() || spec.shape[0] != -1) {
+        return absl::DataLossError(absl::StrCat(
+            "input '", spec.name, "' has no free leading dim in the set"));
+      }
+      if (set.num_samples_ > 0) {
+        bool fits = sample_shape.size() + 1 == spec.shape.size();
+        for (size_t d = 0; fits && d < sample_shape.size(); ++d) {
+          fits =
+              spec.shape[d + 1] == -1 || spec.shape[d + 1] == sample_shape[d];
+        }
+        if (!fits) {
+          return absl::DataLossError(
+              absl::StrCat("input '", spec.name, "': sample shape ",
+                           ShapeToString(sample_shape), " does not fit ",
+                           ShapeToString(spec.shape)));
+        }
+      }
+      const int64_t per_sample = ByteCount(sample_shape, spec.dtype);
+      if (per_sample < 0 ||
+          (per_sample > 0 &&
+           set.num_samples_ >
+               std::numeric_limits<int64_t>::max() / per_sample) ||
+          n != static_cast<uint64_t>(set.num_samples_ * per_sample)) {
+        return absl::DataLossError(absl::StrCat(
+            "input '", spec.name, "': ", n, " bytes do not hold ",
+            set.num_samples_, " samples of ", ShapeToString(sample_shape)));
+      }
+      if (n > left()) return absl::DataLossError("truncated data");
       set.specs_.push_back(spec);
-      set.sample_shape_.push_back(in.at("sample_shape").get<Shape>());
+      set.sample_shape_.push_back(std::move(sample_shape));
       set.data_.emplace_back(bytes.substr(pos, n));
       pos += n;
     }
     if (header.at("labels").get<bool>()) {
-      const size_t n = set.num_samples_ * sizeof(int64_t);
-      if (bytes.size() < pos + n)
+      if (static_cast<uint64_t>(set.num_samples_) > left() / sizeof(int64_t)) {
         return absl::DataLossError("truncated labels");
+      }
+      const size_t n = set.num_samples_ * sizeof(int64_t);
       set.labels_.resize(set.num_samples_);
       std::memcpy(set.labels_.data(), bytes.data() + pos, n);
+      pos += n;
+    }
+    if (left() != 0) {
+      return absl::DataLossError(
+          absl::StrCat(left(), " bytes after the end of the set"));
     }
     return set;
   } catch (const std::exception& e) {

@@ -45,6 +45,35 @@ TEST(CalibrationSetTest, AppendSliceSerializeParse) {
             absl::StatusCode::kDataLoss);
 }
 
+// Found by calibration_set_fuzz: a header whose sizes disagree with its
+// shapes made Slice read past the data.
+TEST(CalibrationSetTest, ParseRefusesSizesThatDisagreeWithShapes) {
+  auto set = CalibrationSet::ForSignature(Sig(), "calib");
+  ASSERT_TRUE(set.ok());
+  ASSERT_TRUE(set->Append({Ids(3), X(3, 1.0f)}, {0, 1, 2}, {}).ok());
+  const std::string good = set->Serialize();
+  ASSERT_TRUE(CalibrationSet::Parse(good).ok());
+  auto edit = [&](const std::string& from, const std::string& to) {
+    std::string b = good;
+    const size_t at = b.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) b.replace(at, from.size(), to);
+    return CalibrationSet::Parse(b).status();
+  };
+  // Same header length, so only the claim changes.
+  EXPECT_THAT(edit("\"bytes\":24", "\"bytes\":16").message(),
+              HasSubstr("do not hold 3 samples"));
+  EXPECT_THAT(edit("\"sample_shape\":[2]", "\"sample_shape\":[3]").message(),
+              HasSubstr("does not fit"));
+  EXPECT_EQ(edit("\"num_samples\":3", "\"num_samples\":9").code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_THAT(CalibrationSet::Parse(good + "x").status().message(),
+              HasSubstr("after the end"));
+  EXPECT_THAT(
+      CalibrationSet::Parse(good.substr(0, good.size() - 1)).status().message(),
+      HasSubstr("truncated"));
+}
+
 TEST(CalibrationSetTest, RefusesWhatDoesNotFit) {
   auto set = CalibrationSet::ForSignature(Sig(), "calib");
   EXPECT_THAT(set->Append({X(3, 0)}, {}, {}).message(),

@@ -19,6 +19,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "quant/quantize_worker.h"
 #include "server/common/file_util.h"
 #include "server/common/logging.h"
 #include "server/common/tokens.h"
@@ -193,6 +194,11 @@ ABSL_FLAG(int64_t, max_calibration_memory_bytes, int64_t{4} << 30,
 ABSL_FLAG(int, max_models, 256, "Models one server may hold.");
 ABSL_FLAG(int, max_variants, 16, "Variants per model, fp32 included.");
 ABSL_FLAG(int, max_calibration_sets, 32, "Calibration sets per model.");
+ABSL_FLAG(std::string, quantize_worker, "auto",
+          "Program that runs quantization jobs in a child process, so what "
+          "LibTorch's passes leave in memory goes when the job ends and a "
+          "crash in them fails only the job. \"auto\": twinserve_quantize "
+          "beside this binary; \"none\": jobs run inside the server.");
 ABSL_FLAG(int, max_concurrent_jobs, 2,
           "Quantization jobs running at once (one per model in any case).");
 ABSL_FLAG(std::string, port_file, "",
@@ -319,6 +325,21 @@ int main(int argc, char** argv) {
   options.limits.max_calibration_sets =
       absl::GetFlag(FLAGS_max_calibration_sets);
   options.max_concurrent_jobs = absl::GetFlag(FLAGS_max_concurrent_jobs);
+  {
+    std::string worker = absl::GetFlag(FLAGS_quantize_worker);
+    if (worker == "auto") {
+      worker = twinserve::DefaultWorkerBinary();
+      if (worker.empty()) {
+        TS_LOG(WARNING) << "twinserve_quantize is not beside this binary: "
+                           "quantization jobs run inside the server";
+      }
+    } else if (worker == "none") {
+      worker.clear();
+    }
+    options.quantize_worker.binary = worker;
+    options.quantize_worker.intra_op_threads = intra;
+    options.quantize_worker.optimize_fp32 = options.runner.optimize;
+  }
   auto core = twinserve::ServerCore::Create(options);
   if (!core.ok()) {
     TS_LOG(ERROR) << "cannot open the store " << options.store_path << ": "

@@ -1,9 +1,10 @@
 // Soak (loopback, bounded): clients infer without pause while an operator
 // registers, calibrates, quantizes, rolls out, rolls back and unregisters
 // models. Zero unexpected errors, no crash, thread count flat, and the
-// server's resident memory within 10% of what it was after warm-up plus at
-// most 10 MB per quantization job (the target, 10% with jobs included, is
-// not met yet: see the assertion). $SOAK_SECONDS (default 60; 600 on demand:
+// server's resident memory within 10% of what it was after warm-up,
+// quantization jobs included (they run in twinserve_quantize, so what
+// LibTorch's passes leave behind goes with the child). $SOAK_SECONDS
+// (default 60; 600 on demand:
 //   bazel test //tests:soak_test --test_env=SOAK_SECONDS=600
 //   --test_timeout=900 --test_output=all).
 
@@ -175,20 +176,16 @@ TEST(SoakTest, InferenceWhileOperatorsWork) {
       end.threads, errors.total());
   EXPECT_EQ(errors.total(), 0);
   EXPECT_TRUE(server.running());
-  // The bar is 10% above the warm-up level with quantization included.
-  // Not met yet: each operator cycle here (a model registered, quantized
-  // and unregistered, the base re-quantized) still leaves ~13 MB, 6.6 MB per
-  // job (a quantize alone: ~3 MB; down from ~80 MB per job: malloc_trim
-  // after a job, compilation units released), so beyond 10% this allows
-  // 10 MB per job as a regression guard, and no more.
+  // 10% above the warm-up level, quantization jobs included. (In the
+  // server's own process each job left 6.6 MB here; in the worker ~0.6 MB.)
   const int jobs_since_warm = 2 * (cycles - 2);
   const double per_job_kb =
       jobs_since_warm > 0
           ? static_cast<double>(end.rss_kb - warm.rss_kb) / jobs_since_warm
           : 0;
   std::printf("soak: %.0f kB per quantization job since warm-up\n", per_job_kb);
-  EXPECT_LE(end.rss_kb, warm.rss_kb * 11 / 10 + 10240 * jobs_since_warm)
-      << "resident memory grew more than quantization jobs explain";
+  EXPECT_LE(end.rss_kb, warm.rss_kb * 11 / 10)
+      << "resident memory grew more than 10% after warm-up";
   EXPECT_LE(end.threads, warm.threads + 2) << "threads grew";
   EXPECT_EQ(server.Stop(), 0);
 }

@@ -7,18 +7,21 @@
 #include "server/common/logging.h"
 #include "server/common/names.h"
 #include "server/common/status_macros.h"
+#include "server/runtime/unsafe_ops.h"
 
 namespace twinserve {
 
 QuantizationService::QuantizationService(ModelStore* store,
                                          ModelRegistry* registry,
                                          Registrar* registrar, JobManager* jobs,
-                                         CalibrationLimits limits)
+                                         CalibrationLimits limits,
+                                         QuantizeWorkerOptions worker)
     : store_(store),
       registry_(registry),
       registrar_(registrar),
       jobs_(jobs),
-      limits_(limits) {}
+      limits_(limits),
+      worker_(std::move(worker)) {}
 
 absl::StatusOr<CalibrationSet> QuantizationService::NewSet(
     const std::string& model, const std::string& set) const {
@@ -250,13 +253,43 @@ absl::StatusOr<std::string> QuantizationService::RunQuantize(
   inputs.fp32_serialized_bytes = record.variants.at(kFp32Variant).bytes;
 
   staging = store_->NewStagingPath(".pt");
-  TS_ASSIGN_OR_RETURN(QuantizeResult result,
-                      QuantizeModel(
-                          inputs, request.options, staging,
-                          [&ctx](const QuantizeProgress& p) {
-                            ctx.Progress(p.stage, p.done, p.total);
-                          },
-                          ctx.cancel_flag()));
+  const auto on_progress = [&ctx](const QuantizeProgress& p) {
+    ctx.Progress(p.stage, p.done, p.total);
+  };
+  QuantizeResult result;
+  if (worker_.binary.empty()) {
+    TS_ASSIGN_OR_RETURN(result, QuantizeModel(inputs, request.options, staging,
+                                              on_progress, ctx.cancel_flag()));
+  } else {
+    WorkerJob job;
+    job.fp32_path = inputs.fp32_path;
+    job.fp32_serialized_bytes = inputs.fp32_serialized_bytes;
+    job.signature = record.signature;
+    job.calibration_path = store_->CalibrationPath(
+        record.name, record.calibration_sets.at(request.calibration_set));
+    if (!request.eval_set.empty()) {
+      job.evaluation_path = store_->CalibrationPath(
+          record.name, record.calibration_sets.at(request.eval_set));
+    }
+    job.options = request.options;
+    job.output_path = staging;
+    job.optimize_fp32 = worker_.optimize_fp32;
+    job.intra_op_threads = worker_.intra_op_threads;
+    job.allow_unsafe_ops = UnsafeOpsAllowed();
+    TS_ASSIGN_OR_RETURN(
+        result.report,
+        QuantizeInWorker(worker_.binary, job, on_progress, ctx.cancel_flag()));
+    // The worker checked that the artifact runs; this is the server's own
+    // copy, loaded as a restart would load it.
+    ctx.Progress("loading", 0, 0);
+    auto runner = Runner::Load(staging, record.signature,
+                               registry_->OptionsFor(request.variant));
+    if (!runner.ok()) {
+      return absl::InternalError(absl::StrCat(
+          "the quantized model does not load: ", runner.status().message()));
+    }
+    result.runner = std::move(*runner);
+  }
   if (ctx.cancel_flag()->load()) {
     return absl::CancelledError("quantization was cancelled");
   }

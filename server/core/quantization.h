@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "quant/calibration_set.h"
+#include "quant/quantize_worker.h"
 #include "quant/quantizer.h"
 #include "server/core/jobs.h"
 #include "server/core/registrar.h"
@@ -59,9 +60,12 @@ class QuantizationService {
  public:
   // All must outlive the service; the jobs it starts must end (JobManager's
   // Shutdown) before it goes.
+  // Jobs run in `worker.binary` when set (quant/quantize_worker.h), in
+  // this process otherwise.
   QuantizationService(ModelStore* store, ModelRegistry* registry,
                       Registrar* registrar, JobManager* jobs,
-                      CalibrationLimits limits);
+                      CalibrationLimits limits,
+                      QuantizeWorkerOptions worker = {});
 
   const CalibrationLimits& limits() const { return limits_; }
 
@@ -109,6 +113,7 @@ class QuantizationService {
   Registrar* const registrar_;
   JobManager* const jobs_;
   const CalibrationLimits limits_;
+  const QuantizeWorkerOptions worker_;
 };
 
 }  // namespace twinserve

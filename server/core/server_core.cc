@@ -29,7 +29,7 @@ absl::StatusOr<std::unique_ptr<ServerCore>> ServerCore::Create(
       options.max_concurrent_jobs);
   core->quantization_ = std::make_unique<QuantizationService>(
       core->store_.get(), core->registry_.get(), core->registrar_.get(),
-      core->jobs_.get(), options.calibration);
+      core->jobs_.get(), options.calibration, options.quantize_worker);
   return core;
 }
 

@@ -45,6 +45,10 @@ struct ServerOptions {
   // together (each set is also bounded by calibration.max_bytes).
   uint64_t max_calibration_memory_bytes = uint64_t{4} << 30;
   int max_concurrent_jobs = 2;
+  // Where quantization jobs run: a child process (`twinserve_quantize`),
+  // so what LibTorch's passes leave behind goes with it, or, without a
+  // binary, this process.
+  QuantizeWorkerOptions quantize_worker;
   // How often the rollout driver judges rollouts; 0: never (tests).
   int rollout_tick_ms = 250;
 };

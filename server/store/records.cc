@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "server/common/names.h"
+#include "server/common/status_macros.h"
 
 namespace twinserve {
 namespace {
@@ -25,6 +27,14 @@ absl::StatusOr<TensorSpec> SpecFromJson(const json& j) {
   spec.dtype = *dtype;
   spec.shape = j.at("shape").get<std::vector<int64_t>>();
   return spec;
+}
+
+// Names in a manifest become paths under the model's folder: a damaged or
+// hand-edited manifest must not point the store at files outside it.
+absl::Status CheckName(const std::string& name, const char* what) {
+  absl::Status s = ValidateName(name, what);
+  if (s.ok()) return s;
+  return absl::DataLossError(absl::StrCat("manifest: ", s.message()));
 }
 
 }  // namespace
@@ -85,6 +95,7 @@ absl::StatusOr<ModelRecord> FromManifest(const std::string& text) {
     }
     ModelRecord r;
     r.name = j.at("name").get<std::string>();
+    TS_RETURN_IF_ERROR(CheckName(r.name, "model name"));
     r.description = j.value("description", "");
     r.created_unix_ms = j.at("created_unix_ms").get<int64_t>();
     r.updated_unix_ms = j.at("updated_unix_ms").get<int64_t>();
@@ -95,17 +106,19 @@ absl::StatusOr<ModelRecord> FromManifest(const std::string& text) {
     r.revision = j.value("revision", uint64_t{1});
     for (const auto& s : j.at("inputs")) {
       auto spec = SpecFromJson(s);
-      if (!spec.ok()) return spec.status();
+      if (!spec.ok()) return absl::DataLossError(spec.status().message());
       r.signature.inputs.push_back(*spec);
     }
     for (const auto& s : j.at("outputs")) {
       auto spec = SpecFromJson(s);
-      if (!spec.ok()) return spec.status();
+      if (!spec.ok()) return absl::DataLossError(spec.status().message());
       r.signature.outputs.push_back(*spec);
     }
     for (const auto& [name, v] : j.at("variants").items()) {
       VariantRecord vr;
+      TS_RETURN_IF_ERROR(CheckName(name, "variant name"));
       vr.file = v.at("file").get<std::string>();
+      TS_RETURN_IF_ERROR(CheckName(vr.file, "file name"));
       vr.sha256 = v.at("sha256").get<std::string>();
       vr.bytes = v.at("bytes").get<uint64_t>();
       vr.created_unix_ms = v.at("created_unix_ms").get<int64_t>();
@@ -120,7 +133,9 @@ absl::StatusOr<ModelRecord> FromManifest(const std::string& text) {
     if (j.contains("calibration_sets")) {
       for (const auto& [name, c] : j.at("calibration_sets").items()) {
         CalibrationRecord cr;
+        TS_RETURN_IF_ERROR(CheckName(name, "calibration set name"));
         cr.file = c.at("file").get<std::string>();
+        TS_RETURN_IF_ERROR(CheckName(cr.file, "file name"));
         cr.sha256 = c.at("sha256").get<std::string>();
         cr.bytes = c.at("bytes").get<uint64_t>();
         cr.samples = c.at("samples").get<int64_t>();

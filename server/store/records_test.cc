@@ -48,5 +48,36 @@ TEST(RecordsTest, EarlierManifestsGetAStableIdAndCorruptOnesAreDataLoss) {
               HasSubstr("format 9"));
 }
 
+// The store joins these names to the model's folder: a manifest must not
+// lead it to read, check or delete a file elsewhere.
+TEST(RecordsTest, NamesThatWouldLeaveTheModelFolderAreDataLoss) {
+  ModelRecord r;
+  r.name = "m";
+  r.variants["fp32"] = {"fp32-1.pt", "00", 1, 1, 0, ""};
+  r.calibration_sets["calib"] = {"calib-1.bin", "00", 1, 1, false, 1};
+  ASSERT_TRUE(FromManifest(ToManifest(r)).ok());
+  for (const char* bad : {"../other/fp32.pt", "/etc/passwd", "a/b", "..", ""}) {
+    ModelRecord v = r;
+    v.variants["fp32"].file = bad;
+    EXPECT_EQ(FromManifest(ToManifest(v)).status().code(),
+              absl::StatusCode::kDataLoss)
+        << bad;
+    ModelRecord c = r;
+    c.calibration_sets["calib"].file = bad;
+    EXPECT_EQ(FromManifest(ToManifest(c)).status().code(),
+              absl::StatusCode::kDataLoss)
+        << bad;
+    ModelRecord n = r;
+    n.name = bad;
+    EXPECT_EQ(FromManifest(ToManifest(n)).status().code(),
+              absl::StatusCode::kDataLoss)
+        << bad;
+  }
+  ModelRecord vn = r;
+  vn.variants["../x"] = vn.variants["fp32"];
+  EXPECT_THAT(FromManifest(ToManifest(vn)).status().message(),
+              HasSubstr("variant name"));
+}
+
 }  // namespace
 }  // namespace twinserve

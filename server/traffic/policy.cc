@@ -206,6 +206,10 @@ absl::Status ValidatePolicy(const TrafficPolicy& p,
       return absl::InvalidArgumentError(
           "a weighted policy needs at least one positive weight");
     }
+    if (!std::isfinite(sum)) {
+      return absl::InvalidArgumentError(
+          "the weights of a weighted policy must have a finite sum");
+    }
   }
   return absl::OkStatus();
 }

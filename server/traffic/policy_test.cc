@@ -52,6 +52,9 @@ TEST(PolicyTest, ValidationRefusesWhatTheManifestCannotHold) {
               ::testing::HasSubstr("weight of 'int8'"));
   EXPECT_THAT(message(Weighted(nan, 1)),
               ::testing::HasSubstr("weight of 'fp32'"));
+  // Each finite, their sum not (found by policy_fuzz): shares would be 0.
+  EXPECT_THAT(message(Weighted(1e308, 1e308)),
+              ::testing::HasSubstr("finite sum"));
   TrafficPolicy pinned;
   pinned.weights["int8"] = 1;  // meaningless here: refused, not ignored
   EXPECT_THAT(message(pinned),
