@@ -171,8 +171,9 @@ void JobManager::Shutdown() {
 void JobManager::Persist(const JobStatus& status) {
   absl::Status st =
       WriteFileAtomically(JoinPath(dir_, status.id + ".json"), ToJson(status));
-  if (!st.ok())
+  if (!st.ok()) {
     TS_LOG(ERROR) << "cannot persist job " << status.id << ": " << st;
+  }
 }
 
 void JobManager::Update(const std::string& id,

@@ -99,7 +99,7 @@ TEST(OipCodecTest, EncodeNamesTheVariant) {
   r.outputs.push_back(
       HostTensor::Owned("y", DataType::kInt64, {1}, std::string(8, '\x01')));
   inference::ModelInferResponse resp;
-  EncodeInferResponse(req, r, &resp);
+  ASSERT_TRUE(EncodeInferResponse(req, r, &resp).ok());
   EXPECT_EQ(resp.id(), "abc");
   EXPECT_EQ(resp.model_version(), "fp32");
   EXPECT_EQ(resp.parameters().at(kVariantParameter).string_param(), "fp32");
