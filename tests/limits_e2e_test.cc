@@ -1,10 +1,13 @@
 // Limits a client cannot push the server past, each a flag answered with
 // RESOURCE_EXHAUSTED naming it: models, variants, calibration sets, the
 // memory of calibration uploads in progress, requests in flight on one
-// ModelStreamInfer stream. (Input bytes in flight: engine_test; concurrent
-// jobs: jobs_test.)
+// ModelStreamInfer stream, gRPC's memory quota. (Input bytes in flight:
+// engine_test; concurrent jobs: jobs_test.)
 
+#include <cstdio>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -130,6 +133,52 @@ TEST(LimitsE2eTest, RequestsInFlightPerStreamAreCapped) {
   EXPECT_EQ(other, 0);
   EXPECT_GT(ok, 0);
   EXPECT_GT(refused, 0);
+}
+
+// gRPC's resource quota bounds the transport's buffers over all
+// connections: requests far larger than it, sent at once, are refused by
+// gRPC (it names no flag of ours: the status is its own) and the server
+// neither grows past it nor dies; small requests are served after.
+// Four concurrent 12.8 MB requests; the statuses they get.
+std::vector<absl::Status> FourLargeRequests(const std::string& address) {
+  std::vector<absl::Status> results(4);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back([&, i] {
+      TwinClient c(address);
+      results[i] =
+          c.Infer("fashion", {testing::RandomImages(4096, i)}).status();
+    });
+  }
+  for (auto& t : threads) t.join();
+  return results;
+}
+
+TEST(LimitsE2eTest, GrpcMemoryQuotaRefusesWhatDoesNotFit) {
+  const std::string model = ReadFileOrDie(FixturePath("fashion_cnn.pt"));
+  {
+    // Control: with the default quota all four are served.
+    ServerProcess server(NewTempDir("store"));
+    TwinClient client(server.address());
+    ASSERT_TRUE(client.Register(FashionOptions("fashion"), model).ok());
+    for (const absl::Status& st : FourLargeRequests(server.address())) {
+      EXPECT_TRUE(st.ok()) << st;
+    }
+  }
+  ServerProcess server(NewTempDir("store"),
+                       {"--max_grpc_memory_bytes=4194304"});
+  TwinClient client(server.address());
+  ASSERT_TRUE(client.Register(FashionOptions("fashion"), model).ok());
+  int refused = 0;
+  for (const absl::Status& st : FourLargeRequests(server.address())) {
+    if (st.ok()) continue;
+    ++refused;
+    EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << st;
+    std::printf("refused under the quota: %s\n", st.ToString().c_str());
+  }
+  EXPECT_GT(refused, 0) << "12.8 MB requests passed a 4 MiB quota";
+  EXPECT_TRUE(server.running());
+  EXPECT_TRUE(client.Infer("fashion", {testing::RandomImages(1, 9)}).ok());
 }
 
 }  // namespace
