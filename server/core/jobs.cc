@@ -131,13 +131,18 @@ bool FromJson(const std::string& text, JobStatus* s) {
 
 JobManager::JobManager(std::string dir,
                        std::function<void(const JobStatus&)> on_end,
-                       int max_running)
+                       int max_running, size_t max_ended_kept)
     : dir_(std::move(dir)),
       on_end_(std::move(on_end)),
-      max_running_(max_running) {
+      max_running_(max_running),
+      max_ended_kept_(max_ended_kept) {
   MakeDirs(dir_).IgnoreError();
   auto files = ListDir(dir_);
   if (!files.ok()) return;
+  std::vector<std::string> forget;
+  absl::Cleanup remove = [&forget] {
+    for (const std::string& f : forget) RemoveAll(f).IgnoreError();
+  };
   absl::MutexLock lock(&mu_);
   for (const std::string& f : *files) {
     auto text = ReadFile(JoinPath(dir_, f));
@@ -153,6 +158,24 @@ JobManager::JobManager(std::string dir,
     }
     jobs_[job->status.id] = job;
   }
+  forget = PruneEnded();
+}
+
+std::vector<std::string> JobManager::PruneEnded() {
+  std::vector<std::pair<int64_t, std::string>> ended;  // created, id
+  for (const auto& [id, j] : jobs_) {
+    if (IsTerminal(j->status.state)) {
+      ended.emplace_back(j->status.created_unix_ms, id);
+    }
+  }
+  std::vector<std::string> files;
+  if (ended.size() <= max_ended_kept_) return files;
+  std::sort(ended.begin(), ended.end());
+  for (size_t i = 0; i + max_ended_kept_ < ended.size(); ++i) {
+    jobs_.erase(ended[i].second);
+    files.push_back(JoinPath(dir_, ended[i].second + ".json"));
+  }
+  return files;
 }
 
 JobManager::~JobManager() { Shutdown(); }
@@ -205,11 +228,14 @@ absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
   // Threads of ended jobs are joined here: an unjoined thread keeps its
   // stack (and LibTorch's thread-local caches) for the process's life.
   std::vector<std::thread> ended;
-  absl::Cleanup join_ended = [&ended] {
+  std::vector<std::string> forget;
+  absl::Cleanup join_ended = [&ended, &forget] {
     for (std::thread& t : ended) t.join();
+    for (const std::string& f : forget) RemoveAll(f).IgnoreError();
   };
   {
     absl::MutexLock lock(&mu_);
+    forget = PruneEnded();
     for (auto it = threads_.begin(); it != threads_.end();) {
       if (it->first->thread_done.load()) {
         ended.push_back(std::move(it->second));

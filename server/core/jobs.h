@@ -72,10 +72,12 @@ class JobManager {
   // process are marked INTERRUPTED. `on_end` (if set) hears each job's
   // terminal status once.
   // At most `max_running` jobs run at once (0: no limit); past it Start is
-  // RESOURCE_EXHAUSTED.
+  // RESOURCE_EXHAUSTED. The newest `max_ended_kept` ended jobs are kept (in
+  // memory and on disk); older ones are forgotten, so a server that runs
+  // jobs for months does not grow with them.
   explicit JobManager(std::string dir,
                       std::function<void(const JobStatus&)> on_end = nullptr,
-                      int max_running = 0);
+                      int max_running = 0, size_t max_ended_kept = 1000);
   // Shutdown(), if not done yet.
   ~JobManager();
 
@@ -110,10 +112,14 @@ class JobManager {
   void Update(const std::string& id,
               const std::function<void(JobStatus&)>& change, bool persist);
   void Persist(const JobStatus& status);
+  // Forgets the oldest ended jobs past max_ended_kept_; returns the files
+  // to remove (outside the lock).
+  std::vector<std::string> PruneEnded() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string dir_;
   const std::function<void(const JobStatus&)> on_end_;
   const int max_running_;
+  const size_t max_ended_kept_;
   // Held while a status is made and handed to subscribers, so they hear
   // statuses in version order. Taken before mu_.
   absl::Mutex delivery_mu_;

@@ -6,6 +6,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/common/file_util.h"
 #include "tests/test_util.h"
 
 namespace twinserve {
@@ -123,6 +124,38 @@ TEST(JobManagerTest, CancelEndsCancelledAndOneJobPerModel) {
   EXPECT_EQ(jobs.Cancel(job->id).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(jobs.Get("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(JobManagerTest, KeepsOnlyTheNewestEndedJobs) {
+  const std::string dir = NewTempDir("jobs");
+  std::vector<std::string> ids;
+  {
+    JobManager jobs(dir, nullptr, 0, /*max_ended_kept=*/3);
+    for (int i = 0; i < 6; ++i) {
+      auto job = jobs.Start(absl::StrCat("m", i), "int8", "quantize",
+                            [](JobContext&) -> absl::StatusOr<std::string> {
+                              return std::string("done");
+                            });
+      ASSERT_TRUE(job.ok()) << job.status();
+      ids.push_back(job->id);
+      while (!IsTerminal(jobs.Get(job->id)->state)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    // Pruned when a job starts: three kept, then the last one.
+    EXPECT_EQ(jobs.List("").size(), 4u);
+    EXPECT_EQ(jobs.Get(ids[0]).status().code(), absl::StatusCode::kNotFound);
+    EXPECT_TRUE(jobs.Get(ids[5]).ok());
+    EXPECT_EQ(ListDir(dir)->size(), 4u);
+  }
+  // And when the records are loaded again.
+  JobManager again(dir, nullptr, 0, /*max_ended_kept=*/3);
+  const std::vector<JobStatus> kept = again.List("");
+  ASSERT_EQ(kept.size(), 3u);
+  EXPECT_EQ(kept[0].id, ids[5]);  // newest first
+  EXPECT_EQ(kept[2].id, ids[3]);
+  EXPECT_EQ(ListDir(dir)->size(), 3u);
 }
 
 TEST(JobManagerTest, AtMostMaxRunningJobsAtOnce) {
