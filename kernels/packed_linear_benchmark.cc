@@ -58,42 +58,37 @@ void Report(benchmark::State& state, int64_t weight_bytes) {
   state.SetLabel(KernelPathName(BestKernelPath()));
 }
 
-// Args: n (outputs), k (inputs), m (batch).
-void BM_Int8Weight(benchmark::State& state) {
+// Packs random weights with `pack` and times `kernel` on them for the
+// shape in the benchmark's args: n (outputs), k (inputs), m (batch).
+template <typename Pack, typename Kernel>
+void Run(benchmark::State& state, Pack pack, Kernel kernel) {
   const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
   const std::vector<float> w = Random(n * k, 1), x = Random(m * k, 2);
-  const PackedInt8 p = PackInt8(w.data(), n, k);
+  const auto p = pack(w.data(), n, k);
   std::vector<float> y(m * n);
   for (auto _ : state) {
-    LinearInt8Weight(p, x.data(), m, nullptr, y.data());
+    kernel(p, x.data(), m, nullptr, y.data());
     benchmark::DoNotOptimize(y.data());
   }
   Report(state, p.bytes());
 }
 
+void BM_Int8Weight(benchmark::State& state) {
+  Run(state, PackInt8, [](auto&&... a) { LinearInt8Weight(a...); });
+}
+
 void BM_Int8Dynamic(benchmark::State& state) {
-  const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
-  const std::vector<float> w = Random(n * k, 1), x = Random(m * k, 2);
-  const PackedInt8 p = PackInt8(w.data(), n, k);
-  std::vector<float> y(m * n);
-  for (auto _ : state) {
-    LinearInt8Dynamic(p, x.data(), m, nullptr, y.data());
-    benchmark::DoNotOptimize(y.data());
-  }
-  Report(state, p.bytes());
+  Run(state, PackInt8, [](auto&&... a) { LinearInt8Dynamic(a...); });
 }
 
 template <int kGroup>
 void BM_Int4Weight(benchmark::State& state) {
-  const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
-  const std::vector<float> w = Random(n * k, 1), x = Random(m * k, 2);
-  const PackedInt4 p = PackInt4(w.data(), n, k, kGroup);
-  std::vector<float> y(m * n);
-  for (auto _ : state) {
-    LinearInt4Weight(p, x.data(), m, nullptr, y.data());
-    benchmark::DoNotOptimize(y.data());
-  }
-  Report(state, p.bytes());
+  Run(
+      state,
+      [](const float* w, int64_t n, int64_t k) {
+        return PackInt4(w, n, k, kGroup);
+      },
+      [](auto&&... a) { LinearInt4Weight(a...); });
 }
 
 void Shapes(benchmark::internal::Benchmark* b) {

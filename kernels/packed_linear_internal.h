@@ -34,6 +34,90 @@ TWINSERVE_LINEAR_KERNELS(avx512)
 
 #undef TWINSERVE_LINEAR_KERNELS
 
+// The row and channel loops every SIMD path shares, around its blocks:
+// `Blocks` has `template <int C> static` Int8Weight(w, xr, c, out),
+// Int4Weight(w, x16r, s16r, xsumr, c, out) and Int8Dynamic(w, xqr, c, out),
+// each computing channels [c, c + C) of one input row into out[0..C).
+// Instantiated in each SIMD file with its own Blocks (and its flags).
+template <typename T, typename Block4, typename Block1, typename Finish>
+inline void ForChannels(int64_t n0, int64_t n1, Block4 block4, Block1 block1,
+                        Finish finish) {
+  T out[4];
+  int64_t c = n0;
+  for (; c + 4 <= n1; c += 4) {
+    block4(c, out);
+    for (int i = 0; i < 4; ++i) finish(c + i, out[i]);
+  }
+  for (; c < n1; ++c) {
+    block1(c, out);
+    finish(c, out[0]);
+  }
+}
+
+template <typename Blocks>
+void Int8WeightRows(const PackedInt8& w, const float* xp, int64_t m,
+                    const float* bias, float* y, int64_t n0, int64_t n1) {
+  for (int64_t r = 0; r < m; ++r) {
+    const float* xr = xp + r * w.k_padded;
+    float* yr = y + r * w.n;
+    ForChannels<float>(
+        n0, n1,
+        [&](int64_t c, float* o) {
+          Blocks::template Int8Weight<4>(w, xr, c, o);
+        },
+        [&](int64_t c, float* o) {
+          Blocks::template Int8Weight<1>(w, xr, c, o);
+        },
+        [&](int64_t c, float v) {
+          yr[c] = v * w.scale[c] + (bias ? bias[c] : 0.0f);
+        });
+  }
+}
+
+template <typename Blocks>
+void Int4WeightRows(const PackedInt4& w, const float* xsum, const int16_t* x16,
+                    const float* s16, int64_t m, const float* bias, float* y,
+                    int64_t n0, int64_t n1) {
+  const int64_t groups = w.k_padded / w.group;
+  for (int64_t r = 0; r < m; ++r) {
+    const int16_t* xr = x16 + r * w.k_padded;
+    const float* xs = xsum + r * groups;
+    float* yr = y + r * w.n;
+    ForChannels<float>(
+        n0, n1,
+        [&](int64_t c, float* o) {
+          Blocks::template Int4Weight<4>(w, xr, s16[r], xs, c, o);
+        },
+        [&](int64_t c, float* o) {
+          Blocks::template Int4Weight<1>(w, xr, s16[r], xs, c, o);
+        },
+        [&](int64_t c, float v) { yr[c] = v + (bias ? bias[c] : 0.0f); });
+  }
+}
+
+template <typename Blocks>
+void Int8DynamicRows(const PackedInt8& w, const uint8_t* xq, const float* sx,
+                     const int32_t* zx, int64_t m, const float* bias, float* y,
+                     int64_t n0, int64_t n1) {
+  for (int64_t r = 0; r < m; ++r) {
+    const uint8_t* xr = xq + r * w.k_padded;
+    float* yr = y + r * w.n;
+    ForChannels<int32_t>(
+        n0, n1,
+        [&](int64_t c, int32_t* o) {
+          Blocks::template Int8Dynamic<4>(w, xr, c, o);
+        },
+        [&](int64_t c, int32_t* o) {
+          Blocks::template Int8Dynamic<1>(w, xr, c, o);
+        },
+        [&](int64_t c, int32_t dot) {
+          dot -= zx[r] * w.row_sum[c];
+          yr[c] = sx[r] * w.scale[c] * static_cast<float>(dot) +
+                  (bias ? bias[c] : 0.0f);
+        });
+  }
+}
+
 }  // namespace linear_internal
 }  // namespace twinserve
 

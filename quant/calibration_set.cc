@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "server/common/file_util.h"
 
 namespace twinserve {
 namespace {
@@ -121,6 +122,20 @@ std::vector<HostTensor> CalibrationSet::Slice(int64_t begin,
     out.push_back(std::move(t));
   }
   return out;
+}
+
+absl::StatusOr<CalibrationSet> CalibrationSet::ReadStored(
+    const std::string& path, const std::string& sha256,
+    const std::string& name) {
+  absl::StatusOr<std::string> bytes = ReadFile(path);
+  if (!bytes.ok()) return bytes.status();
+  Sha256 sha;
+  sha.Update(*bytes);
+  if (sha.HexDigest() != sha256) {
+    return absl::DataLossError(
+        absl::StrCat("calibration set '", name, "' is corrupt on disk"));
+  }
+  return Parse(*bytes);
 }
 
 std::string CalibrationSet::Serialize() const {

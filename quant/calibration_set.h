@@ -52,6 +52,11 @@ class CalibrationSet {
   std::string Serialize() const;
   // DATA_LOSS if `bytes` is not a set this code wrote.
   static absl::StatusOr<CalibrationSet> Parse(absl::string_view bytes);
+  // The set the store keeps at `path` as `name`: DATA_LOSS when its SHA-256
+  // is not `sha256` (hex) or it does not parse; ReadFile's errors.
+  static absl::StatusOr<CalibrationSet> ReadStored(const std::string& path,
+                                                   const std::string& sha256,
+                                                   const std::string& name);
 
  private:
   std::string name_;

@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "quant/calibration_set.h"
 #include "server/common/file_util.h"
+#include "server/common/signature_json.h"
 #include "server/runtime/runner.h"
 #include "server/runtime/unsafe_ops.h"
 
@@ -30,31 +31,6 @@ namespace twinserve {
 namespace {
 
 using json = nlohmann::json;
-
-json SpecsToJson(const std::vector<TensorSpec>& specs) {
-  json out = json::array();
-  for (const TensorSpec& s : specs) {
-    out.push_back(json{{"name", s.name},
-                       {"datatype", DataTypeName(s.dtype)},
-                       {"shape", s.shape}});
-  }
-  return out;
-}
-
-std::vector<TensorSpec> SpecsFromJson(const json& j) {
-  std::vector<TensorSpec> out;
-  for (const json& s : j) {
-    TensorSpec spec;
-    spec.name = s.at("name").get<std::string>();
-    auto dtype = ParseDataType(s.at("datatype").get<std::string>());
-    if (!dtype.ok())
-      throw std::runtime_error(std::string(dtype.status().message()));
-    spec.dtype = *dtype;
-    spec.shape = s.at("shape").get<Shape>();
-    out.push_back(std::move(spec));
-  }
-  return out;
-}
 
 json OptionsToJ(const QuantizeOptions& o) {
   return json{{"mode", QuantModeName(o.mode)},
@@ -116,16 +92,8 @@ std::string OneField(absl::string_view s) {
 }
 
 void PrintLine(const std::string& line) {
-  // One write per line: the parent reads whole lines.
-  const std::string out = line + "\n";
-  size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n =
-        write(STDOUT_FILENO, out.data() + done, out.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    done += n;
-  }
+  // A parent that stopped reading has killed us or is about to.
+  WriteAll(STDOUT_FILENO, line + "\n", "stdout").IgnoreError();
 }
 
 int PrintError(const absl::Status& s) {
@@ -134,10 +102,17 @@ int PrintError(const absl::Status& s) {
   return 1;
 }
 
-absl::StatusOr<CalibrationSet> LoadSetFile(const std::string& path) {
-  auto bytes = ReadFile(path);
-  if (!bytes.ok()) return bytes.status();
-  return CalibrationSet::Parse(*bytes);
+nlohmann::json SetToJ(const StoredSetFile& f) {
+  return json{{"name", f.name}, {"path", f.path}, {"sha256", f.sha256}};
+}
+
+StoredSetFile SetFromJ(const json& j) {
+  return {j.at("name").get<std::string>(), j.at("path").get<std::string>(),
+          j.at("sha256").get<std::string>()};
+}
+
+absl::StatusOr<CalibrationSet> ReadSet(const StoredSetFile& f) {
+  return CalibrationSet::ReadStored(f.path, f.sha256, f.name);
 }
 
 std::string Describe(int wait_status) {
@@ -169,8 +144,8 @@ std::string WorkerJobToJson(const WorkerJob& job) {
               {"fp32_serialized_bytes", job.fp32_serialized_bytes},
               {"inputs", SpecsToJson(job.signature.inputs)},
               {"outputs", SpecsToJson(job.signature.outputs)},
-              {"calibration_path", job.calibration_path},
-              {"evaluation_path", job.evaluation_path},
+              {"calibration", SetToJ(job.calibration)},
+              {"evaluation", SetToJ(job.evaluation)},
               {"options", OptionsToJ(job.options)},
               {"output_path", job.output_path},
               {"optimize_fp32", job.optimize_fp32},
@@ -185,10 +160,14 @@ absl::StatusOr<WorkerJob> WorkerJobFromJson(const std::string& text) {
     WorkerJob job;
     job.fp32_path = j.at("fp32_path").get<std::string>();
     job.fp32_serialized_bytes = j.at("fp32_serialized_bytes").get<uint64_t>();
-    job.signature.inputs = SpecsFromJson(j.at("inputs"));
-    job.signature.outputs = SpecsFromJson(j.at("outputs"));
-    job.calibration_path = j.at("calibration_path").get<std::string>();
-    job.evaluation_path = j.at("evaluation_path").get<std::string>();
+    for (auto [key, specs] : {std::pair{"inputs", &job.signature.inputs},
+                              std::pair{"outputs", &job.signature.outputs}}) {
+      auto parsed = SpecsFromJson(j.at(key));
+      if (!parsed.ok()) return parsed.status();
+      *specs = std::move(*parsed);
+    }
+    job.calibration = SetFromJ(j.at("calibration"));
+    job.evaluation = SetFromJ(j.at("evaluation"));
     job.options = OptionsFromJ(j.at("options"));
     job.output_path = j.at("output_path").get<std::string>();
     job.optimize_fp32 = j.at("optimize_fp32").get<bool>();
@@ -320,11 +299,11 @@ int RunWorkerJob(const std::string& job_file) {
   UseOneDnnQuantizedEngine();
   AllowUnsafeOps(job->allow_unsafe_ops);
 
-  auto calib = LoadSetFile(job->calibration_path);
+  auto calib = ReadSet(job->calibration);
   if (!calib.ok()) return PrintError(calib.status());
   CalibrationSet eval;
-  if (!job->evaluation_path.empty()) {
-    auto e = LoadSetFile(job->evaluation_path);
+  if (!job->evaluation.path.empty()) {
+    auto e = ReadSet(job->evaluation);
     if (!e.ok()) return PrintError(e.status());
     eval = std::move(*e);
   }
@@ -337,7 +316,7 @@ int RunWorkerJob(const std::string& job_file) {
   inputs.fp32_path = job->fp32_path;
   inputs.signature = job->signature;
   inputs.calibration = &*calib;
-  inputs.evaluation = job->evaluation_path.empty() ? nullptr : &eval;
+  inputs.evaluation = job->evaluation.path.empty() ? nullptr : &eval;
   inputs.fp32_runner = fp32->get();
   inputs.fp32_serialized_bytes = job->fp32_serialized_bytes;
   auto result = QuantizeModel(

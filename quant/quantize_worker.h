@@ -30,12 +30,19 @@
 
 namespace twinserve {
 
+// A calibration (or evaluation) set as the store keeps it.
+struct StoredSetFile {
+  std::string name;
+  std::string path;
+  std::string sha256;  // checked before the set is used
+};
+
 struct WorkerJob {
   std::string fp32_path;  // the scripted FP32 TorchScript, as stored
   uint64_t fp32_serialized_bytes = 0;
   Signature signature;
-  std::string calibration_path;  // a CalibrationSet file
-  std::string evaluation_path;   // optional
+  StoredSetFile calibration;
+  StoredSetFile evaluation;  // optional: empty path
   QuantizeOptions options;
   std::string output_path;  // where the child writes the INT8 TorchScript
   // The FP32 runner the child evaluates against is loaded as the server

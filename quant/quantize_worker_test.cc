@@ -36,7 +36,7 @@ TEST(QuantizeWorkerTest, OptionsAndJobsSurviveJson) {
   job.fp32_path = "/s/fp32.pt";
   job.fp32_serialized_bytes = 7;
   job.signature = testing::AddSubSignature();
-  job.calibration_path = "/s/calib.bin";
+  job.calibration = {"calib", "/s/calib.bin", "00ff"};
   job.options = o;
   job.output_path = "/s/out.pt";
   job.intra_op_threads = 3;
@@ -61,9 +61,11 @@ class WorkerRunTest : public ::testing::Test {
     ASSERT_TRUE(set->Append({testing::RandomImages(64, 1)}, {}, {}).ok());
     job_.fp32_path = testing::FixturePath("fashion_cnn.pt");
     job_.signature = sig;
-    job_.calibration_path = dir_ + "/calib.bin";
-    ASSERT_TRUE(
-        WriteFileAtomically(job_.calibration_path, set->Serialize()).ok());
+    const std::string bytes = set->Serialize();
+    Sha256 sha;
+    sha.Update(bytes);
+    job_.calibration = {"calib", dir_ + "/calib.bin", sha.HexDigest()};
+    ASSERT_TRUE(WriteFileAtomically(job_.calibration.path, bytes).ok());
     job_.options.search = false;
     job_.options.max_agreement_loss = -1;
     job_.options.max_accuracy_loss = -1;
@@ -104,14 +106,14 @@ TEST_F(WorkerRunTest, CancelKillsTheChild) {
 }
 
 TEST_F(WorkerRunTest, TheChildsErrorsComeBackWithTheirCode) {
-  job_.calibration_path = dir_ + "/missing.bin";
+  job_.calibration.path = dir_ + "/missing.bin";
   auto report = QuantizeInWorker(kWorker, job_, nullptr, nullptr);
   EXPECT_EQ(report.status().code(), absl::StatusCode::kNotFound)
       << report.status();
   EXPECT_THAT(report.status().message(), HasSubstr("missing.bin"));
 
   std::ofstream(dir_ + "/bad.bin") << "not a set";
-  job_.calibration_path = dir_ + "/bad.bin";
+  job_.calibration.path = dir_ + "/bad.bin";
   EXPECT_EQ(QuantizeInWorker(kWorker, job_, nullptr, nullptr).status().code(),
             absl::StatusCode::kDataLoss);
 }

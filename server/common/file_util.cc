@@ -37,6 +37,8 @@ std::string Dirname(const std::string& path) {
   return path.substr(0, slash);
 }
 
+}  // namespace
+
 absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
   while (!data.empty()) {
     const ssize_t n = ::write(fd, data.data(), data.size());
@@ -48,8 +50,6 @@ absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::Status InjectedFault(const char* point, const std::string& path) {
   static const char* const spec_file = std::getenv("TWINSERVE_TEST_FAULT_FILE");

@@ -23,6 +23,9 @@ absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view contents,
                                  bool* renamed = nullptr);
 absl::StatusOr<std::string> ReadFile(const std::string& path);
+// Writes all of `data` to `fd` (retrying short writes and EINTR); errors
+// name `path`.
+absl::Status WriteAll(int fd, absl::string_view data, const std::string& path);
 // fsync of a folder, so renames and creations inside it are durable.
 absl::Status SyncDir(const std::string& dir);
 // rename(2) followed by fsync of both folders; `*renamed` as above.

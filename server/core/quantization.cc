@@ -66,24 +66,23 @@ absl::Status QuantizationService::DeleteSet(const std::string& model,
   return registrar_->DeleteCalibrationSet(model, set);
 }
 
-absl::StatusOr<CalibrationSet> QuantizationService::LoadSet(
-    const std::string& model, const std::string& set) const {
-  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(model));
+absl::StatusOr<StoredSetFile> QuantizationService::SetFile(
+    const ModelRecord& record, const std::string& set) const {
   auto it = record.calibration_sets.find(set);
   if (it == record.calibration_sets.end()) {
     return absl::NotFoundError(absl::StrCat(
-        "model '", model, "' has no calibration set '", set,
+        "model '", record.name, "' has no calibration set '", set,
         "'; upload one with UploadCalibration (twinctl calibrate)"));
   }
-  TS_ASSIGN_OR_RETURN(std::string bytes,
-                      ReadFile(store_->CalibrationPath(model, it->second)));
-  Sha256 sha;
-  sha.Update(bytes);
-  if (sha.HexDigest() != it->second.sha256) {
-    return absl::DataLossError(
-        absl::StrCat("calibration set '", set, "' is corrupt on disk"));
-  }
-  return CalibrationSet::Parse(bytes);
+  return StoredSetFile{set, store_->CalibrationPath(record.name, it->second),
+                       it->second.sha256};
+}
+
+absl::StatusOr<CalibrationSet> QuantizationService::LoadSet(
+    const std::string& model, const std::string& set) const {
+  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(model));
+  TS_ASSIGN_OR_RETURN(StoredSetFile f, SetFile(record, set));
+  return CalibrationSet::ReadStored(f.path, f.sha256, f.name);
 }
 
 absl::StatusOr<JobStatus> QuantizationService::StartQuantize(
@@ -230,11 +229,11 @@ absl::StatusOr<std::string> QuantizationService::RunQuantize(
         "model '", request.model,
         "' was registered anew before the job started; nothing was made"));
   }
-  TS_ASSIGN_OR_RETURN(CalibrationSet calib,
-                      LoadSet(request.model, request.calibration_set));
-  CalibrationSet eval;
+  TS_ASSIGN_OR_RETURN(StoredSetFile calib_file,
+                      SetFile(record, request.calibration_set));
+  StoredSetFile eval_file;
   if (!request.eval_set.empty()) {
-    TS_ASSIGN_OR_RETURN(eval, LoadSet(request.model, request.eval_set));
+    TS_ASSIGN_OR_RETURN(eval_file, SetFile(record, request.eval_set));
   }
   TS_ASSIGN_OR_RETURN(Acquired fp32,
                       registry_->Acquire(request.model, kFp32Variant, ""));
@@ -243,14 +242,9 @@ absl::StatusOr<std::string> QuantizationService::RunQuantize(
         "model '", request.model,
         "' was registered anew before the job started; nothing was made"));
   }
-  QuantizeInputs inputs;
-  inputs.fp32_path =
+  const std::string fp32_path =
       store_->VariantPath(record.name, record.variants.at(kFp32Variant));
-  inputs.signature = record.signature;
-  inputs.calibration = &calib;
-  inputs.evaluation = request.eval_set.empty() ? nullptr : &eval;
-  inputs.fp32_runner = fp32.served->runner.get();
-  inputs.fp32_serialized_bytes = record.variants.at(kFp32Variant).bytes;
+  const uint64_t fp32_bytes = record.variants.at(kFp32Variant).bytes;
 
   staging = store_->NewStagingPath(".pt");
   const auto on_progress = [&ctx](const QuantizeProgress& p) {
@@ -258,19 +252,33 @@ absl::StatusOr<std::string> QuantizationService::RunQuantize(
   };
   QuantizeResult result;
   if (worker_.binary.empty()) {
+    // In this process: the sets are read here (the worker reads its own).
+    TS_ASSIGN_OR_RETURN(
+        CalibrationSet calib,
+        CalibrationSet::ReadStored(calib_file.path, calib_file.sha256,
+                                   calib_file.name));
+    CalibrationSet eval;
+    if (!eval_file.path.empty()) {
+      TS_ASSIGN_OR_RETURN(
+          eval, CalibrationSet::ReadStored(eval_file.path, eval_file.sha256,
+                                           eval_file.name));
+    }
+    QuantizeInputs inputs;
+    inputs.fp32_path = fp32_path;
+    inputs.signature = record.signature;
+    inputs.calibration = &calib;
+    inputs.evaluation = eval_file.path.empty() ? nullptr : &eval;
+    inputs.fp32_runner = fp32.served->runner.get();
+    inputs.fp32_serialized_bytes = fp32_bytes;
     TS_ASSIGN_OR_RETURN(result, QuantizeModel(inputs, request.options, staging,
                                               on_progress, ctx.cancel_flag()));
   } else {
     WorkerJob job;
-    job.fp32_path = inputs.fp32_path;
-    job.fp32_serialized_bytes = inputs.fp32_serialized_bytes;
+    job.fp32_path = fp32_path;
+    job.fp32_serialized_bytes = fp32_bytes;
     job.signature = record.signature;
-    job.calibration_path = store_->CalibrationPath(
-        record.name, record.calibration_sets.at(request.calibration_set));
-    if (!request.eval_set.empty()) {
-      job.evaluation_path = store_->CalibrationPath(
-          record.name, record.calibration_sets.at(request.eval_set));
-    }
+    job.calibration = calib_file;
+    job.evaluation = eval_file;
     job.options = request.options;
     job.output_path = staging;
     job.optimize_fp32 = worker_.optimize_fp32;

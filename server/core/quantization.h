@@ -104,6 +104,9 @@ class QuantizationService {
   JobManager* jobs() { return jobs_; }
 
  private:
+  // Where `set` of `record` is stored; NOT_FOUND if it has none.
+  absl::StatusOr<StoredSetFile> SetFile(const ModelRecord& record,
+                                        const std::string& set) const;
   absl::StatusOr<std::string> RunQuantize(const QuantizeRequest& request,
                                           const std::string& registration_id,
                                           JobContext& ctx);

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/names.h"
+#include "server/common/signature_json.h"
 #include "server/common/status_macros.h"
 
 namespace twinserve {
@@ -12,22 +13,6 @@ namespace {
 using json = nlohmann::json;
 
 constexpr int kFormat = 1;
-
-json SpecToJson(const TensorSpec& spec) {
-  return json{{"name", spec.name},
-              {"datatype", DataTypeName(spec.dtype)},
-              {"shape", spec.shape}};
-}
-
-absl::StatusOr<TensorSpec> SpecFromJson(const json& j) {
-  TensorSpec spec;
-  spec.name = j.at("name").get<std::string>();
-  auto dtype = ParseDataType(j.at("datatype").get<std::string>());
-  if (!dtype.ok()) return dtype.status();
-  spec.dtype = *dtype;
-  spec.shape = j.at("shape").get<std::vector<int64_t>>();
-  return spec;
-}
 
 // Names in a manifest become paths under the model's folder: a damaged or
 // hand-edited manifest must not point the store at files outside it.
@@ -56,12 +41,8 @@ std::string ToManifest(const ModelRecord& r) {
   j["created_unix_ms"] = r.created_unix_ms;
   j["updated_unix_ms"] = r.updated_unix_ms;
   j["generation"] = r.generation;
-  j["inputs"] = json::array();
-  for (const auto& s : r.signature.inputs) j["inputs"].push_back(SpecToJson(s));
-  j["outputs"] = json::array();
-  for (const auto& s : r.signature.outputs) {
-    j["outputs"].push_back(SpecToJson(s));
-  }
+  j["inputs"] = SpecsToJson(r.signature.inputs);
+  j["outputs"] = SpecsToJson(r.signature.outputs);
   j["variants"] = json::object();
   for (const auto& [name, v] : r.variants) {
     j["variants"][name] = json{{"file", v.file},
@@ -104,15 +85,11 @@ absl::StatusOr<ModelRecord> FromManifest(const std::string& text) {
         j.value("registration_id",
                 absl::StrCat("legacy-", r.created_unix_ms, "-g", r.generation));
     r.revision = j.value("revision", uint64_t{1});
-    for (const auto& s : j.at("inputs")) {
-      auto spec = SpecFromJson(s);
-      if (!spec.ok()) return absl::DataLossError(spec.status().message());
-      r.signature.inputs.push_back(*spec);
-    }
-    for (const auto& s : j.at("outputs")) {
-      auto spec = SpecFromJson(s);
-      if (!spec.ok()) return absl::DataLossError(spec.status().message());
-      r.signature.outputs.push_back(*spec);
+    for (auto [key, specs] : {std::pair{"inputs", &r.signature.inputs},
+                              std::pair{"outputs", &r.signature.outputs}}) {
+      auto parsed = SpecsFromJson(j.at(key));
+      if (!parsed.ok()) return absl::DataLossError(parsed.status().message());
+      *specs = std::move(*parsed);
     }
     for (const auto& [name, v] : j.at("variants").items()) {
       VariantRecord vr;
