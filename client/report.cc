@@ -102,6 +102,29 @@ std::string FormatReport(const v1::QuantizationReport& r, bool brief) {
       absl::StrAppend(&out, "  ", line, "\n");
     }
   }
+  if (r.linear_kernels_size() > 0) {
+    absl::StrAppendFormat(&out, "\nLinear kernels (%s path):\n",
+                          r.kernel_path().empty() ? "-" : r.kernel_path());
+    absl::StrAppendFormat(&out, "%-24s %12s  %-28s %8s %8s %10s\n", "layer",
+                          "out x in", "kernel", "awq a", "err/rtn",
+                          "gemm from");
+    for (const auto& k : r.linear_kernels()) {
+      std::string kernel = k.kernel();
+      if (k.twinserve_ms_b1() >= 0 && k.libtorch_ms_b1() >= 0) {
+        absl::StrAppendFormat(&kernel, " (%.3f vs %.3f ms)",
+                              k.twinserve_ms_b1(), k.libtorch_ms_b1());
+      }
+      absl::StrAppendFormat(
+          &out, "%-24s %12s  %-28s %8s %8s %10s\n", k.layer(),
+          absl::StrCat(k.out_features(), "x", k.in_features()), kernel,
+          k.awq_alpha() >= 0 ? absl::StrFormat("%.2f", k.awq_alpha()) : "-",
+          k.awq_error_ratio() >= 0
+              ? absl::StrFormat("%.2f", k.awq_error_ratio())
+              : "-",
+          k.gemm_from_rows() > 0 ? absl::StrCat(k.gemm_from_rows(), " rows")
+                                 : "never");
+    }
+  }
   if (!brief && r.sensitivity_size() > 0) {
     absl::StrAppendFormat(&out, "\n%-32s %16s %22s\n", "layer", "input spread",
                           "agreement int8 alone");

@@ -57,6 +57,8 @@ Commands:
   sets NAME                      list a model's calibration sets
   delete-set NAME SET            delete a calibration set
   quantize NAME [--variant int8] [--set calib] [--eval-set SET]
+        [--mode static|dynamic|int8-weight|int4-weight|bf16]
+        [--group-size 32|64|128] [--no-activation-aware]
         [--method auto|minmax|percentile|entropy|mse] [--percentile P]
         [--no-equalize] [--no-bias-correction] [--smooth-alpha A]
         [--per-tensor] [--fp32 MODULE ...] [--max-samples N]
@@ -98,7 +100,7 @@ const char* const kBoolFlags[] = {
     "replace",  "help",          "per-tensor",  "no-watch",
     "watch",    "auto-fallback", "brief",       "keep-previous",
     "off",      "clear",         "no-equalize", "no-bias-correction",
-    "quantize", "wait"};
+    "quantize", "wait",          "no-activation-aware"};
 
 }  // namespace
 

@@ -235,6 +235,12 @@ int Quantize(TwinClient& client, const Args& args) {
       return Usage("--smooth-alpha takes a number");
     req.set_smooth_alpha(d);
   }
+  if (args.Has("group-size")) {
+    if (!absl::SimpleAtoi(args.Get("group-size"), &n))
+      return Usage("--group-size takes a number");
+    req.set_group_size(static_cast<int32_t>(n));
+  }
+  if (args.Has("no-activation-aware")) req.set_activation_aware(false);
   if (args.Has("max-samples")) {
     if (!absl::SimpleAtoi(args.Get("max-samples"), &n))
       return Usage("--max-samples takes a number");

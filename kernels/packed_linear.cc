@@ -21,14 +21,14 @@ T* Scratch(std::vector<T>* buf, size_t size) {
 
 // x [m, k] -> [m, k_padded], each input multiplied by `mul` when given.
 const float* PadRows(const float* x, int64_t m, int64_t k, int64_t k_padded,
-                     const std::vector<float>& mul) {
-  if (k == k_padded && mul.empty()) return x;
+                     const float* mul) {
+  if (k == k_padded && mul == nullptr) return x;
   thread_local std::vector<float> buf;
   float* out = Scratch(&buf, m * k_padded);
   for (int64_t r = 0; r < m; ++r) {
     const float* src = x + r * k;
     float* dst = out + r * k_padded;
-    if (mul.empty()) {
+    if (mul == nullptr) {
       std::memcpy(dst, src, k * sizeof(float));
     } else {
       for (int64_t j = 0; j < k; ++j) dst[j] = src[j] * mul[j];
@@ -36,6 +36,32 @@ const float* PadRows(const float* x, int64_t m, int64_t k, int64_t k_padded,
     std::fill(dst + k, dst + k_padded, 0.0f);
   }
   return out;
+}
+
+// Rows of x as int16, x ~= scale[r] * q[r, :] (per row, symmetric), in
+// per-thread scratch.
+struct Rows16 {
+  const int16_t* q = nullptr;
+  const float* scale = nullptr;
+};
+
+Rows16 QuantizeRows16(const float* xp, int64_t m, int64_t k_padded) {
+  thread_local std::vector<int16_t> qbuf;
+  thread_local std::vector<float> sbuf;
+  int16_t* q = Scratch(&qbuf, m * k_padded);
+  float* s = Scratch(&sbuf, m);
+  for (int64_t r = 0; r < m; ++r) {
+    const float* v = xp + r * k_padded;
+    float amax = 0;
+    for (int64_t j = 0; j < k_padded; ++j) amax = std::max(amax, std::fabs(v[j]));
+    const float scale = amax > 0 ? amax / 32767.0f : 1.0f;
+    const float inv = 1.0f / scale;
+    for (int64_t j = 0; j < k_padded; ++j) {
+      q[r * k_padded + j] = static_cast<int16_t>(std::nearbyint(v[j] * inv));
+    }
+    s[r] = scale;
+  }
+  return {q, s};
 }
 
 #define DISPATCH(fn, ...)                         \
@@ -132,44 +158,49 @@ PackedInt4 PackInt4(const float* w, int64_t n, int64_t k, int64_t group,
   return p;
 }
 
+void DequantizeChannels(const Int8WeightView& w, int64_t c0, int64_t c1,
+                        float* out, KernelPath path) {
+  if (path != KernelPath::kScalar && CpuSupports(KernelPath::kAvx2)) {
+    return linear_internal::avx2::DequantizeInt8(w, c0, c1, out);
+  }
+  linear_internal::scalar::DequantizeInt8(w, c0, c1, out);
+}
+
+void DequantizeChannels(const Int4WeightView& w, int64_t c0, int64_t c1,
+                        float* out, KernelPath path) {
+  if (path != KernelPath::kScalar && CpuSupports(KernelPath::kAvx2)) {
+    return linear_internal::avx2::DequantizeInt4(w, c0, c1, out);
+  }
+  linear_internal::scalar::DequantizeInt4(w, c0, c1, out);
+}
+
 std::vector<float> Unpack(const PackedInt8& p) {
   std::vector<float> w(p.n * p.k);
-  for (int64_t r = 0; r < p.n; ++r) {
-    for (int64_t j = 0; j < p.k; ++j) {
-      w[r * p.k + j] = p.scale[r] * p.q[r * p.k_padded + j];
-    }
-  }
+  DequantizeChannels(p, 0, p.n, w.data(), KernelPath::kScalar);
   return w;
 }
 
 std::vector<float> Unpack(const PackedInt4& p) {
-  const int64_t groups = p.k_padded / p.group;
   std::vector<float> w(p.n * p.k);
-  for (int64_t r = 0; r < p.n; ++r) {
-    const uint8_t* qrow = p.q.data() + r * p.k_padded / 2;
-    for (int64_t j = 0; j < p.k; ++j) {
-      const int64_t block = j / 32, in_block = j % 32;
-      const uint8_t byte = qrow[block * 16 + in_block % 16];
-      const int q = in_block < 16 ? (byte & 15) : (byte >> 4);
-      const int64_t g = r * groups + j / p.group;
-      float v = p.scale[g] * (q - p.zero[g]);
-      if (!p.input_scale.empty()) v *= p.input_scale[j];
-      w[r * p.k + j] = v;
-    }
-  }
+  DequantizeChannels(p, 0, p.n, w.data(), KernelPath::kScalar);
   return w;
 }
 
-void LinearInt8Weight(const PackedInt8& w, const float* x, int64_t m,
+void LinearInt8Weight(const Int8WeightView& w, const float* x, int64_t m,
                       const float* bias, float* y, KernelPath path,
                       int64_t n_begin, int64_t n_end) {
   if (n_end < 0) n_end = w.n;
   if (m <= 0 || n_begin >= n_end) return;
-  const float* xp = PadRows(x, m, w.k, w.k_padded, {});
-  DISPATCH(Int8Weight, w, xp, m, bias, y, n_begin, n_end)
+  const float* xp = PadRows(x, m, w.k, w.k_padded, nullptr);
+  // SIMD paths: 16-bit inputs, as for INT4 (1.5e-5 of the row's largest
+  // input, far below the weights' 8 bits).
+  const Rows16 x16 = path != KernelPath::kScalar
+                         ? QuantizeRows16(xp, m, w.k_padded)
+                         : Rows16{};
+  DISPATCH(Int8Weight, w, xp, x16.q, x16.scale, m, bias, y, n_begin, n_end)
 }
 
-void LinearInt4Weight(const PackedInt4& w, const float* x, int64_t m,
+void LinearInt4Weight(const Int4WeightView& w, const float* x, int64_t m,
                       const float* bias, float* y, KernelPath path,
                       int64_t n_begin, int64_t n_end) {
   if (n_end < 0) n_end = w.n;
@@ -188,31 +219,14 @@ void LinearInt4Weight(const PackedInt4& w, const float* x, int64_t m,
   }
   // SIMD paths multiply nibbles by 16-bit inputs (per row, symmetric:
   // about 1.5e-5 of the row's largest input, far below the weights' 4 bits).
-  int16_t* x16 = nullptr;
-  float* s16 = nullptr;
-  if (path != KernelPath::kScalar) {
-    thread_local std::vector<int16_t> qbuf;
-    thread_local std::vector<float> sbuf;
-    x16 = Scratch(&qbuf, m * w.k_padded);
-    s16 = Scratch(&sbuf, m);
-    for (int64_t r = 0; r < m; ++r) {
-      const float* v = xp + r * w.k_padded;
-      float amax = 0;
-      for (int64_t j = 0; j < w.k_padded; ++j)
-        amax = std::max(amax, std::fabs(v[j]));
-      const float scale = amax > 0 ? amax / 32767.0f : 1.0f;
-      const float inv = 1.0f / scale;
-      for (int64_t j = 0; j < w.k_padded; ++j) {
-        x16[r * w.k_padded + j] =
-            static_cast<int16_t>(std::nearbyint(v[j] * inv));
-      }
-      s16[r] = scale;
-    }
-  }
-  DISPATCH(Int4Weight, w, xp, xsum, x16, s16, m, bias, y, n_begin, n_end)
+  const Rows16 x16 = path != KernelPath::kScalar
+                         ? QuantizeRows16(xp, m, w.k_padded)
+                         : Rows16{};
+  DISPATCH(Int4Weight, w, xp, xsum, x16.q, x16.scale, m, bias, y, n_begin,
+           n_end)
 }
 
-void LinearInt8Dynamic(const PackedInt8& w, const float* x, int64_t m,
+void LinearInt8Dynamic(const Int8WeightView& w, const float* x, int64_t m,
                        const float* bias, float* y, KernelPath path,
                        int64_t n_begin, int64_t n_end) {
   if (n_end < 0) n_end = w.n;
@@ -251,12 +265,13 @@ void LinearInt8Dynamic(const PackedInt8& w, const float* x, int64_t m,
 namespace linear_internal {
 namespace scalar {
 
-void Int8Weight(const PackedInt8& w, const float* xp, int64_t m,
-                const float* bias, float* y, int64_t n0, int64_t n1) {
+void Int8Weight(const Int8WeightView& w, const float* xp, const int16_t*,
+                const float*, int64_t m, const float* bias, float* y,
+                int64_t n0, int64_t n1) {
   for (int64_t r = 0; r < m; ++r) {
     const float* xr = xp + r * w.k_padded;
     for (int64_t c = n0; c < n1; ++c) {
-      const int8_t* q = w.q.data() + c * w.k_padded;
+      const int8_t* q = w.q + c * w.k_padded;
       float acc = 0;
       for (int64_t j = 0; j < w.k_padded; ++j) acc += q[j] * xr[j];
       y[r * w.n + c] = acc * w.scale[c] + (bias ? bias[c] : 0.0f);
@@ -264,14 +279,14 @@ void Int8Weight(const PackedInt8& w, const float* xp, int64_t m,
   }
 }
 
-void Int4Weight(const PackedInt4& w, const float* xp, const float* xsum,
+void Int4Weight(const Int4WeightView& w, const float* xp, const float* xsum,
                 const int16_t*, const float*, int64_t m, const float* bias,
                 float* y, int64_t n0, int64_t n1) {
   const int64_t groups = w.k_padded / w.group;
   for (int64_t r = 0; r < m; ++r) {
     const float* xr = xp + r * w.k_padded;
     for (int64_t c = n0; c < n1; ++c) {
-      const uint8_t* qrow = w.q.data() + c * w.k_padded / 2;
+      const uint8_t* qrow = w.q + c * w.k_padded / 2;
       float acc = 0;
       for (int64_t g = 0; g < groups; ++g) {
         float dot = 0;
@@ -288,18 +303,55 @@ void Int4Weight(const PackedInt4& w, const float* xp, const float* xsum,
   }
 }
 
-void Int8Dynamic(const PackedInt8& w, const uint8_t* xq, const float* sx,
+void Int8Dynamic(const Int8WeightView& w, const uint8_t* xq, const float* sx,
                  const int32_t* zx, int64_t m, const float* bias, float* y,
                  int64_t n0, int64_t n1) {
   for (int64_t r = 0; r < m; ++r) {
     const uint8_t* xr = xq + r * w.k_padded;
     for (int64_t c = n0; c < n1; ++c) {
-      const int8_t* q = w.q.data() + c * w.k_padded;
+      const int8_t* q = w.q + c * w.k_padded;
       int32_t dot = 0;
       for (int64_t j = 0; j < w.k_padded; ++j) dot += xr[j] * q[j];
       dot -= zx[r] * w.row_sum[c];
       y[r * w.n + c] = sx[r] * w.scale[c] * static_cast<float>(dot) +
                        (bias ? bias[c] : 0.0f);
+    }
+  }
+}
+
+void DequantizeInt8(const Int8WeightView& w, int64_t c0, int64_t c1,
+                    float* out) {
+  for (int64_t r = c0; r < c1; ++r) {
+    const int8_t* q = w.q + r * w.k_padded;
+    const float s = w.scale[r];
+    float* o = out + (r - c0) * w.k;
+    for (int64_t j = 0; j < w.k; ++j) o[j] = s * q[j];
+  }
+}
+
+void DequantizeInt4(const Int4WeightView& w, int64_t c0, int64_t c1,
+                    float* out) {
+  const int64_t groups = w.k_padded / w.group;
+  float lo[16], hi[16];  // one 32-input block's nibbles as floats
+  for (int64_t r = c0; r < c1; ++r) {
+    const uint8_t* qrow = w.q + r * w.k_padded / 2;
+    float* o = out + (r - c0) * w.k;
+    for (int64_t b = 0; b * 32 < w.k; ++b) {
+      const uint8_t* bytes = qrow + b * 16;
+      for (int i = 0; i < 16; ++i) {
+        lo[i] = bytes[i] & 15;
+        hi[i] = bytes[i] >> 4;
+      }
+      // A 32-input block lies inside one group (groups are multiples of 32).
+      const int64_t g = r * groups + b * 32 / w.group;
+      const float s = w.scale[g], z = w.zero[g];
+      const int64_t end = std::min<int64_t>(32, w.k - b * 32);
+      for (int64_t i = 0; i < end; ++i) {
+        o[b * 32 + i] = s * ((i < 16 ? lo[i] : hi[i - 16]) - z);
+      }
+    }
+    if (w.input_scale != nullptr) {
+      for (int64_t j = 0; j < w.k; ++j) o[j] *= w.input_scale[j];
     }
   }
 }

@@ -55,6 +55,33 @@ struct PackedInt4 {
   }
 };
 
+// What the kernels read: the packed arrays by pointer, so that a caller can
+// keep them anywhere (a PackedInt8's vectors, tensors in a TorchScript
+// module). Same layout and meaning as the structs above.
+struct Int8WeightView {
+  int64_t n = 0, k = 0, k_padded = 0;
+  const int8_t* q = nullptr;
+  const float* scale = nullptr;
+  const int32_t* row_sum = nullptr;
+  Int8WeightView() = default;
+  Int8WeightView(const PackedInt8& p)  // NOLINT: a view of p
+      : n(p.n), k(p.k), k_padded(p.k_padded), q(p.q.data()),
+        scale(p.scale.data()), row_sum(p.row_sum.data()) {}
+};
+
+struct Int4WeightView {
+  int64_t n = 0, k = 0, k_padded = 0, group = 0;
+  const uint8_t* q = nullptr;
+  const float* scale = nullptr;
+  const float* zero = nullptr;
+  const float* input_scale = nullptr;  // null: none
+  Int4WeightView() = default;
+  Int4WeightView(const PackedInt4& p)  // NOLINT: a view of p
+      : n(p.n), k(p.k), k_padded(p.k_padded), group(p.group), q(p.q.data()),
+        scale(p.scale.data()), zero(p.zero.data()),
+        input_scale(p.input_scale.empty() ? nullptr : p.input_scale.data()) {}
+};
+
 // `w` is [n, k] row-major FP32.
 PackedInt8 PackInt8(const float* w, int64_t n, int64_t k);
 // `input_scale` (optional, [k], positive): W[:, j] is multiplied by
@@ -68,17 +95,25 @@ PackedInt4 PackInt4(const float* w, int64_t n, int64_t k, int64_t group,
 std::vector<float> Unpack(const PackedInt8& p);
 std::vector<float> Unpack(const PackedInt4& p);
 
+// Channels [c0, c1) as FP32 weights, out [c1 - c0, k] (k, not k_padded),
+// input scaling folded in: what a caller hands to an FP32 GEMM when
+// several rows share one pass over the weights.
+void DequantizeChannels(const Int8WeightView& w, int64_t c0, int64_t c1,
+                        float* out, KernelPath path = BestKernelPath());
+void DequantizeChannels(const Int4WeightView& w, int64_t c0, int64_t c1,
+                        float* out, KernelPath path = BestKernelPath());
+
 // y [m, n] = x [m, k] W^T + bias ([n], may be null). Rows [n_begin, n_end)
 // of the output only (callers split N over threads); n_end = -1 means n.
-void LinearInt8Weight(const PackedInt8& w, const float* x, int64_t m,
+void LinearInt8Weight(const Int8WeightView& w, const float* x, int64_t m,
                       const float* bias, float* y,
                       KernelPath path = BestKernelPath(), int64_t n_begin = 0,
                       int64_t n_end = -1);
-void LinearInt4Weight(const PackedInt4& w, const float* x, int64_t m,
+void LinearInt4Weight(const Int4WeightView& w, const float* x, int64_t m,
                       const float* bias, float* y,
                       KernelPath path = BestKernelPath(), int64_t n_begin = 0,
                       int64_t n_end = -1);
-void LinearInt8Dynamic(const PackedInt8& w, const float* x, int64_t m,
+void LinearInt8Dynamic(const Int8WeightView& w, const float* x, int64_t m,
                        const float* bias, float* y,
                        KernelPath path = BestKernelPath(), int64_t n_begin = 0,
                        int64_t n_end = -1);

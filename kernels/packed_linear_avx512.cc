@@ -17,12 +17,12 @@ inline __m512 LoadI8x16(const int8_t* p) {
 
 struct Blocks {
   template <int C>
-  static void Int8Weight(const PackedInt8& w, const float* xr, int64_t c,
+  static void Int8Weight(const Int8WeightView& w, const float* xr, int64_t c,
                          float* out) {
     const int8_t* q[C];
     __m512 a0[C], a1[C];
     for (int i = 0; i < C; ++i) {
-      q[i] = w.q.data() + (c + i) * w.k_padded;
+      q[i] = w.q + (c + i) * w.k_padded;
       a0[i] = _mm512_setzero_ps();
       a1[i] = _mm512_setzero_ps();
     }
@@ -41,7 +41,7 @@ struct Blocks {
 
   // As the AVX2 path: nibbles times 16-bit inputs, exact per group.
   template <int C>
-  static void Int4Weight(const PackedInt4& w, const int16_t* xr, float sr,
+  static void Int4Weight(const Int4WeightView& w, const int16_t* xr, float sr,
                          const float* xs, int64_t c, float* out) {
     const int64_t groups = w.k_padded / w.group;
     const __m256i low4 = _mm256_set1_epi8(0x0F);
@@ -49,7 +49,7 @@ struct Blocks {
     __m512 total[C];
     float corr[C];
     for (int i = 0; i < C; ++i) {
-      q[i] = w.q.data() + (c + i) * w.k_padded / 2;
+      q[i] = w.q + (c + i) * w.k_padded / 2;
       total[i] = _mm512_setzero_ps();
       corr[i] = 0;
     }
@@ -81,12 +81,12 @@ struct Blocks {
   }
 
   template <int C>
-  static void Int8Dynamic(const PackedInt8& w, const uint8_t* xr, int64_t c,
+  static void Int8Dynamic(const Int8WeightView& w, const uint8_t* xr, int64_t c,
                           int32_t* out) {
     const int8_t* q[C];
     __m256i acc[C];
     for (int i = 0; i < C; ++i) {
-      q[i] = w.q.data() + (c + i) * w.k_padded;
+      q[i] = w.q + (c + i) * w.k_padded;
       acc[i] = _mm256_setzero_si256();
     }
     for (int64_t j = 0; j < w.k_padded; j += 32) {
@@ -110,18 +110,19 @@ struct Blocks {
 
 }  // namespace
 
-void Int8Weight(const PackedInt8& w, const float* xp, int64_t m,
-                const float* bias, float* y, int64_t n0, int64_t n1) {
+void Int8Weight(const Int8WeightView& w, const float* xp, const int16_t*,
+                const float*, int64_t m, const float* bias, float* y,
+                int64_t n0, int64_t n1) {
   Int8WeightRows<Blocks>(w, xp, m, bias, y, n0, n1);
 }
 
-void Int4Weight(const PackedInt4& w, const float*, const float* xsum,
+void Int4Weight(const Int4WeightView& w, const float*, const float* xsum,
                 const int16_t* x16, const float* s16, int64_t m,
                 const float* bias, float* y, int64_t n0, int64_t n1) {
   Int4WeightRows<Blocks>(w, xsum, x16, s16, m, bias, y, n0, n1);
 }
 
-void Int8Dynamic(const PackedInt8& w, const uint8_t* xq, const float* sx,
+void Int8Dynamic(const Int8WeightView& w, const uint8_t* xq, const float* sx,
                  const int32_t* zx, int64_t m, const float* bias, float* y,
                  int64_t n0, int64_t n1) {
   Int8DynamicRows<Blocks>(w, xq, sx, zx, m, bias, y, n0, n1);

@@ -20,6 +20,10 @@ namespace twinserve {
 struct Conversion {
   std::vector<LayerReport> layers;
   uint64_t parameter_bytes = 0;
+  // Weight-only and dynamic modes: twinserve's kernel path and each Linear
+  // layer's kernel.
+  std::string kernel_path;
+  std::vector<LinearKernelReport> linear_kernels;
 };
 
 // Converts the scripted FP32 model at `fp32_path` as `options.mode` says

@@ -38,7 +38,8 @@ absl::StatusOr<std::map<std::string, ChannelStats>> MeasureLayerInputs(
   try {
     torch::jit::GraphFunction fn("twinserve_layer_taps", g.graph, nullptr);
     torch::NoGradGuard no_grad;
-    std::vector<at::Tensor> sum(g.layers.size()), amax(g.layers.size());
+    std::vector<at::Tensor> sum(g.layers.size()), amax(g.layers.size()),
+        abs_sum(g.layers.size()), sq_sum(g.layers.size());
     std::vector<int64_t> count(g.layers.size(), 0);
     for (int64_t b = 0; b < n; b += batch) {
       auto args = batches(b, std::min(n, b + batch));
@@ -56,8 +57,13 @@ absl::StatusOr<std::map<std::string, ChannelStats>> MeasureLayerInputs(
         x = g.layers[i].linear ? x.reshape({-1, x.size(-1)}).t()
                                : x.transpose(0, 1).reshape({x.size(1), -1});
         at::Tensor s = x.sum(1);
-        at::Tensor m = x.abs().amax(1);
+        at::Tensor a = x.abs();
+        at::Tensor m = a.amax(1);
+        at::Tensor as = a.sum(1);
+        at::Tensor sq = (x * x).sum(1);
         sum[i] = sum[i].defined() ? sum[i] + s : s;
+        abs_sum[i] = abs_sum[i].defined() ? abs_sum[i] + as : as;
+        sq_sum[i] = sq_sum[i].defined() ? sq_sum[i] + sq : sq;
         amax[i] = amax[i].defined() ? at::maximum(amax[i], m) : m;
         count[i] += x.size(1);
       }
@@ -67,6 +73,8 @@ absl::StatusOr<std::map<std::string, ChannelStats>> MeasureLayerInputs(
       ChannelStats& s = out[g.layers[i].path];
       s.mean = sum[i] / static_cast<double>(count[i]);
       s.absmax = amax[i];
+      s.mean_abs = abs_sum[i] / static_cast<double>(count[i]);
+      s.mean_sq = sq_sum[i] / static_cast<double>(count[i]);
       s.count = count[i];
     }
   } catch (const std::exception& e) {

@@ -3,7 +3,10 @@
 // takes, and the INT8 vs frozen+optimized FP32 latency at batch 1 with one
 // intra-op thread, both in the server's own Runner, measured side by side
 // (alternating runs, medians).
-//   bazel run //quant:quantize_benchmark -- [--runs=30]
+// Then the Linear-only MLP 1024-4096-1024 in every mode that suits it
+// (dynamic, bf16, int8-weight, int4-weight) against the same frozen FP32,
+// batch 1 and 64.
+//   bazel run //quant:quantize_benchmark -- [--runs=30] [--mlp_only]
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -34,13 +37,25 @@ HostTensor RandomImages(int64_t n, std::mt19937* rng) {
       std::string(reinterpret_cast<char*>(v.data()), v.size() * 4));
 }
 
+int ResNet(int runs, std::mt19937* rng);
+int Mlp(int runs, std::mt19937* rng);
+
 int Main(int argc, char** argv) {
   int runs = 30;
+  bool mlp_only = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--runs=", 7) == 0) runs = std::atoi(argv[i] + 7);
+    if (std::strcmp(argv[i], "--mlp_only") == 0) mlp_only = true;
   }
   ConfigureTorchThreads(1, 1);
   UseOneDnnQuantizedEngine();
+  std::mt19937 rng(0);
+  if (!mlp_only && ResNet(runs, &rng) != 0) return 1;
+  return Mlp(runs, &rng);
+}
+
+int ResNet(int runs, std::mt19937* rng_ptr) {
+  std::mt19937& rng = *rng_ptr;
   Signature sig;
   sig.inputs = {{"image", DataType::kFp32, {-1, 3, 224, 224}}};
   sig.outputs = {{"logits", DataType::kFp32, {-1, 1000}}};
@@ -50,7 +65,6 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", fp32.status().ToString().c_str());
     return 1;
   }
-  std::mt19937 rng(0);
   auto calib = CalibrationSet::ForSignature(sig, "calib");
   auto eval = CalibrationSet::ForSignature(sig, "eval");
   if (!calib->Append({RandomImages(256, &rng)}, {}, {}).ok() ||
@@ -118,7 +132,11 @@ int Main(int argc, char** argv) {
       "ResNet-18 batch 1, 1 thread, Runner, median of %d: FP32 "
       "(frozen+optimized) %.2f ms, INT8 %.2f ms, speedup %.2fx\n",
       runs, fa, fb, fa / fb);
+  return 0;
+}
 
+int Mlp(int runs, std::mt19937* rng_ptr) {
+  std::mt19937& rng = *rng_ptr;
   // Linear-only MLP 1024-4096-1024: dynamic INT8 and BF16 against the
   // frozen+optimized FP32, batch 1 and 64.
   Signature mlp_sig;
@@ -148,7 +166,8 @@ int Main(int argc, char** argv) {
   min.signature = mlp_sig;
   min.calibration = &*mset;
   min.fp32_runner = mlp32->get();
-  for (QuantMode mode : {QuantMode::kDynamic, QuantMode::kBf16}) {
+  for (QuantMode mode : {QuantMode::kDynamic, QuantMode::kBf16,
+                         QuantMode::kInt8Weight, QuantMode::kInt4Weight}) {
     QuantizeOptions mo;
     mo.mode = mode;
     mo.max_agreement_loss = -1;
@@ -161,6 +180,13 @@ int Main(int argc, char** argv) {
       std::printf("MLP %s: %s\n", QuantModeName(mode),
                   r.status().ToString().c_str());
       continue;
+    }
+    for (const LinearKernelReport& k : r->report.linear_kernels) {
+      std::printf("  layer %s %lldx%lld: %s, GEMM from %lld rows%s\n",
+                  k.layer.c_str(), static_cast<long long>(k.out_features),
+                  static_cast<long long>(k.in_features), k.kernel.c_str(),
+                  static_cast<long long>(k.gemm_from_rows),
+                  k.gemm_from_rows == 0 ? " (never)" : "");
     }
     for (int64_t batch : {1, 64}) {
       const auto xb = vectors(batch);

@@ -16,17 +16,23 @@ const char* QuantModeName(QuantMode mode) {
       return "fp16";
     case QuantMode::kBf16:
       return "bf16";
+    case QuantMode::kInt8Weight:
+      return "int8-weight";
+    case QuantMode::kInt4Weight:
+      return "int4-weight";
   }
   return "unknown";
 }
 
 absl::StatusOr<QuantMode> ParseQuantMode(const std::string& name) {
-  for (QuantMode m : {QuantMode::kStatic, QuantMode::kDynamic, QuantMode::kFp16,
-                      QuantMode::kBf16}) {
+  for (QuantMode m :
+       {QuantMode::kStatic, QuantMode::kDynamic, QuantMode::kFp16,
+        QuantMode::kBf16, QuantMode::kInt8Weight, QuantMode::kInt4Weight}) {
     if (name == QuantModeName(m)) return m;
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      "unknown quantization mode '", name, "' (static, dynamic, fp16, bf16)"));
+      "unknown quantization mode '", name,
+      "' (static, dynamic, int8-weight, int4-weight, fp16, bf16)"));
 }
 
 const char* DefaultVariantName(QuantMode mode) {
@@ -39,6 +45,10 @@ const char* DefaultVariantName(QuantMode mode) {
       return "fp16";
     case QuantMode::kBf16:
       return "bf16";
+    case QuantMode::kInt8Weight:
+      return "int8-weight";
+    case QuantMode::kInt4Weight:
+      return "int4-weight";
   }
   return "int8";
 }
@@ -107,6 +117,9 @@ absl::Status ValidateQuantizeOptions(const QuantizeOptions& o) {
   }
   if (!(o.holdout_fraction >= 0 && o.holdout_fraction < 1)) {
     return absl::InvalidArgumentError("holdout_fraction must be in [0, 1)");
+  }
+  if (o.group_size != 32 && o.group_size != 64 && o.group_size != 128) {
+    return absl::InvalidArgumentError("group_size must be 32, 64 or 128");
   }
   if (o.max_trials < 0 || o.max_trials > 1000) {
     return absl::InvalidArgumentError("max_trials must be in [0, 1000]");

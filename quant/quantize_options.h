@@ -22,12 +22,18 @@ enum class QuantMode {
              // (Linear/LSTM models); needs no calibration, only evaluation
   kFp16,     // half-precision weights and compute
   kBf16,     // bfloat16 weights and compute
+  // Linear weights packed for twinserve's kernels (kernels/packed_linear.h),
+  // activations FP32: INT8 per output channel, or INT4 per group with
+  // activation-aware scaling from the calibration set. Other layers stay.
+  kInt8Weight,
+  kInt4Weight,
 };
 const char* QuantModeName(QuantMode mode);
 // INVALID_ARGUMENT naming the modes for an unknown one.
 absl::StatusOr<QuantMode> ParseQuantMode(const std::string& name);
 // The variant a mode makes unless told otherwise ("int8", "int8-dynamic",
-// "fp16", "bf16"), so that a model can carry several side by side.
+// "int8-weight", "int4-weight", "fp16", "bf16"), so that a model can carry
+// several side by side.
 const char* DefaultVariantName(QuantMode mode);
 
 const char* RangeMethodName(RangeMethod method);
@@ -55,6 +61,11 @@ struct QuantizeOptions {
   bool per_channel_weights = true;
   // Module paths kept in FP32 ("block3.conv2"): mixed precision.
   std::vector<std::string> fp32_modules;
+  // int4-weight: inputs per scale and zero point (32, 64 or 128; smaller is
+  // more accurate and slower), and whether the calibration set chooses
+  // per-input scaling (AWQ-style) rather than plain round to nearest.
+  int64_t group_size = 128;
+  bool activation_aware = true;
   // At most this many calibration samples are used.
   int64_t max_calibration_samples = 512;
   int batch_size = 32;
@@ -79,7 +90,7 @@ struct QuantizeOptions {
 // INVALID_ARGUMENT naming the first option out of range: percentile in
 // (0, 100]; losses in [0, 100] or negative (off); max_calibration_samples
 // and batch_size > 0; max_trials in [0, 1000]; time limit in (0, 86400];
-// every number finite. UNIMPLEMENTED for fp16, which LibTorch 1.13 cannot
+// every number finite; group_size 32, 64 or 128. UNIMPLEMENTED for fp16, which LibTorch 1.13 cannot
 // run on a CPU.
 absl::Status ValidateQuantizeOptions(const QuantizeOptions& options);
 

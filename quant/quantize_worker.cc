@@ -51,7 +51,9 @@ json OptionsToJ(const QuantizeOptions& o) {
               {"auto_fallback", o.auto_fallback},
               {"max_trials", o.max_trials},
               {"time_limit_seconds", o.time_limit_seconds},
-              {"latency_runs", o.latency_runs}};
+              {"latency_runs", o.latency_runs},
+              {"group_size", o.group_size},
+              {"activation_aware", o.activation_aware}};
 }
 
 // Every field is required: parent and child are the same build.
@@ -70,6 +72,8 @@ QuantizeOptions OptionsFromJ(const json& j) {
   o.equalize = j.at("equalize").get<bool>();
   o.bias_correction = j.at("bias_correction").get<bool>();
   o.smooth_alpha = j.at("smooth_alpha").get<double>();
+  o.group_size = j.at("group_size").get<int64_t>();
+  o.activation_aware = j.at("activation_aware").get<bool>();
   o.percentile = j.at("percentile").get<double>();
   o.per_channel_weights = j.at("per_channel_weights").get<bool>();
   o.fp32_modules = j.at("fp32_modules").get<std::vector<std::string>>();

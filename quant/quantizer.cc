@@ -10,6 +10,7 @@
 #include "quant/converters.h"
 #include "quant/evaluator.h"
 #include "quant/static_recipe.h"
+#include "quant/weight_only.h"
 #include "server/common/file_util.h"
 
 namespace twinserve {
@@ -78,12 +79,21 @@ absl::StatusOr<QuantizeResult> QuantizeModel(
     runner = std::move(out->runner);
     metrics = out->metrics;
   } else {
-    report.calibration_samples = 0;
+    const bool weight_only = options.mode == QuantMode::kInt8Weight ||
+                             options.mode == QuantMode::kInt4Weight;
+    // Only INT4's activation-aware scaling reads the calibration set.
+    const bool calibrated = options.mode == QuantMode::kInt4Weight &&
+                            options.activation_aware;
+    if (!calibrated) report.calibration_samples = 0;
     if (progress) progress({"converting", 0, 0});
-    auto q = ConvertWithoutCalibration(in.fp32_path, in.signature, options,
-                                       output_path);
+    auto q = weight_only
+                 ? ConvertWeightOnly(in.fp32_path, options, calib, output_path)
+                 : ConvertWithoutCalibration(in.fp32_path, in.signature,
+                                             options, output_path);
     if (!q.ok()) return q.status();
     report.layers = q->layers;
+    report.kernel_path = q->kernel_path;
+    report.linear_kernels = q->linear_kernels;
     report.int8_parameter_bytes = q->parameter_bytes;
     report.fp32_modules = options.fp32_modules;
     RunnerOptions int8_options;

@@ -65,6 +65,19 @@ std::string QuantizationReport::ToJson() const {
          {"agreement_quantized_alone", l.agreement_quantized_alone},
          {"mean_abs_error_quantized_alone", l.mean_abs_error_quantized_alone}});
   }
+  j["kernel_path"] = kernel_path;
+  j["linear_kernels"] = nlohmann::json::array();
+  for (const auto& l : linear_kernels) {
+    j["linear_kernels"].push_back({{"layer", l.layer},
+                                   {"out_features", l.out_features},
+                                   {"in_features", l.in_features},
+                                   {"kernel", l.kernel},
+                                   {"awq_alpha", l.awq_alpha},
+                                   {"awq_error_ratio", l.awq_error_ratio},
+                                   {"gemm_from_rows", l.gemm_from_rows},
+                                   {"twinserve_ms_b1", l.twinserve_ms_b1},
+                                   {"libtorch_ms_b1", l.libtorch_ms_b1}});
+  }
   return j.dump();
 }
 
@@ -117,6 +130,21 @@ absl::StatusOr<QuantizationReport> QuantizationReport::FromJson(
       r.sensitivity.push_back({l.at("layer"), l.at("input_channel_spread"),
                                l.at("agreement_quantized_alone"),
                                l.at("mean_abs_error_quantized_alone")});
+    }
+    // Reports written before issue 13 have none of these.
+    r.kernel_path = j.value("kernel_path", std::string());
+    for (const auto& l : j.value("linear_kernels", nlohmann::json::array())) {
+      LinearKernelReport k;
+      k.layer = l.at("layer");
+      k.out_features = l.at("out_features");
+      k.in_features = l.at("in_features");
+      k.kernel = l.at("kernel");
+      k.awq_alpha = l.at("awq_alpha");
+      k.awq_error_ratio = l.at("awq_error_ratio");
+      k.gemm_from_rows = l.at("gemm_from_rows");
+      k.twinserve_ms_b1 = l.at("twinserve_ms_b1");
+      k.libtorch_ms_b1 = l.at("libtorch_ms_b1");
+      r.linear_kernels.push_back(std::move(k));
     }
     return r;
   } catch (const std::exception& e) {

@@ -41,6 +41,26 @@ struct LayerSensitivity {
   double mean_abs_error_quantized_alone = -1;
 };
 
+// Which kernel runs one Linear layer of a weight-only or dynamic variant,
+// and why.
+struct LinearKernelReport {
+  std::string layer;  // module path
+  int64_t out_features = 0, in_features = 0;
+  // "twinserve int4-weight g128", "twinserve int8-dynamic", "libtorch
+  // int8-dynamic", "fp32 (asked)".
+  std::string kernel;
+  // int4 with a calibration set: the activation-aware exponent chosen
+  // (0 = round to nearest) and the activation-weighted weight error it
+  // leaves, relative to round to nearest; -1 when not searched.
+  double awq_alpha = -1;
+  double awq_error_ratio = -1;
+  // From this many rows the layer runs as a dequantized FP32 GEMM
+  // (0: never), measured at conversion.
+  int64_t gemm_from_rows = 0;
+  // Dynamic mode: both kernels at batch 1, medians, milliseconds.
+  double twinserve_ms_b1 = -1, libtorch_ms_b1 = -1;
+};
+
 struct QuantizationReport {
   std::string mode = "static";
   std::string method;
@@ -75,6 +95,10 @@ struct QuantizationReport {
   std::vector<std::string> rescaling;  // pairs equalized / smoothed / skipped
   std::vector<CandidateReport> candidates;
   std::vector<LayerSensitivity> sensitivity;
+  // Weight-only and dynamic modes: the SIMD path twinserve's kernels took
+  // ("avx2", "avx512_vnni", "scalar") and each Linear layer's kernel.
+  std::string kernel_path;
+  std::vector<LinearKernelReport> linear_kernels;
 
   // An infinite SQNR (no noise) is stored as 999 dB: JSON has no infinity.
   std::string ToJson() const;

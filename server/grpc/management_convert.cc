@@ -213,6 +213,8 @@ absl::StatusOr<QuantizeRequest> QuantizeRequestFromProto(
   if (p.has_equalize()) o.equalize = p.equalize();
   if (p.has_bias_correction()) o.bias_correction = p.bias_correction();
   if (p.has_smooth_alpha()) o.smooth_alpha = p.smooth_alpha();
+  if (p.has_group_size()) o.group_size = p.group_size();
+  if (p.has_activation_aware()) o.activation_aware = p.activation_aware();
   if (p.has_percentile()) o.percentile = p.percentile();
   o.per_channel_weights = !p.per_tensor_weights();
   o.fp32_modules.assign(p.fp32_modules().begin(), p.fp32_modules().end());
@@ -281,6 +283,19 @@ void ReportToProto(const std::string& model, const std::string& variant,
     lr->set_input_channel_spread(l.input_channel_spread);
     lr->set_agreement_quantized_alone(l.agreement_quantized_alone);
     lr->set_mean_abs_error_quantized_alone(l.mean_abs_error_quantized_alone);
+  }
+  out->set_kernel_path(r.kernel_path);
+  for (const LinearKernelReport& l : r.linear_kernels) {
+    auto* k = out->add_linear_kernels();
+    k->set_layer(l.layer);
+    k->set_out_features(l.out_features);
+    k->set_in_features(l.in_features);
+    k->set_kernel(l.kernel);
+    k->set_awq_alpha(l.awq_alpha);
+    k->set_awq_error_ratio(l.awq_error_ratio);
+    k->set_gemm_from_rows(l.gemm_from_rows);
+    k->set_twinserve_ms_b1(l.twinserve_ms_b1);
+    k->set_libtorch_ms_b1(l.libtorch_ms_b1);
   }
 }
 

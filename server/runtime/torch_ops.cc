@@ -37,7 +37,7 @@ std::tuple<at::Tensor, at::Tensor> ChooseQParams(const at::Tensor& hist,
           at::full({1}, zero_point, at::kLong)};
 }
 
-TORCH_LIBRARY(twinserve, m) {
+TORCH_LIBRARY_FRAGMENT(twinserve, m) {
   m.def(
       "histogram_observe(Tensor x, Tensor(a!) hist, float lo, float hi) -> "
       "Tensor(a!)",

@@ -1,0 +1,43 @@
+// Weight-only conversion (modes int8-weight and int4-weight): every Linear
+// layer of the frozen FP32 model becomes a call to twinserve's packed
+// kernels (twinserve.linear_int8_weight / linear_int4_weight, server/
+// runtime/linear_ops.h) with its weights packed as tensor constants; other
+// layers stay FP32. The result is an ordinary TorchScript file.
+//
+// INT4 with a calibration set scales each layer's inputs before
+// quantizing (activation-aware, as AWQ does): input j's weights are
+// multiplied by s_j = mean|x_j|^alpha and x_j divided by it at run time,
+// which leaves the FP32 function unchanged and gives the inputs that carry
+// the most signal the finest steps. Alpha is searched in [0, 1] per layer
+// to minimise sum_j E[x_j^2] * |W_j - Q(W_j)|^2 (0 = round to nearest, so
+// the search is never worse than it by that measure).
+//
+// Each layer's crossover from the GEMV kernel to a dequantized FP32 GEMM is
+// measured here, on this machine, and stored in the call.
+//
+// LibTorch-free header.
+#ifndef TWINSERVE_QUANT_WEIGHT_ONLY_H_
+#define TWINSERVE_QUANT_WEIGHT_ONLY_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "quant/converters.h"
+#include "quant/evaluator.h"
+#include "quant/quantize_options.h"
+
+namespace twinserve {
+
+// Converts the scripted FP32 model at `fp32_path` as options.mode
+// (kInt8Weight or kInt4Weight) says and saves it to `output_path`.
+// `calibration` may be empty (INT4 then rounds to nearest). Layers named in
+// options.fp32_modules stay FP32. INVALID_ARGUMENT when the model has no
+// Linear layer with constant weights, or LibTorch refuses, naming the stage.
+absl::StatusOr<Conversion> ConvertWeightOnly(const std::string& fp32_path,
+                                             const QuantizeOptions& options,
+                                             const SampleRange& calibration,
+                                             const std::string& output_path);
+
+}  // namespace twinserve
+
+#endif  // TWINSERVE_QUANT_WEIGHT_ONLY_H_

@@ -1,0 +1,80 @@
+// The Linear ops as a model calls them (tensors in and out, threads split,
+// GEMM past the crossover) against LibTorch's FP32 linear on the same
+// shapes, one intra-op thread: what the ops add around the kernels of
+// kernels/packed_linear_benchmark.
+//   bazel run //server/runtime:linear_ops_benchmark
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <benchmark/benchmark.h>
+
+#include "kernels/packed_linear.h"
+#include "server/runtime/linear_ops.h"
+
+namespace twinserve {
+namespace {
+
+struct Layer {
+  at::Tensor w, b, q8, s8, q4, s4, z4;
+  explicit Layer(int64_t n, int64_t k) {
+    at::manual_seed(0);
+    w = at::randn({n, k});
+    b = at::randn({n});
+    const PackedInt8 p8 = PackInt8(w.data_ptr<float>(), n, k);
+    q8 = at::empty({n, p8.k_padded}, at::kChar);
+    std::copy(p8.q.begin(), p8.q.end(), q8.data_ptr<int8_t>());
+    s8 = at::from_blob(const_cast<float*>(p8.scale.data()), {n}).clone();
+    const PackedInt4 p4 = PackInt4(w.data_ptr<float>(), n, k, 128);
+    q4 = at::empty({n, p4.k_padded / 2}, at::kByte);
+    std::copy(p4.q.begin(), p4.q.end(), q4.data_ptr<uint8_t>());
+    const int64_t groups = p4.k_padded / 128;
+    s4 = at::from_blob(const_cast<float*>(p4.scale.data()), {n, groups})
+             .clone();
+    z4 = at::from_blob(const_cast<float*>(p4.zero.data()), {n, groups})
+             .clone();
+  }
+};
+
+// 0: FP32 at::linear, 1: int8-weight GEMV, 2: int8-weight GEMM,
+// 3: int4-weight GEMV, 4: int4-weight GEMM.
+void BM_Linear(benchmark::State& state) {
+  at::set_num_threads(1);
+  const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
+  const int kind = static_cast<int>(state.range(3));
+  static Layer* layer = nullptr;
+  if (layer == nullptr || layer->w.size(0) != n || layer->w.size(1) != k) {
+    delete layer;
+    layer = new Layer(n, k);
+  }
+  const at::Tensor x = at::randn({m, k});
+  for (auto _ : state) {
+    at::Tensor y;
+    switch (kind) {
+      case 0:
+        y = at::linear(x, layer->w, layer->b);
+        break;
+      case 1:
+      case 2:
+        y = LinearInt8WeightOp(x, layer->q8, layer->s8, layer->b, k,
+                               kind == 2 ? 1 : 0);
+        break;
+      default:
+        y = LinearInt4WeightOp(x, layer->q4, layer->s4, layer->z4,
+                               c10::nullopt, layer->b, k, 128,
+                               kind == 4 ? 1 : 0);
+    }
+    benchmark::DoNotOptimize(y.data_ptr());
+  }
+  static const char* kNames[] = {"fp32", "int8w gemv", "int8w gemm",
+                                 "int4w gemv", "int4w gemm"};
+  state.SetLabel(kNames[kind]);
+}
+BENCHMARK(BM_Linear)
+    ->ArgNames({"n", "k", "m", "kind"})
+    ->ArgsProduct({{4096}, {1024}, {1, 64}, {0, 1, 2, 3, 4}})
+    ->ArgsProduct({{1024}, {4096}, {1, 64}, {0, 1, 2, 3, 4}})
+    ->UseRealTime();
+
+}  // namespace
+}  // namespace twinserve
+
+BENCHMARK_MAIN();
