@@ -7,6 +7,7 @@
 // (dynamic, bf16, int8-weight, int4-weight) against the same frozen FP32,
 // batch 1 and 64.
 //   bazel run //quant:quantize_benchmark -- [--runs=30] [--mlp_only]
+//       [--threads=1] (intra-op threads, as the server's --intra_op_threads)
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -43,11 +44,15 @@ int Mlp(int runs, std::mt19937* rng);
 int Main(int argc, char** argv) {
   int runs = 30;
   bool mlp_only = false;
+  int threads = 1;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--runs=", 7) == 0) runs = std::atoi(argv[i] + 7);
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      threads = std::atoi(argv[i] + 10);
+    }
     if (std::strcmp(argv[i], "--mlp_only") == 0) mlp_only = true;
   }
-  ConfigureTorchThreads(1, 1);
+  ConfigureTorchThreads(threads, 1);
   UseOneDnnQuantizedEngine();
   std::mt19937 rng(0);
   if (!mlp_only && ResNet(runs, &rng) != 0) return 1;
@@ -166,8 +171,8 @@ int Mlp(int runs, std::mt19937* rng_ptr) {
   min.signature = mlp_sig;
   min.calibration = &*mset;
   min.fp32_runner = mlp32->get();
-  for (QuantMode mode : {QuantMode::kDynamic, QuantMode::kBf16,
-                         QuantMode::kInt8Weight, QuantMode::kInt4Weight}) {
+  for (QuantMode mode : {QuantMode::kInt8Weight, QuantMode::kInt4Weight,
+                         QuantMode::kDynamic, QuantMode::kBf16}) {
     QuantizeOptions mo;
     mo.mode = mode;
     mo.max_agreement_loss = -1;
@@ -182,11 +187,16 @@ int Mlp(int runs, std::mt19937* rng_ptr) {
       continue;
     }
     for (const LinearKernelReport& k : r->report.linear_kernels) {
-      std::printf("  layer %s %lldx%lld: %s, GEMM from %lld rows%s\n",
-                  k.layer.c_str(), static_cast<long long>(k.out_features),
-                  static_cast<long long>(k.in_features), k.kernel.c_str(),
-                  static_cast<long long>(k.gemm_from_rows),
-                  k.gemm_from_rows == 0 ? " (never)" : "");
+      std::printf("  layer %s %lldx%lld: %s", k.layer.c_str(),
+                  static_cast<long long>(k.out_features),
+                  static_cast<long long>(k.in_features), k.kernel.c_str());
+      std::printf(", GEMM from %lld rows",
+                  static_cast<long long>(k.gemm_from_rows));
+      if (k.twinserve_ms_b1 >= 0) {
+        std::printf(" (batch 1: twinserve %.3f ms, libtorch %.3f ms)",
+                    k.twinserve_ms_b1, k.libtorch_ms_b1);
+      }
+      std::printf("\n");
     }
     for (int64_t batch : {1, 64}) {
       const auto xb = vectors(batch);

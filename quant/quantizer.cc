@@ -9,8 +9,8 @@
 #include "absl/strings/str_join.h"
 #include "quant/converters.h"
 #include "quant/evaluator.h"
+#include "quant/linear_convert.h"
 #include "quant/static_recipe.h"
-#include "quant/weight_only.h"
 #include "server/common/file_util.h"
 
 namespace twinserve {
@@ -82,14 +82,17 @@ absl::StatusOr<QuantizeResult> QuantizeModel(
     const bool weight_only = options.mode == QuantMode::kInt8Weight ||
                              options.mode == QuantMode::kInt4Weight;
     // Only INT4's activation-aware scaling reads the calibration set.
-    const bool calibrated = options.mode == QuantMode::kInt4Weight &&
-                            options.activation_aware;
+    const bool calibrated =
+        options.mode == QuantMode::kInt4Weight && options.activation_aware;
     if (!calibrated) report.calibration_samples = 0;
     if (progress) progress({"converting", 0, 0});
-    auto q = weight_only
-                 ? ConvertWeightOnly(in.fp32_path, options, calib, output_path)
-                 : ConvertWithoutCalibration(in.fp32_path, in.signature,
-                                             options, output_path);
+    auto q =
+        weight_only
+            ? ConvertWeightOnly(in.fp32_path, options, calib, output_path)
+        : options.mode == QuantMode::kDynamic
+            ? ConvertDynamic(in.fp32_path, in.signature, options, output_path)
+            : ConvertWithoutCalibration(in.fp32_path, in.signature, options,
+                                        output_path);
     if (!q.ok()) return q.status();
     report.layers = q->layers;
     report.kernel_path = q->kernel_path;

@@ -392,6 +392,59 @@ TEST_F(QuantizeE2eTest, DynamicAndBf16VariantsServeSideBySide) {
   EXPECT_EQ(report->mode(), "bf16");
 }
 
+// The Linear-only Fashion MLP in the modes on twinserve's kernels, through
+// the job worker, served side by side, reloaded after kill -9.
+TEST_F(QuantizeE2eTest, WeightOnlyVariantsServeAndSurviveKill9) {
+  Start();
+  RegisterAndCalibrate("mlp", 256, 1000, "fashion_mlp.pt");
+  for (const char* mode : {"int8-weight", "int4-weight", "dynamic"}) {
+    v1::QuantizeRequest req;
+    req.set_model("mlp");
+    req.set_mode(mode);
+    req.set_eval_set("eval");
+    if (std::string(mode) == "int4-weight") req.set_group_size(64);
+    auto job = client_->Quantize(req);
+    ASSERT_TRUE(job.ok()) << mode << ": " << job.status();
+    v1::Job end = WaitForJob(*client_, job->id());
+    ASSERT_EQ(end.state(), v1::JOB_SUCCEEDED) << mode << ": " << end.message();
+  }
+  auto report = client_->GetReport("mlp", "int4-weight");
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->mode(), "int4-weight");
+  EXPECT_FALSE(report->kernel_path().empty());
+  ASSERT_EQ(report->linear_kernels_size(), 3);
+  EXPECT_EQ(report->linear_kernels(0).layer(), "fc1");
+  EXPECT_EQ(report->linear_kernels(0).kernel(), "twinserve int4-weight g64");
+  EXPECT_GE(report->linear_kernels(0).awq_alpha(), 0);
+  auto dynamic = client_->GetReport("mlp", "int8-dynamic");
+  ASSERT_TRUE(dynamic.ok());
+  for (const auto& k : dynamic->linear_kernels()) {
+    EXPECT_GT(k.twinserve_ms_b1(), 0) << k.layer();
+    EXPECT_GT(k.libtorch_ms_b1(), 0) << k.layer();
+  }
+  const double fp32 = AccuracyViaModelInfer("mlp", "fp32", 1000);
+  std::map<std::string, std::string> before;
+  HostTensor x = Rows(test_->images, 0, 4);
+  x.name = "image";
+  for (const char* v : {"int8-weight", "int4-weight", "int8-dynamic"}) {
+    const double acc = AccuracyViaModelInfer("mlp", v, 1000);
+    std::printf("%s: %.1f%% (fp32 %.1f%%, 1,000 test images)\n", v, acc, fp32);
+    EXPECT_GE(acc, fp32 - 1.5) << v;
+    auto out = client_->Infer("mlp", {x}, v);
+    ASSERT_TRUE(out.ok()) << v << ": " << out.status();
+    before[v] = std::string(out->outputs[0].data, out->outputs[0].byte_size);
+  }
+  server_->Kill9();
+  Start();
+  for (const auto& [v, bytes] : before) {
+    auto out = client_->Infer("mlp", {x}, v);
+    ASSERT_TRUE(out.ok()) << v << " after restart: " << out.status();
+    EXPECT_EQ(std::string(out->outputs[0].data, out->outputs[0].byte_size),
+              bytes)
+        << v;
+  }
+}
+
 TEST_F(QuantizeE2eTest, PrequantizedModelRegistersAsAVariant) {
   Start();
   RegisterAndCalibrate("fashion", 256, 0);

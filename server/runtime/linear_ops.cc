@@ -7,18 +7,19 @@
 //                                gemm_from_rows)
 //   twinserve.linear_int4_weight(x, q, scale, zero, input_scale, bias,
 //                                in_features, group, gemm_from_rows)
-//   twinserve.linear_int8_dynamic(x, q, scale, row_sum, bias, in_features)
+//   twinserve.linear_int8_dynamic(x, q, scale, row_sum, bias, in_features,
+//                                 gemm_from_rows)
 //
-// x [..., in_features] FP32 -> [..., out_features]. The weight-only ops run
-// the GEMV kernels below `gemm_from_rows` rows and, from there on,
+// x [..., in_features] FP32 -> [..., out_features]. The ops run the GEMV
+// kernels below `gemm_from_rows` rows and, from there on,
 // dequantize tiles of channels into FP32 and hand them to LibTorch's GEMM,
 // which outruns a GEMV per row once rows share the weights (the converter
 // measures the crossover per layer; 0 means never). Output channels are
 // split over the intra-op threads (at::parallel_for), so
 // --intra_op_threads governs these ops as it does LibTorch's own.
-#include <ATen/Parallel.h>
 #include "server/runtime/linear_ops.h"
 
+#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -36,8 +37,7 @@ namespace {
 KernelPath LoggedPath() {
   static const KernelPath path = [] {
     const KernelPath p = BestKernelPath();
-    TS_LOG(INFO) << "linear kernels: " << KernelPathName(p)
-                        << " path";
+    TS_LOG(INFO) << "linear kernels: " << KernelPathName(p) << " path";
     return p;
   }();
   return path;
@@ -55,8 +55,7 @@ void CheckTensor(const at::Tensor& t, at::ScalarType type, int64_t numel,
 // x as [m, k] contiguous FP32.
 at::Tensor Rows(const at::Tensor& x, int64_t k) {
   TORCH_CHECK(x.scalar_type() == at::kFloat,
-              "twinserve linear: input must be float32, got ",
-              x.scalar_type());
+              "twinserve linear: input must be float32, got ", x.scalar_type());
   TORCH_CHECK(x.dim() >= 1 && x.size(-1) == k,
               "twinserve linear: input's last dimension must be ", k,
               ", got shape ", x.sizes());
@@ -81,8 +80,7 @@ const float* BiasPointer(const c10::optional<at::Tensor>& bias, int64_t n) {
 template <typename Gemv, typename Dequantize>
 at::Tensor RunLinear(const at::Tensor& x, int64_t k, int64_t n,
                      const c10::optional<at::Tensor>& bias,
-                     int64_t gemm_from_rows, Gemv gemv,
-                     Dequantize dequantize) {
+                     int64_t gemm_from_rows, Gemv gemv, Dequantize dequantize) {
   at::Tensor rows = Rows(x, k);
   const int64_t m = rows.size(0);
   const float* b = BiasPointer(bias, n);
@@ -90,8 +88,8 @@ at::Tensor RunLinear(const at::Tensor& x, int64_t k, int64_t n,
   if (m == 0 || n == 0) return OutputShape(x, y, n);
   if (gemm_from_rows > 0 && m >= gemm_from_rows) {
     // About 1 MB of FP32 weights per tile: within L2 while the GEMM uses it.
-    const int64_t tile = std::clamp<int64_t>((1 << 20) / std::max<int64_t>(k, 1),
-                                             16, n);
+    const int64_t tile =
+        std::clamp<int64_t>((1 << 20) / std::max<int64_t>(k, 1), 16, n);
     at::Tensor w = at::empty({tile, k}, rows.options());
     at::Tensor out = tile == n ? y : at::empty({m, tile}, rows.options());
     for (int64_t c0 = 0; c0 < n; c0 += tile) {
@@ -111,9 +109,8 @@ at::Tensor RunLinear(const at::Tensor& x, int64_t k, int64_t n,
   const float* xp = rows.data_ptr<float>();
   float* yp = y.data_ptr<float>();
   // Chunks of at least 64 channels: fewer and the threads' setup dominates.
-  at::parallel_for(0, n, 64, [&](int64_t n0, int64_t n1) {
-    gemv(xp, m, b, yp, n0, n1);
-  });
+  at::parallel_for(0, n, 64,
+                   [&](int64_t n0, int64_t n1) { gemv(xp, m, b, yp, n0, n1); });
   return OutputShape(x, y, n);
 }
 
@@ -152,8 +149,7 @@ at::Tensor LinearInt4WeightOp(const at::Tensor& x, const at::Tensor& q,
                               int64_t gemm_from_rows) {
   TORCH_CHECK(group == 32 || group == 64 || group == 128,
               "twinserve.linear_int4_weight: group must be 32, 64 or 128");
-  TORCH_CHECK(q.dim() == 2 && in_features > 0 &&
-                  (2 * q.size(1)) % group == 0 &&
+  TORCH_CHECK(q.dim() == 2 && in_features > 0 && (2 * q.size(1)) % group == 0 &&
                   2 * q.size(1) >= in_features,
               "twinserve.linear_int4_weight: q must be [out, in padded / 2]");
   const int64_t n = q.size(0);
@@ -187,7 +183,7 @@ at::Tensor LinearInt8DynamicOp(const at::Tensor& x, const at::Tensor& q,
                                const at::Tensor& scale,
                                const at::Tensor& row_sum,
                                const c10::optional<at::Tensor>& bias,
-                               int64_t in_features) {
+                               int64_t in_features, int64_t gemm_from_rows) {
   TORCH_CHECK(q.dim() == 2 && in_features > 0 && q.size(1) >= in_features,
               "twinserve.linear_int8_dynamic: q must be [out, in padded]");
   const int64_t n = q.size(0);
@@ -202,12 +198,15 @@ at::Tensor LinearInt8DynamicOp(const at::Tensor& x, const at::Tensor& q,
   w.scale = scale.data_ptr<float>();
   w.row_sum = row_sum.data_ptr<int32_t>();
   const KernelPath path = LoggedPath();
-  // Activations are quantized per row: there is no FP32 GEMM form.
+  // Past the crossover, as int8-weight: FP32 activations (more accurate,
+  // not less) through the dequantized GEMM.
   return RunLinear(
-      x, w.k, n, bias, /*gemm_from_rows=*/0,
+      x, w.k, n, bias, gemm_from_rows,
       [&](const float* xp, int64_t m, const float* b, float* y, int64_t n0,
           int64_t n1) { LinearInt8Dynamic(w, xp, m, b, y, path, n0, n1); },
-      [](int64_t, int64_t, float*) {});
+      [&](int64_t c0, int64_t c1, float* out) {
+        DequantizeChannels(w, c0, c1, out);
+      });
 }
 
 namespace {
@@ -224,7 +223,7 @@ TORCH_LIBRARY_FRAGMENT(twinserve, m) {
       &LinearInt4WeightOp);
   m.def(
       "linear_int8_dynamic(Tensor x, Tensor q, Tensor scale, Tensor row_sum, "
-      "Tensor? bias, int in_features) -> Tensor",
+      "Tensor? bias, int in_features, int gemm_from_rows) -> Tensor",
       &LinearInt8DynamicOp);
 }
 

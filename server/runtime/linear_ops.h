@@ -15,9 +15,10 @@
 
 namespace twinserve {
 
-// x [..., in_features] float32 -> [..., out]. The weight-only ops switch to
-// a dequantized FP32 GEMM from `gemm_from_rows` rows (0: never). Errors are
-// c10::Error naming the argument.
+// x [..., in_features] float32 -> [..., out]. Each op switches to a
+// dequantized FP32 GEMM from `gemm_from_rows` rows (0: never; the dynamic
+// op's activations are then FP32 too). Errors are c10::Error naming the
+// argument.
 at::Tensor LinearInt8WeightOp(const at::Tensor& x, const at::Tensor& q,
                               const at::Tensor& scale,
                               const c10::optional<at::Tensor>& bias,
@@ -32,7 +33,7 @@ at::Tensor LinearInt8DynamicOp(const at::Tensor& x, const at::Tensor& q,
                                const at::Tensor& scale,
                                const at::Tensor& row_sum,
                                const c10::optional<at::Tensor>& bias,
-                               int64_t in_features);
+                               int64_t in_features, int64_t gemm_from_rows);
 
 }  // namespace twinserve
 

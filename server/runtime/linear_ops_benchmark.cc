@@ -1,7 +1,7 @@
 // The Linear ops as a model calls them (tensors in and out, threads split,
 // GEMM past the crossover) against LibTorch's FP32 linear on the same
-// shapes, one intra-op thread: what the ops add around the kernels of
-// kernels/packed_linear_benchmark.
+// shapes, one intra-op thread (and two for batch 1): what the ops add
+// around the kernels of kernels/packed_linear_benchmark.
 //   bazel run //server/runtime:linear_ops_benchmark
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -14,7 +14,7 @@ namespace twinserve {
 namespace {
 
 struct Layer {
-  at::Tensor w, b, q8, s8, q4, s4, z4;
+  at::Tensor w, b, q8, s8, r8, q4, s4, z4;
   explicit Layer(int64_t n, int64_t k) {
     at::manual_seed(0);
     w = at::randn({n, k});
@@ -23,21 +23,23 @@ struct Layer {
     q8 = at::empty({n, p8.k_padded}, at::kChar);
     std::copy(p8.q.begin(), p8.q.end(), q8.data_ptr<int8_t>());
     s8 = at::from_blob(const_cast<float*>(p8.scale.data()), {n}).clone();
+    r8 = at::from_blob(const_cast<int32_t*>(p8.row_sum.data()), {n}, at::kInt)
+             .clone();
     const PackedInt4 p4 = PackInt4(w.data_ptr<float>(), n, k, 128);
     q4 = at::empty({n, p4.k_padded / 2}, at::kByte);
     std::copy(p4.q.begin(), p4.q.end(), q4.data_ptr<uint8_t>());
     const int64_t groups = p4.k_padded / 128;
-    s4 = at::from_blob(const_cast<float*>(p4.scale.data()), {n, groups})
-             .clone();
-    z4 = at::from_blob(const_cast<float*>(p4.zero.data()), {n, groups})
-             .clone();
+    s4 =
+        at::from_blob(const_cast<float*>(p4.scale.data()), {n, groups}).clone();
+    z4 = at::from_blob(const_cast<float*>(p4.zero.data()), {n, groups}).clone();
   }
 };
 
 // 0: FP32 at::linear, 1: int8-weight GEMV, 2: int8-weight GEMM,
-// 3: int4-weight GEMV, 4: int4-weight GEMM.
+// 3: int4-weight GEMV, 4: int4-weight GEMM, 5: int8-dynamic GEMV,
+// 6: int8-dynamic GEMM.
 void BM_Linear(benchmark::State& state) {
-  at::set_num_threads(1);
+  at::set_num_threads(state.range(4));
   const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
   const int kind = static_cast<int>(state.range(3));
   static Layer* layer = nullptr;
@@ -57,21 +59,28 @@ void BM_Linear(benchmark::State& state) {
         y = LinearInt8WeightOp(x, layer->q8, layer->s8, layer->b, k,
                                kind == 2 ? 1 : 0);
         break;
+      case 5:
+      case 6:
+        y = LinearInt8DynamicOp(x, layer->q8, layer->s8, layer->r8, layer->b, k,
+                                kind == 6 ? 1 : 0);
+        break;
       default:
-        y = LinearInt4WeightOp(x, layer->q4, layer->s4, layer->z4,
-                               c10::nullopt, layer->b, k, 128,
-                               kind == 4 ? 1 : 0);
+        y = LinearInt4WeightOp(x, layer->q4, layer->s4, layer->z4, c10::nullopt,
+                               layer->b, k, 128, kind == 4 ? 1 : 0);
     }
     benchmark::DoNotOptimize(y.data_ptr());
   }
-  static const char* kNames[] = {"fp32", "int8w gemv", "int8w gemm",
-                                 "int4w gemv", "int4w gemm"};
+  static const char* kNames[] = {"fp32",        "int8w gemv", "int8w gemm",
+                                 "int4w gemv",  "int4w gemm", "int8dyn gemv",
+                                 "int8dyn gemm"};
   state.SetLabel(kNames[kind]);
 }
 BENCHMARK(BM_Linear)
-    ->ArgNames({"n", "k", "m", "kind"})
-    ->ArgsProduct({{4096}, {1024}, {1, 64}, {0, 1, 2, 3, 4}})
-    ->ArgsProduct({{1024}, {4096}, {1, 64}, {0, 1, 2, 3, 4}})
+    ->ArgNames({"n", "k", "m", "kind", "threads"})
+    ->ArgsProduct({{4096}, {1024}, {1, 64}, {0, 1, 2, 3, 4, 5, 6}, {1}})
+    ->ArgsProduct({{1024}, {4096}, {1, 64}, {0, 1, 2, 3, 4, 5, 6}, {1}})
+    // --intra_op_threads=2: the ops split output channels.
+    ->ArgsProduct({{4096}, {1024}, {1}, {0, 1, 3, 5}, {2}})
     ->UseRealTime();
 
 }  // namespace

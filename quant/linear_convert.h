@@ -1,4 +1,6 @@
-// Weight-only conversion (modes int8-weight and int4-weight): every Linear
+// Conversions that put Linear layers on twinserve's kernels.
+//
+// Weight-only (modes int8-weight and int4-weight): every Linear
 // layer of the frozen FP32 model becomes a call to twinserve's packed
 // kernels (twinserve.linear_int8_weight / linear_int4_weight, server/
 // runtime/linear_ops.h) with its weights packed as tensor constants; other
@@ -12,12 +14,17 @@
 // to minimise sum_j E[x_j^2] * |W_j - Q(W_j)|^2 (0 = round to nearest, so
 // the search is never worse than it by that measure).
 //
-// Each layer's crossover from the GEMV kernel to a dequantized FP32 GEMM is
-// measured here, on this machine, and stored in the call.
+// Dynamic (mode dynamic): each Linear layer runs LibTorch's dynamic INT8
+// kernel or twinserve's (twinserve.linear_int8_dynamic), whichever is faster
+// for its shape on this machine, timed at batch 1 and 32 during the
+// conversion; the report lists both timings and the choice.
+//
+// Each packed layer's crossover from the GEMV kernel to a dequantized FP32
+// GEMM is measured here, on this machine, and stored in the call.
 //
 // LibTorch-free header.
-#ifndef TWINSERVE_QUANT_WEIGHT_ONLY_H_
-#define TWINSERVE_QUANT_WEIGHT_ONLY_H_
+#ifndef TWINSERVE_QUANT_LINEAR_CONVERT_H_
+#define TWINSERVE_QUANT_LINEAR_CONVERT_H_
 
 #include <string>
 
@@ -38,6 +45,13 @@ absl::StatusOr<Conversion> ConvertWeightOnly(const std::string& fp32_path,
                                              const SampleRange& calibration,
                                              const std::string& output_path);
 
+// Dynamic INT8 with the per-layer kernel choice above; options.fp32_modules
+// stay FP32. Errors as ConvertWithoutCalibration's.
+absl::StatusOr<Conversion> ConvertDynamic(const std::string& fp32_path,
+                                          const Signature& signature,
+                                          const QuantizeOptions& options,
+                                          const std::string& output_path);
+
 }  // namespace twinserve
 
-#endif  // TWINSERVE_QUANT_WEIGHT_ONLY_H_
+#endif  // TWINSERVE_QUANT_LINEAR_CONVERT_H_
