@@ -10,6 +10,8 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <tuple>
+#include <utility>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -247,6 +249,7 @@ std::vector<LinearKernelReport> RewriteLinears(
     const PackFn& pack, uint64_t* parameter_bytes) {
   auto graph = frozen.get_method("forward").graph();
   std::vector<LinearKernelReport> reports;
+  std::map<std::tuple<int64_t, int64_t, int64_t, bool>, int64_t> crossovers;
   int index = 0;
   for (Node* node : LinearNodes(graph)) {
     const int this_index = index++;
@@ -266,9 +269,20 @@ std::vector<LinearKernelReport> RewriteLinears(
       reports.push_back(report);
       continue;
     }
-    report.gemm_from_rows = t->gemm_from_rows >= 0
-                                ? t->gemm_from_rows
-                                : MeasureGemmCrossover(*t, report.in_features);
+    if (t->gemm_from_rows >= 0) {
+      report.gemm_from_rows = t->gemm_from_rows;
+    } else {
+      // Layers of one shape and kind share a measurement.
+      const auto key = std::make_tuple(report.out_features, report.in_features,
+                                       t->group, t->dynamic);
+      auto known = crossovers.find(key);
+      if (known == crossovers.end()) {
+        known = crossovers
+                    .emplace(key, MeasureGemmCrossover(*t, report.in_features))
+                    .first;
+      }
+      report.gemm_from_rows = known->second;
+    }
     c10::optional<at::Tensor> bias = ConstantTensor(node->input(2));
     torch::jit::WithInsertPoint guard(node);
     std::vector<torch::jit::NamedValue> args = {
@@ -396,6 +410,7 @@ absl::StatusOr<Conversion> ConvertDynamic(const std::string& fp32_path,
   std::vector<LinearKernelReport> choices;
   std::vector<LinearLayer> ours;
   std::map<std::string, int64_t> crossover_of;
+  std::map<std::pair<int64_t, int64_t>, LinearKernelReport> timed;
   QuantizeOptions libtorch_options = o;
   try {
     torch::jit::Module fp32 = torch::jit::load(fp32_path);
@@ -417,6 +432,20 @@ absl::StatusOr<Conversion> ConvertDynamic(const std::string& fp32_path,
         continue;
       }
       stage = absl::StrCat("timing ", l.path);
+      const auto shape = std::make_pair(r.out_features, r.in_features);
+      if (auto same = timed.find(shape); same != timed.end()) {
+        // A layer of a shape already timed: same choice.
+        const std::string layer = r.layer;
+        r = same->second;
+        r.layer = layer;
+        if (r.kernel == "twinserve int8-dynamic") {
+          ours.push_back(l);
+          crossover_of[l.path] = r.gemm_from_rows;
+          libtorch_options.fp32_modules.push_back(l.path);
+        }
+        choices.push_back(r);
+        continue;
+      }
       const at::Tensor w = l.weight.contiguous();
       PackedTensors t =
           ToTensors(PackInt8(w.data_ptr<float>(), w.size(0), w.size(1)));
@@ -440,6 +469,7 @@ absl::StatusOr<Conversion> ConvertDynamic(const std::string& fp32_path,
         crossover_of[l.path] = crossover;
         libtorch_options.fp32_modules.push_back(l.path);
       }
+      timed[shape] = r;
       choices.push_back(r);
     }
   } catch (const std::exception& e) {
