@@ -53,7 +53,8 @@ Rows16 QuantizeRows16(const float* xp, int64_t m, int64_t k_padded) {
   for (int64_t r = 0; r < m; ++r) {
     const float* v = xp + r * k_padded;
     float amax = 0;
-    for (int64_t j = 0; j < k_padded; ++j) amax = std::max(amax, std::fabs(v[j]));
+    for (int64_t j = 0; j < k_padded; ++j)
+      amax = std::max(amax, std::fabs(v[j]));
     const float scale = amax > 0 ? amax / 32767.0f : 1.0f;
     const float inv = 1.0f / scale;
     for (int64_t j = 0; j < k_padded; ++j) {

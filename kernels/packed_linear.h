@@ -65,8 +65,12 @@ struct Int8WeightView {
   const int32_t* row_sum = nullptr;
   Int8WeightView() = default;
   Int8WeightView(const PackedInt8& p)  // NOLINT: a view of p
-      : n(p.n), k(p.k), k_padded(p.k_padded), q(p.q.data()),
-        scale(p.scale.data()), row_sum(p.row_sum.data()) {}
+      : n(p.n),
+        k(p.k),
+        k_padded(p.k_padded),
+        q(p.q.data()),
+        scale(p.scale.data()),
+        row_sum(p.row_sum.data()) {}
 };
 
 struct Int4WeightView {
@@ -77,8 +81,13 @@ struct Int4WeightView {
   const float* input_scale = nullptr;  // null: none
   Int4WeightView() = default;
   Int4WeightView(const PackedInt4& p)  // NOLINT: a view of p
-      : n(p.n), k(p.k), k_padded(p.k_padded), group(p.group), q(p.q.data()),
-        scale(p.scale.data()), zero(p.zero.data()),
+      : n(p.n),
+        k(p.k),
+        k_padded(p.k_padded),
+        group(p.group),
+        q(p.q.data()),
+        scale(p.scale.data()),
+        zero(p.zero.data()),
         input_scale(p.input_scale.empty() ? nullptr : p.input_scale.data()) {}
 };
 

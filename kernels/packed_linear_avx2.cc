@@ -152,7 +152,7 @@ struct Blocks {
 void Int8Weight(const Int8WeightView& w, const float* xp, const int16_t* x16,
                 const float* s16, int64_t m, const float* bias, float* y,
                 int64_t n0, int64_t n1) {
-  Int8WeightRows16<Blocks>(w, x16, s16, m, bias, y, n0, n1);
+  Int8WeightRows<Blocks>(w, x16, s16, m, bias, y, n0, n1);
 }
 
 void Int4Weight(const Int4WeightView& w, const float*, const float* xsum,

@@ -17,8 +17,8 @@ inline __m512 LoadI8x16(const int8_t* p) {
 
 struct Blocks {
   template <int C>
-  static void Int8Weight(const Int8WeightView& w, const float* xr, int64_t c,
-                         float* out) {
+  static void Int8Weight(const Int8WeightView& w, const float* xr, float sr,
+                         int64_t c, float* out) {
     const int8_t* q[C];
     __m512 a0[C], a1[C];
     for (int i = 0; i < C; ++i) {
@@ -35,7 +35,7 @@ struct Blocks {
       }
     }
     for (int i = 0; i < C; ++i) {
-      out[i] = _mm512_reduce_add_ps(_mm512_add_ps(a0[i], a1[i]));
+      out[i] = _mm512_reduce_add_ps(_mm512_add_ps(a0[i], a1[i])) * sr;
     }
   }
 
@@ -113,7 +113,7 @@ struct Blocks {
 void Int8Weight(const Int8WeightView& w, const float* xp, const int16_t*,
                 const float*, int64_t m, const float* bias, float* y,
                 int64_t n0, int64_t n1) {
-  Int8WeightRows<Blocks>(w, xp, m, bias, y, n0, n1);
+  Int8WeightRows<Blocks>(w, xp, nullptr, m, bias, y, n0, n1);
 }
 
 void Int4Weight(const Int4WeightView& w, const float*, const float* xsum,

@@ -12,22 +12,22 @@ namespace twinserve {
 namespace linear_internal {
 
 // xp: [m, k_padded]; y: [m, w.n], rows [n0, n1) written.
-#define TWINSERVE_LINEAR_KERNELS(ns)                                          \
-  namespace ns {                                                              \
-  /* x16, s16: as for Int4Weight below (paths may use either form). */      \
-  void Int8Weight(const Int8WeightView& w, const float* xp,                   \
-                  const int16_t* x16, const float* s16, int64_t m,            \
-                  const float* bias, float* y, int64_t n0, int64_t n1);       \
-  /* xsum: [m, k_padded / group], sums of xp per group; x16: xp as int16,     \
-     xp ~= s16 * x16 per row (SIMD paths use it: 16-bit products are          \
-     cheaper than converting every nibble to float). */                       \
-  void Int4Weight(const Int4WeightView& w, const float* xp, const float* xsum,    \
-                  const int16_t* x16, const float* s16, int64_t m,            \
-                  const float* bias, float* y, int64_t n0, int64_t n1);       \
-  /* xq: [m, k_padded] in [0, 127]; x = sx * (xq - zx). */                    \
-  void Int8Dynamic(const Int8WeightView& w, const uint8_t* xq, const float* sx,   \
-                   const int32_t* zx, int64_t m, const float* bias, float* y, \
-                   int64_t n0, int64_t n1);                                   \
+#define TWINSERVE_LINEAR_KERNELS(ns)                                           \
+  namespace ns {                                                               \
+  /* x16, s16: as for Int4Weight below (paths may use either form). */         \
+  void Int8Weight(const Int8WeightView& w, const float* xp,                    \
+                  const int16_t* x16, const float* s16, int64_t m,             \
+                  const float* bias, float* y, int64_t n0, int64_t n1);        \
+  /* xsum: [m, k_padded / group], sums of xp per group; x16: xp as int16,      \
+     xp ~= s16 * x16 per row (SIMD paths use it: 16-bit products are           \
+     cheaper than converting every nibble to float). */                        \
+  void Int4Weight(const Int4WeightView& w, const float* xp, const float* xsum, \
+                  const int16_t* x16, const float* s16, int64_t m,             \
+                  const float* bias, float* y, int64_t n0, int64_t n1);        \
+  /* xq: [m, k_padded] in [0, 127]; x = sx * (xq - zx). */                     \
+  void Int8Dynamic(const Int8WeightView& w, const uint8_t* xq,                 \
+                   const float* sx, const int32_t* zx, int64_t m,              \
+                   const float* bias, float* y, int64_t n0, int64_t n1);       \
   }
 
 TWINSERVE_LINEAR_KERNELS(scalar)
@@ -38,19 +38,19 @@ TWINSERVE_LINEAR_KERNELS(avx512)
 
 // Dequantization for FP32 GEMMs (scalar in packed_linear.cc, AVX2 beside
 // the AVX2 kernels; AVX-512 machines use the AVX2 one: it is store-bound).
-#define TWINSERVE_DEQUANTIZE(ns)                                            \
-  namespace ns {                                                            \
-  void DequantizeInt8(const Int8WeightView& w, int64_t c0, int64_t c1,      \
-                      float* out);                                          \
-  void DequantizeInt4(const Int4WeightView& w, int64_t c0, int64_t c1,      \
-                      float* out);                                          \
+#define TWINSERVE_DEQUANTIZE(ns)                                       \
+  namespace ns {                                                       \
+  void DequantizeInt8(const Int8WeightView& w, int64_t c0, int64_t c1, \
+                      float* out);                                     \
+  void DequantizeInt4(const Int4WeightView& w, int64_t c0, int64_t c1, \
+                      float* out);                                     \
   }
 TWINSERVE_DEQUANTIZE(scalar)
 TWINSERVE_DEQUANTIZE(avx2)
 #undef TWINSERVE_DEQUANTIZE
 
 // The row and channel loops every SIMD path shares, around its blocks:
-// `Blocks` has `template <int C> static` Int8Weight(w, xr, c, out),
+// `Blocks` has `template <int C> static` Int8Weight(w, xr, sr, c, out),
 // Int4Weight(w, x16r, s16r, xsumr, c, out) and Int8Dynamic(w, xqr, c, out),
 // each computing channels [c, c + C) of one input row into out[0..C).
 // Instantiated in each SIMD file with its own Blocks (and its flags).
@@ -83,53 +83,35 @@ inline void ForRowsAndTiles(int64_t m, int64_t n0, int64_t n1, F f) {
   }
 }
 
+// x: [m, k_padded] as float or int16; the real inputs are row_scale[r] * x
+// (row_scale null: 1). Blocks::Int8Weight(w, xr, sr, c, out) scales by sr;
+// the channel scales are applied here.
+template <typename Blocks, typename X>
+void Int8WeightRows(const Int8WeightView& w, const X* x, const float* row_scale,
+                    int64_t m, const float* bias, float* y, int64_t n0,
+                    int64_t n1) {
+  ForRowsAndTiles(m, n0, n1, [&](int64_t r, int64_t c0, int64_t c1) {
+    const X* xr = x + r * w.k_padded;
+    const float sr = row_scale != nullptr ? row_scale[r] : 1.0f;
+    float* yr = y + r * w.n;
+    ForChannels<float>(
+        c0, c1,
+        [&](int64_t c, float* o) {
+          Blocks::template Int8Weight<4>(w, xr, sr, c, o);
+        },
+        [&](int64_t c, float* o) {
+          Blocks::template Int8Weight<1>(w, xr, sr, c, o);
+        },
+        [&](int64_t c, float v) {
+          yr[c] = v * w.scale[c] + (bias ? bias[c] : 0.0f);
+        });
+  });
+}
+
 template <typename Blocks>
-void Int8WeightRows(const Int8WeightView& w, const float* xp, int64_t m,
+void Int4WeightRows(const Int4WeightView& w, const float* xsum,
+                    const int16_t* x16, const float* s16, int64_t m,
                     const float* bias, float* y, int64_t n0, int64_t n1) {
-  ForRowsAndTiles(m, n0, n1, [&](int64_t r, int64_t c0, int64_t c1) {
-    const float* xr = xp + r * w.k_padded;
-    float* yr = y + r * w.n;
-    ForChannels<float>(
-        c0, c1,
-        [&](int64_t c, float* o) {
-          Blocks::template Int8Weight<4>(w, xr, c, o);
-        },
-        [&](int64_t c, float* o) {
-          Blocks::template Int8Weight<1>(w, xr, c, o);
-        },
-        [&](int64_t c, float v) {
-          yr[c] = v * w.scale[c] + (bias ? bias[c] : 0.0f);
-        });
-  });
-}
-
-// As above over 16-bit inputs: Blocks::Int8Weight(w, x16r, s16r, c, out)
-// with the channel scales left to the caller.
-template <typename Blocks>
-void Int8WeightRows16(const Int8WeightView& w, const int16_t* x16,
-                      const float* s16, int64_t m, const float* bias, float* y,
-                      int64_t n0, int64_t n1) {
-  ForRowsAndTiles(m, n0, n1, [&](int64_t r, int64_t c0, int64_t c1) {
-    const int16_t* xr = x16 + r * w.k_padded;
-    float* yr = y + r * w.n;
-    ForChannels<float>(
-        c0, c1,
-        [&](int64_t c, float* o) {
-          Blocks::template Int8Weight<4>(w, xr, s16[r], c, o);
-        },
-        [&](int64_t c, float* o) {
-          Blocks::template Int8Weight<1>(w, xr, s16[r], c, o);
-        },
-        [&](int64_t c, float v) {
-          yr[c] = v * w.scale[c] + (bias ? bias[c] : 0.0f);
-        });
-  });
-}
-
-template <typename Blocks>
-void Int4WeightRows(const Int4WeightView& w, const float* xsum, const int16_t* x16,
-                    const float* s16, int64_t m, const float* bias, float* y,
-                    int64_t n0, int64_t n1) {
   const int64_t groups = w.k_padded / w.group;
   ForRowsAndTiles(m, n0, n1, [&](int64_t r, int64_t c0, int64_t c1) {
     const int16_t* xr = x16 + r * w.k_padded;
@@ -148,9 +130,9 @@ void Int4WeightRows(const Int4WeightView& w, const float* xsum, const int16_t* x
 }
 
 template <typename Blocks>
-void Int8DynamicRows(const Int8WeightView& w, const uint8_t* xq, const float* sx,
-                     const int32_t* zx, int64_t m, const float* bias, float* y,
-                     int64_t n0, int64_t n1) {
+void Int8DynamicRows(const Int8WeightView& w, const uint8_t* xq,
+                     const float* sx, const int32_t* zx, int64_t m,
+                     const float* bias, float* y, int64_t n0, int64_t n1) {
   ForRowsAndTiles(m, n0, n1, [&](int64_t r, int64_t c0, int64_t c1) {
     const uint8_t* xr = xq + r * w.k_padded;
     float* yr = y + r * w.n;

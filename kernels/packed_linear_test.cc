@@ -143,7 +143,8 @@ void CheckPath(KernelPath path) {
     const std::vector<float> u4 = Unpack(scaled);
     DequantizeChannels(scaled, c0, c1, deq.data(), path);
     for (int64_t i = 0; i < (c1 - c0) * s.k; ++i) {
-      ASSERT_NEAR(deq[i], u4[c0 * s.k + i], 1e-5 * (1 + std::fabs(u4[c0 * s.k + i])))
+      ASSERT_NEAR(deq[i], u4[c0 * s.k + i],
+                  1e-5 * (1 + std::fabs(u4[c0 * s.k + i])))
           << "dequantize int4 " << i;
     }
 

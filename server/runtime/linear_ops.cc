@@ -74,28 +74,31 @@ const float* BiasPointer(const c10::optional<at::Tensor>& bias, int64_t n) {
   return bias->data_ptr<float>();
 }
 
-// Runs `gemv(x, m, bias, y, n0, n1)` over the output channels split among
-// the intra-op threads, or, from `gemm_from_rows` rows, `dequantize(c0, c1,
-// out)` tile by tile into an FP32 GEMM.
-template <typename Gemv, typename Dequantize>
-at::Tensor RunLinear(const at::Tensor& x, int64_t k, int64_t n,
+// Runs the kernel `gemv` (LinearInt8Weight, ...) over the output channels
+// split among the intra-op threads, or, from `gemm_from_rows` rows, the
+// weights dequantized tile by tile into an FP32 GEMM.
+template <typename View, typename Gemv>
+at::Tensor RunLinear(const at::Tensor& x, const View& w,
                      const c10::optional<at::Tensor>& bias,
-                     int64_t gemm_from_rows, Gemv gemv, Dequantize dequantize) {
+                     int64_t gemm_from_rows, Gemv gemv) {
+  const KernelPath path = LoggedPath();
+  const int64_t k = w.k, n = w.n;
   at::Tensor rows = Rows(x, k);
   const int64_t m = rows.size(0);
   const float* b = BiasPointer(bias, n);
   at::Tensor y = at::empty({m, n}, rows.options());
   if (m == 0 || n == 0) return OutputShape(x, y, n);
   if (gemm_from_rows > 0 && m >= gemm_from_rows) {
-    // About 1 MB of FP32 weights per tile: within L2 while the GEMM uses it.
+    // About 4 MB of FP32 weights per tile: fewer, larger GEMMs measured
+    // faster than L2-sized tiles (the GEMM blocks for cache itself).
     const int64_t tile =
         std::clamp<int64_t>((1 << 20) / std::max<int64_t>(k, 1), 16, n);
-    at::Tensor w = at::empty({tile, k}, rows.options());
+    at::Tensor wbuf = at::empty({tile, k}, rows.options());
     at::Tensor out = tile == n ? y : at::empty({m, tile}, rows.options());
     for (int64_t c0 = 0; c0 < n; c0 += tile) {
       const int64_t c1 = std::min(n, c0 + tile);
-      at::Tensor wt = w.narrow(0, 0, c1 - c0);
-      dequantize(c0, c1, wt.data_ptr<float>());
+      at::Tensor wt = wbuf.narrow(0, 0, c1 - c0);
+      DequantizeChannels(w, c0, c1, wt.data_ptr<float>(), path);
       at::Tensor ot = out.narrow(1, 0, c1 - c0);
       if (b != nullptr) {
         at::addmm_out(ot, bias->narrow(0, c0, c1 - c0), rows, wt.t());
@@ -109,9 +112,26 @@ at::Tensor RunLinear(const at::Tensor& x, int64_t k, int64_t n,
   const float* xp = rows.data_ptr<float>();
   float* yp = y.data_ptr<float>();
   // Chunks of at least 64 channels: fewer and the threads' setup dominates.
-  at::parallel_for(0, n, 64,
-                   [&](int64_t n0, int64_t n1) { gemv(xp, m, b, yp, n0, n1); });
+  at::parallel_for(0, n, 64, [&](int64_t n0, int64_t n1) {
+    gemv(w, xp, m, b, yp, path, n0, n1);
+  });
   return OutputShape(x, y, n);
+}
+
+// The INT8 weights (q, scale) of op `op`, checked.
+Int8WeightView Int8View(const char* op, const at::Tensor& q,
+                        const at::Tensor& scale, int64_t in_features) {
+  TORCH_CHECK(q.dim() == 2 && in_features > 0 && q.size(1) >= in_features, op,
+              ": q must be [out, in padded]");
+  Int8WeightView w;
+  w.n = q.size(0);
+  w.k = in_features;
+  w.k_padded = q.size(1);
+  CheckTensor(q, at::kChar, q.numel(), "q");
+  CheckTensor(scale, at::kFloat, w.n, "scale");
+  w.q = q.data_ptr<int8_t>();
+  w.scale = scale.data_ptr<float>();
+  return w;
 }
 
 }  // namespace
@@ -120,25 +140,9 @@ at::Tensor LinearInt8WeightOp(const at::Tensor& x, const at::Tensor& q,
                               const at::Tensor& scale,
                               const c10::optional<at::Tensor>& bias,
                               int64_t in_features, int64_t gemm_from_rows) {
-  TORCH_CHECK(q.dim() == 2 && in_features > 0 && q.size(1) >= in_features,
-              "twinserve.linear_int8_weight: q must be [out, in padded]");
-  const int64_t n = q.size(0);
-  CheckTensor(q, at::kChar, q.numel(), "q");
-  CheckTensor(scale, at::kFloat, n, "scale");
-  Int8WeightView w;
-  w.n = n;
-  w.k = in_features;
-  w.k_padded = q.size(1);
-  w.q = q.data_ptr<int8_t>();
-  w.scale = scale.data_ptr<float>();
-  const KernelPath path = LoggedPath();
   return RunLinear(
-      x, w.k, n, bias, gemm_from_rows,
-      [&](const float* xp, int64_t m, const float* b, float* y, int64_t n0,
-          int64_t n1) { LinearInt8Weight(w, xp, m, b, y, path, n0, n1); },
-      [&](int64_t c0, int64_t c1, float* out) {
-        DequantizeChannels(w, c0, c1, out);
-      });
+      x, Int8View("twinserve.linear_int8_weight", q, scale, in_features), bias,
+      gemm_from_rows, &LinearInt8Weight);
 }
 
 at::Tensor LinearInt4WeightOp(const at::Tensor& x, const at::Tensor& q,
@@ -152,16 +156,15 @@ at::Tensor LinearInt4WeightOp(const at::Tensor& x, const at::Tensor& q,
   TORCH_CHECK(q.dim() == 2 && in_features > 0 && (2 * q.size(1)) % group == 0 &&
                   2 * q.size(1) >= in_features,
               "twinserve.linear_int4_weight: q must be [out, in padded / 2]");
-  const int64_t n = q.size(0);
   Int4WeightView w;
-  w.n = n;
+  w.n = q.size(0);
   w.k = in_features;
   w.k_padded = 2 * q.size(1);
   w.group = group;
   const int64_t groups = w.k_padded / group;
   CheckTensor(q, at::kByte, q.numel(), "q");
-  CheckTensor(scale, at::kFloat, n * groups, "scale");
-  CheckTensor(zero, at::kFloat, n * groups, "zero");
+  CheckTensor(scale, at::kFloat, w.n * groups, "scale");
+  CheckTensor(zero, at::kFloat, w.n * groups, "zero");
   w.q = q.data_ptr<uint8_t>();
   w.scale = scale.data_ptr<float>();
   w.zero = zero.data_ptr<float>();
@@ -169,14 +172,7 @@ at::Tensor LinearInt4WeightOp(const at::Tensor& x, const at::Tensor& q,
     CheckTensor(*input_scale, at::kFloat, in_features, "input_scale");
     w.input_scale = input_scale->data_ptr<float>();
   }
-  const KernelPath path = LoggedPath();
-  return RunLinear(
-      x, w.k, n, bias, gemm_from_rows,
-      [&](const float* xp, int64_t m, const float* b, float* y, int64_t n0,
-          int64_t n1) { LinearInt4Weight(w, xp, m, b, y, path, n0, n1); },
-      [&](int64_t c0, int64_t c1, float* out) {
-        DequantizeChannels(w, c0, c1, out);
-      });
+  return RunLinear(x, w, bias, gemm_from_rows, &LinearInt4Weight);
 }
 
 at::Tensor LinearInt8DynamicOp(const at::Tensor& x, const at::Tensor& q,
@@ -184,29 +180,13 @@ at::Tensor LinearInt8DynamicOp(const at::Tensor& x, const at::Tensor& q,
                                const at::Tensor& row_sum,
                                const c10::optional<at::Tensor>& bias,
                                int64_t in_features, int64_t gemm_from_rows) {
-  TORCH_CHECK(q.dim() == 2 && in_features > 0 && q.size(1) >= in_features,
-              "twinserve.linear_int8_dynamic: q must be [out, in padded]");
-  const int64_t n = q.size(0);
-  CheckTensor(q, at::kChar, q.numel(), "q");
-  CheckTensor(scale, at::kFloat, n, "scale");
-  CheckTensor(row_sum, at::kInt, n, "row_sum");
-  Int8WeightView w;
-  w.n = n;
-  w.k = in_features;
-  w.k_padded = q.size(1);
-  w.q = q.data_ptr<int8_t>();
-  w.scale = scale.data_ptr<float>();
+  Int8WeightView w =
+      Int8View("twinserve.linear_int8_dynamic", q, scale, in_features);
+  CheckTensor(row_sum, at::kInt, w.n, "row_sum");
   w.row_sum = row_sum.data_ptr<int32_t>();
-  const KernelPath path = LoggedPath();
   // Past the crossover, as int8-weight: FP32 activations (more accurate,
   // not less) through the dequantized GEMM.
-  return RunLinear(
-      x, w.k, n, bias, gemm_from_rows,
-      [&](const float* xp, int64_t m, const float* b, float* y, int64_t n0,
-          int64_t n1) { LinearInt8Dynamic(w, xp, m, b, y, path, n0, n1); },
-      [&](int64_t c0, int64_t c1, float* out) {
-        DequantizeChannels(w, c0, c1, out);
-      });
+  return RunLinear(x, w, bias, gemm_from_rows, &LinearInt8Dynamic);
 }
 
 namespace {
