@@ -105,6 +105,12 @@ ABSL_FLAG(std::string, store, DefaultStore(),
 ABSL_FLAG(int, intra_op_threads, 1,
           "LibTorch intra-op threads per forward pass. With the default "
           "inference_threads this keeps threads <= cores.");
+ABSL_FLAG(int, onednn_cache_capacity, 256,
+          "Entries kept in each of LibTorch's two caches of oneDNN "
+          "primitives (keyed by shape and INT8 scales, so each new quantized "
+          "variant and batch size adds some). Bounds the memory they hold "
+          "(about 1 MB per distinct INT8 CNN); too few makes inference slow. "
+          "LibTorch's own default is 1024.");
 ABSL_FLAG(int, inference_threads, 0,
           "Worker threads running forward passes concurrently; 0 = cores / "
           "intra_op_threads.");
@@ -287,6 +293,7 @@ int main(int argc, char** argv) {
   const int intra = std::max(1, absl::GetFlag(FLAGS_intra_op_threads));
   int workers = absl::GetFlag(FLAGS_inference_threads);
   if (workers <= 0) workers = std::max(1, DefaultInferenceThreads() / intra);
+  twinserve::LimitOneDnnCaches(absl::GetFlag(FLAGS_onednn_cache_capacity));
   twinserve::ConfigureTorchThreads(intra, 1);
   twinserve::UseOneDnnQuantizedEngine();
   twinserve::AllowUnsafeOps(absl::GetFlag(FLAGS_allow_unsafe_ops));

@@ -8,6 +8,7 @@
 #include <torch/script.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -266,6 +267,13 @@ std::string TorchErrorMessage(const std::exception& e) {
   }
   const size_t start = text.find_first_not_of(" \n");
   return text.substr(start, text.find('\n', start) - start);
+}
+
+void LimitOneDnnCaches(int capacity) {
+  const std::string value = std::to_string(std::max(0, capacity));
+  // Read by oneDNN (ONEDNN_ or DNNL_ prefix) and by ideep at first use.
+  setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", value.c_str(), 1);
+  setenv("LRU_CACHE_CAPACITY", value.c_str(), 1);
 }
 
 void ConfigureTorchThreads(int intra_op_threads, int inter_op_threads) {

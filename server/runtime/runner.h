@@ -84,6 +84,16 @@ std::string TorchErrorMessage(const std::exception& e);
 // REQUIRES: called before any Runner runs.
 void ConfigureTorchThreads(int intra_op_threads, int inter_op_threads);
 
+// Bounds the two caches of oneDNN primitives that LibTorch fills as it runs
+// models (oneDNN's own primitive cache and ideep's LRU), to `capacity`
+// entries each (LibTorch's default is 1,024). Primitives are keyed by shape
+// and, for INT8, by scales, so every new quantized variant and batch size
+// adds entries that outlive the variant: measured here, about 1 MB per
+// distinct INT8 Fashion CNN loaded and run, until the caches are full. Too
+// small costs speed (the frozen FP32 CNN ran 3.3x slower with none).
+// REQUIRES: called before any model runs (LibTorch reads it once).
+void LimitOneDnnCaches(int capacity);
+
 // Drops the functions of `module`'s CompilationUnit so that its graphs and
 // the constants they hold (a frozen module's weights) are freed: LibTorch
 // otherwise keeps them through a reference cycle (pytorch#96726).
