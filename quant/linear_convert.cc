@@ -477,12 +477,17 @@ absl::StatusOr<Conversion> ConvertDynamic(const std::string& fp32_path,
         "dynamic conversion failed while ", stage, ": ", TorchErrorMessage(e)));
   }
   // LibTorch's pass for its layers (ours left FP32 by it), then ours.
+  bool libtorch_layers = false;
+  for (const LinearKernelReport& r : choices) {
+    libtorch_layers |= r.kernel.rfind("libtorch", 0) == 0;
+  }
   auto out = ConvertWithoutCalibration(fp32_path, signature, libtorch_options,
                                        output_path);
   std::string source = output_path;
   if (!out.ok()) {
-    // Nothing was left for LibTorch: every layer is ours.
-    if (ours.empty()) return out.status();
+    // Only "nothing to quantize" is expected, when every Linear is ours
+    // (LibTorch's pass would still have taken LSTMs).
+    if (libtorch_layers || ours.empty()) return out.status();
     out = Conversion{};
     source = fp32_path;
   }
