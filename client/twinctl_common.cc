@@ -97,9 +97,10 @@ mutual TLS; --tls_server_name NAME if the certificate names another host.
 namespace {
 
 const char* const kBoolFlags[] = {
-    "replace",  "help",          "per-tensor",  "no-watch",
-    "watch",    "auto-fallback", "brief",       "keep-previous",
-    "off",      "clear",         "no-equalize", "no-bias-correction",
+    "replace",  "help",          "per-tensor",
+    "no-watch", "watch",         "auto-fallback",
+    "brief",    "keep-previous", "off",
+    "clear",    "no-equalize",   "no-bias-correction",
     "quantize", "wait",          "no-activation-aware"};
 
 }  // namespace

@@ -21,11 +21,11 @@
 namespace twinserve {
 
 struct ChannelStats {
-  at::Tensor mean;    // [C] float, over samples and positions
-  at::Tensor absmax;  // [C] float
+  at::Tensor mean;      // [C] float, over samples and positions
+  at::Tensor absmax;    // [C] float
   at::Tensor mean_abs;  // [C] float: mean |x|
   at::Tensor mean_sq;   // [C] float: mean x^2
-  int64_t count = 0;  // values per channel seen
+  int64_t count = 0;    // values per channel seen
 
   // Largest channel range over the median one: how far a few channels
   // outrun the rest (1 for even channels; 0 if nothing was seen).

@@ -90,8 +90,8 @@ struct QuantizeOptions {
 // INVALID_ARGUMENT naming the first option out of range: percentile in
 // (0, 100]; losses in [0, 100] or negative (off); max_calibration_samples
 // and batch_size > 0; max_trials in [0, 1000]; time limit in (0, 86400];
-// every number finite; group_size 32, 64 or 128. UNIMPLEMENTED for fp16, which LibTorch 1.13 cannot
-// run on a CPU.
+// every number finite; group_size 32, 64 or 128. UNIMPLEMENTED for fp16, which
+// LibTorch 1.13 cannot run on a CPU.
 absl::Status ValidateQuantizeOptions(const QuantizeOptions& options);
 
 }  // namespace twinserve
