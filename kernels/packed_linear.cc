@@ -65,23 +65,27 @@ Rows16 QuantizeRows16(const float* xp, int64_t m, int64_t k_padded) {
   return {q, s};
 }
 
-#define DISPATCH(fn, ...)                         \
-  switch (path) {                                 \
-    case KernelPath::kAvx512Vnni:                 \
-      if (CpuSupports(KernelPath::kAvx512Vnni)) { \
-        linear_internal::avx512::fn(__VA_ARGS__); \
-        return;                                   \
-      }                                           \
-      [[fallthrough]];                            \
-    case KernelPath::kAvx2:                       \
-      if (CpuSupports(KernelPath::kAvx2)) {       \
-        linear_internal::avx2::fn(__VA_ARGS__);   \
-        return;                                   \
-      }                                           \
-      [[fallthrough]];                            \
-    case KernelPath::kScalar:                     \
-      linear_internal::scalar::fn(__VA_ARGS__);   \
-      return;                                     \
+// The fastest path at or below `asked` that this CPU runs.
+KernelPath Resolve(KernelPath asked) {
+  if (asked == KernelPath::kAvx512Vnni &&
+      CpuSupports(KernelPath::kAvx512Vnni)) {
+    return KernelPath::kAvx512Vnni;
+  }
+  if (asked != KernelPath::kScalar && CpuSupports(KernelPath::kAvx2)) {
+    return KernelPath::kAvx2;
+  }
+  return KernelPath::kScalar;
+}
+
+// Calls the kernel of a resolved `path`.
+#define DISPATCH(fn, ...)                              \
+  switch (path) {                                      \
+    case KernelPath::kAvx512Vnni:                      \
+      return linear_internal::avx512::fn(__VA_ARGS__); \
+    case KernelPath::kAvx2:                            \
+      return linear_internal::avx2::fn(__VA_ARGS__);   \
+    case KernelPath::kScalar:                          \
+      return linear_internal::scalar::fn(__VA_ARGS__); \
   }
 
 }  // namespace
@@ -161,7 +165,7 @@ PackedInt4 PackInt4(const float* w, int64_t n, int64_t k, int64_t group,
 
 void DequantizeChannels(const Int8WeightView& w, int64_t c0, int64_t c1,
                         float* out, KernelPath path) {
-  if (path != KernelPath::kScalar && CpuSupports(KernelPath::kAvx2)) {
+  if (Resolve(path) != KernelPath::kScalar) {
     return linear_internal::avx2::DequantizeInt8(w, c0, c1, out);
   }
   linear_internal::scalar::DequantizeInt8(w, c0, c1, out);
@@ -169,7 +173,7 @@ void DequantizeChannels(const Int8WeightView& w, int64_t c0, int64_t c1,
 
 void DequantizeChannels(const Int4WeightView& w, int64_t c0, int64_t c1,
                         float* out, KernelPath path) {
-  if (path != KernelPath::kScalar && CpuSupports(KernelPath::kAvx2)) {
+  if (Resolve(path) != KernelPath::kScalar) {
     return linear_internal::avx2::DequantizeInt4(w, c0, c1, out);
   }
   linear_internal::scalar::DequantizeInt4(w, c0, c1, out);
@@ -192,12 +196,12 @@ void LinearInt8Weight(const Int8WeightView& w, const float* x, int64_t m,
                       int64_t n_begin, int64_t n_end) {
   if (n_end < 0) n_end = w.n;
   if (m <= 0 || n_begin >= n_end) return;
+  path = Resolve(path);
   const float* xp = PadRows(x, m, w.k, w.k_padded, nullptr);
-  // SIMD paths: 16-bit inputs, as for INT4 (1.5e-5 of the row's largest
-  // input, far below the weights' 8 bits).
-  const Rows16 x16 = path != KernelPath::kScalar
-                         ? QuantizeRows16(xp, m, w.k_padded)
-                         : Rows16{};
+  // The AVX2 path takes 16-bit inputs, as INT4 does (1.5e-5 of the row's
+  // largest input, far below the weights' 8 bits); AVX-512 takes floats.
+  const Rows16 x16 =
+      path == KernelPath::kAvx2 ? QuantizeRows16(xp, m, w.k_padded) : Rows16{};
   DISPATCH(Int8Weight, w, xp, x16.q, x16.scale, m, bias, y, n_begin, n_end)
 }
 
@@ -206,6 +210,7 @@ void LinearInt4Weight(const Int4WeightView& w, const float* x, int64_t m,
                       int64_t n_begin, int64_t n_end) {
   if (n_end < 0) n_end = w.n;
   if (m <= 0 || n_begin >= n_end) return;
+  path = Resolve(path);
   const float* xp = PadRows(x, m, w.k, w.k_padded, w.input_scale);
   const int64_t groups = w.k_padded / w.group;
   thread_local std::vector<float> sums;
@@ -232,6 +237,7 @@ void LinearInt8Dynamic(const Int8WeightView& w, const float* x, int64_t m,
                        int64_t n_begin, int64_t n_end) {
   if (n_end < 0) n_end = w.n;
   if (m <= 0 || n_begin >= n_end) return;
+  path = Resolve(path);
   thread_local std::vector<uint8_t> qbuf;
   thread_local std::vector<float> sbuf;
   thread_local std::vector<int32_t> zbuf;

@@ -6,13 +6,8 @@
 // runtime/linear_ops.h) with its weights packed as tensor constants; other
 // layers stay FP32. The result is an ordinary TorchScript file.
 //
-// INT4 with a calibration set scales each layer's inputs before
-// quantizing (activation-aware, as AWQ does): input j's weights are
-// multiplied by s_j = mean|x_j|^alpha and x_j divided by it at run time,
-// which leaves the FP32 function unchanged and gives the inputs that carry
-// the most signal the finest steps. Alpha is searched in [0, 1] per layer
-// to minimise sum_j E[x_j^2] * |W_j - Q(W_j)|^2 (0 = round to nearest, so
-// the search is never worse than it by that measure).
+// INT4 with a calibration set scales each layer's inputs before quantizing
+// (activation-aware, quant/awq.h).
 //
 // Dynamic (mode dynamic): each Linear layer runs LibTorch's dynamic INT8
 // kernel or twinserve's (twinserve.linear_int8_dynamic), whichever is faster
@@ -20,7 +15,8 @@
 // conversion; the report lists both timings and the choice.
 //
 // Each packed layer's crossover from the GEMV kernel to a dequantized FP32
-// GEMM is measured here, on this machine, and stored in the call.
+// GEMM is measured here, on this machine, and stored in the call
+// (quant/linear_rewrite.h does the graph work).
 //
 // LibTorch-free header.
 #ifndef TWINSERVE_QUANT_LINEAR_CONVERT_H_

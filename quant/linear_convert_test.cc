@@ -196,17 +196,13 @@ TEST(LinearConvertTest, DynamicChoosesAKernelPerLayer) {
 TEST(LinearConvertTest, ThreadsSplitChannelsWithoutChangingResults) {
   at::manual_seed(2);
   const at::Tensor w = at::randn({1000, 300});
-  const PackedInt8 p = PackInt8(w.data_ptr<float>(), 1000, 300);
-  at::Tensor q = at::empty({1000, p.k_padded}, at::kChar);
-  std::copy(p.q.begin(), p.q.end(), q.data_ptr<int8_t>());
-  const at::Tensor scale =
-      at::from_blob(const_cast<float*>(p.scale.data()), {1000}).clone();
+  const PackedLinear t = ToTensors(PackInt8(w.data_ptr<float>(), 1000, 300));
   const at::Tensor x = at::randn({3, 300});
   const int before = at::get_num_threads();
   at::set_num_threads(1);
-  const at::Tensor one = LinearInt8WeightOp(x, q, scale, c10::nullopt, 300, 0);
+  const at::Tensor one = RunPacked(t, x, 300, 0);
   at::set_num_threads(2);
-  const at::Tensor two = LinearInt8WeightOp(x, q, scale, c10::nullopt, 300, 0);
+  const at::Tensor two = RunPacked(t, x, 300, 0);
   at::set_num_threads(before);
   EXPECT_TRUE(at::equal(one, two));
 }

@@ -189,6 +189,52 @@ at::Tensor LinearInt8DynamicOp(const at::Tensor& x, const at::Tensor& q,
   return RunLinear(x, w, bias, gemm_from_rows, &LinearInt8Dynamic);
 }
 
+PackedLinear ToTensors(const PackedInt8& p, bool dynamic) {
+  PackedLinear t;
+  t.dynamic = dynamic;
+  t.q = at::empty({p.n, p.k_padded}, at::kChar);
+  std::copy(p.q.begin(), p.q.end(), t.q.data_ptr<int8_t>());
+  t.scale = at::empty({p.n}, at::kFloat);
+  std::copy(p.scale.begin(), p.scale.end(), t.scale.data_ptr<float>());
+  t.row_sum = at::empty({p.n}, at::kInt);
+  std::copy(p.row_sum.begin(), p.row_sum.end(), t.row_sum.data_ptr<int32_t>());
+  return t;
+}
+
+PackedLinear ToTensors(const PackedInt4& p) {
+  PackedLinear t;
+  const int64_t groups = p.k_padded / p.group;
+  t.group = p.group;
+  t.q = at::empty({p.n, p.k_padded / 2}, at::kByte);
+  std::copy(p.q.begin(), p.q.end(), t.q.data_ptr<uint8_t>());
+  t.scale = at::empty({p.n, groups}, at::kFloat);
+  std::copy(p.scale.begin(), p.scale.end(), t.scale.data_ptr<float>());
+  t.zero = at::empty({p.n, groups}, at::kFloat);
+  std::copy(p.zero.begin(), p.zero.end(), t.zero.data_ptr<float>());
+  if (!p.input_scale.empty()) {
+    t.input_scale = at::empty({p.k}, at::kFloat);
+    std::copy(p.input_scale.begin(), p.input_scale.end(),
+              t.input_scale.data_ptr<float>());
+  }
+  return t;
+}
+
+at::Tensor RunPacked(const PackedLinear& t, const at::Tensor& x, int64_t k,
+                     int64_t gemm_from_rows) {
+  if (t.group > 0) {
+    return LinearInt4WeightOp(x, t.q, t.scale, t.zero,
+                              t.input_scale.defined()
+                                  ? c10::optional<at::Tensor>(t.input_scale)
+                                  : c10::nullopt,
+                              c10::nullopt, k, t.group, gemm_from_rows);
+  }
+  if (t.dynamic) {
+    return LinearInt8DynamicOp(x, t.q, t.scale, t.row_sum, c10::nullopt, k,
+                               gemm_from_rows);
+  }
+  return LinearInt8WeightOp(x, t.q, t.scale, c10::nullopt, k, gemm_from_rows);
+}
+
 namespace {
 
 TORCH_LIBRARY_FRAGMENT(twinserve, m) {

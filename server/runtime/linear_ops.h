@@ -13,6 +13,8 @@
 
 #include <cstdint>
 
+#include "kernels/packed_linear.h"
+
 namespace twinserve {
 
 // x [..., in_features] float32 -> [..., out]. Each op switches to a
@@ -34,6 +36,19 @@ at::Tensor LinearInt8DynamicOp(const at::Tensor& x, const at::Tensor& q,
                                const at::Tensor& row_sum,
                                const c10::optional<at::Tensor>& bias,
                                int64_t in_features, int64_t gemm_from_rows);
+
+// One layer's packed arrays as the ops take them (undefined where unused).
+struct PackedLinear {
+  at::Tensor q, scale, zero, row_sum, input_scale;
+  int64_t group = 0;     // INT4: 32, 64 or 128; 0 for INT8
+  bool dynamic = false;  // INT8 run by linear_int8_dynamic
+};
+PackedLinear ToTensors(const PackedInt8& p, bool dynamic = false);
+PackedLinear ToTensors(const PackedInt4& p);
+
+// x [..., k] through the op `t` stands for, without bias.
+at::Tensor RunPacked(const PackedLinear& t, const at::Tensor& x, int64_t k,
+                     int64_t gemm_from_rows);
 
 }  // namespace twinserve
 

@@ -14,24 +14,14 @@ namespace twinserve {
 namespace {
 
 struct Layer {
-  at::Tensor w, b, q8, s8, r8, q4, s4, z4;
+  at::Tensor w, b;
+  PackedLinear i8, i4;  // i8 also serves the dynamic op
   explicit Layer(int64_t n, int64_t k) {
     at::manual_seed(0);
     w = at::randn({n, k});
     b = at::randn({n});
-    const PackedInt8 p8 = PackInt8(w.data_ptr<float>(), n, k);
-    q8 = at::empty({n, p8.k_padded}, at::kChar);
-    std::copy(p8.q.begin(), p8.q.end(), q8.data_ptr<int8_t>());
-    s8 = at::from_blob(const_cast<float*>(p8.scale.data()), {n}).clone();
-    r8 = at::from_blob(const_cast<int32_t*>(p8.row_sum.data()), {n}, at::kInt)
-             .clone();
-    const PackedInt4 p4 = PackInt4(w.data_ptr<float>(), n, k, 128);
-    q4 = at::empty({n, p4.k_padded / 2}, at::kByte);
-    std::copy(p4.q.begin(), p4.q.end(), q4.data_ptr<uint8_t>());
-    const int64_t groups = p4.k_padded / 128;
-    s4 =
-        at::from_blob(const_cast<float*>(p4.scale.data()), {n, groups}).clone();
-    z4 = at::from_blob(const_cast<float*>(p4.zero.data()), {n, groups}).clone();
+    i8 = ToTensors(PackInt8(w.data_ptr<float>(), n, k));
+    i4 = ToTensors(PackInt4(w.data_ptr<float>(), n, k, 128));
   }
 };
 
@@ -56,17 +46,19 @@ void BM_Linear(benchmark::State& state) {
         break;
       case 1:
       case 2:
-        y = LinearInt8WeightOp(x, layer->q8, layer->s8, layer->b, k,
+        y = LinearInt8WeightOp(x, layer->i8.q, layer->i8.scale, layer->b, k,
                                kind == 2 ? 1 : 0);
         break;
       case 5:
       case 6:
-        y = LinearInt8DynamicOp(x, layer->q8, layer->s8, layer->r8, layer->b, k,
+        y = LinearInt8DynamicOp(x, layer->i8.q, layer->i8.scale,
+                                layer->i8.row_sum, layer->b, k,
                                 kind == 6 ? 1 : 0);
         break;
       default:
-        y = LinearInt4WeightOp(x, layer->q4, layer->s4, layer->z4, c10::nullopt,
-                               layer->b, k, 128, kind == 4 ? 1 : 0);
+        y = LinearInt4WeightOp(x, layer->i4.q, layer->i4.scale, layer->i4.zero,
+                               c10::nullopt, layer->b, k, 128,
+                               kind == 4 ? 1 : 0);
     }
     benchmark::DoNotOptimize(y.data_ptr());
   }
