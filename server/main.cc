@@ -207,6 +207,18 @@ ABSL_FLAG(std::string, quantize_worker, "auto",
           "beside this binary; \"none\": jobs run inside the server.");
 ABSL_FLAG(int, max_concurrent_jobs, 2,
           "Quantization jobs running at once (one per model in any case).");
+ABSL_FLAG(std::string, cluster_etcd, "",
+          "Run as one replica of a fleet: etcd's client endpoints "
+          "(HOST:PORT[,HOST:PORT...]). Records, variants and policies are "
+          "shared through etcd; artifacts through --cluster_blobs. Empty: "
+          "one server, everything in --store.");
+ABSL_FLAG(std::string, cluster_prefix, "/twinserve/",
+          "etcd key prefix of this fleet (starts and ends with '/').");
+ABSL_FLAG(std::string, cluster_blobs, "",
+          "Artifact folder shared by every replica (on Kubernetes a "
+          "ReadWriteMany volume); files named by their SHA-256.");
+ABSL_FLAG(int, cluster_blob_grace_s, 3600,
+          "Blobs no record references are deleted after this many seconds.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound gRPC port is written here once listening (for "
           "--address=HOST:0 in tests and scripts).");
@@ -304,6 +316,11 @@ int main(int argc, char** argv) {
 
   twinserve::ServerOptions options;
   options.store_path = absl::GetFlag(FLAGS_store);
+  options.cluster.etcd = absl::GetFlag(FLAGS_cluster_etcd);
+  options.cluster.prefix = absl::GetFlag(FLAGS_cluster_prefix);
+  options.cluster.blobs = absl::GetFlag(FLAGS_cluster_blobs);
+  options.cluster.blob_grace =
+      absl::Seconds(std::max(0, absl::GetFlag(FLAGS_cluster_blob_grace_s)));
   options.runner.optimize = absl::GetFlag(FLAGS_optimize_fp32);
   options.scheduler.worker_threads = workers;
   options.scheduler.inline_compute_us = absl::GetFlag(FLAGS_inline_compute_us);

@@ -27,7 +27,7 @@ absl::StatusOr<CalibrationSet> QuantizationService::NewSet(
     const std::string& model, const std::string& set) const {
   TS_RETURN_IF_ERROR(registry_->CheckWritable());
   TS_RETURN_IF_ERROR(ValidateName(set, "calibration set name"));
-  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(model));
+  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->GetLatest(model));
   return CalibrationSet::ForSignature(record.signature, set);
 }
 
@@ -52,7 +52,7 @@ absl::StatusOr<CalibrationInfo> QuantizationService::PutSet(
 
 absl::StatusOr<std::vector<CalibrationInfo>> QuantizationService::ListSets(
     const std::string& model) const {
-  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(model));
+  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->GetLatest(model));
   std::vector<CalibrationInfo> out;
   for (const auto& [name, c] : record.calibration_sets) {
     out.push_back(
@@ -80,7 +80,7 @@ absl::StatusOr<StoredSetFile> QuantizationService::SetFile(
 
 absl::StatusOr<CalibrationSet> QuantizationService::LoadSet(
     const std::string& model, const std::string& set) const {
-  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(model));
+  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->GetLatest(model));
   TS_ASSIGN_OR_RETURN(StoredSetFile f, SetFile(record, set));
   return CalibrationSet::ReadStored(f.path, f.sha256, f.name);
 }
@@ -99,7 +99,7 @@ absl::StatusOr<JobStatus> QuantizationService::StartQuantize(
                      "': fp32 names are the model's own"));
   }
   TS_RETURN_IF_ERROR(ValidateQuantizeOptions(request.options));
-  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(request.model));
+  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->GetLatest(request.model));
   // Before the job's work, not after it.
   TS_RETURN_IF_ERROR(registrar_->CheckRoomForVariant(record, request.variant));
   auto set = record.calibration_sets.find(request.calibration_set);
@@ -223,7 +223,7 @@ absl::StatusOr<std::string> QuantizationService::RunQuantize(
   } cleanup{registry_, request, &staging};
 
   ctx.Progress("loading calibration samples", 0, 0);
-  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(request.model));
+  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->GetLatest(request.model));
   if (record.registration_id != registration_id) {
     return absl::AbortedError(absl::StrCat(
         "model '", request.model,
@@ -322,7 +322,7 @@ absl::StatusOr<std::string> QuantizationService::RunQuantize(
 
 absl::StatusOr<QuantizationReport> QuantizationService::GetReport(
     const std::string& model, const std::string& variant) const {
-  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(model));
+  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->GetLatest(model));
   auto it = record.variants.find(variant);
   if (it == record.variants.end()) {
     return absl::NotFoundError(

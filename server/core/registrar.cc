@@ -228,7 +228,7 @@ absl::StatusOr<ModelStatus> Registrar::RegisterVariant(
         "variant 'fp32' is the model itself; register it without a variant");
   }
   TS_RETURN_IF_ERROR(ValidateName(variant, "variant name"));
-  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->Get(name));
+  TS_ASSIGN_OR_RETURN(ModelRecord record, store_->GetLatest(name));
   TS_RETURN_IF_ERROR(RoomForVariant(record, variant, limits_.max_variants));
   TS_ASSIGN_OR_RETURN(std::unique_ptr<Runner> runner,
                       Runner::Load(file.path, record.signature,

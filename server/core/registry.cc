@@ -127,23 +127,43 @@ void ModelRegistry::LoadEntry(const std::string& name,
     e.variants.clear();
     return;
   }
+  std::vector<std::string> to_load;
   {
     absl::MutexLock lock(&mu_);
     Entry& e = models_[name];
-    e.unloaded = false;
+    const bool same_registration =
+        e.record.ok() && e.record->registration_id == record->registration_id;
     std::map<std::string, VariantSlot> slots;
     for (const auto& [v, vr] : record->variants) {
+      auto it = e.variants.find(v);
+      const bool unchanged =
+          same_registration && !e.unloaded && it != e.variants.end() &&
+          it->second.servable != nullptr && e.record->variants.count(v) &&
+          e.record->variants.at(v).sha256 == vr.sha256 && vr.damage.empty();
       VariantSlot slot;
-      if (auto it = e.variants.find(v); it != e.variants.end()) {
-        slot.stats = it->second.stats;  // statistics survive reloads
+      if (unchanged) {
+        slot = it->second;
+      } else {
+        if (it != e.variants.end()) {
+          slot.stats = it->second.stats;  // statistics survive reloads
+          slot.pending = it->second.pending;
+        }
+        to_load.push_back(v);
       }
       slots[v] = std::move(slot);
     }
+    // A variant a job is making here is not in the record yet.
+    for (auto& [v, slot] : e.variants) {
+      if (slot.pending && !slots.count(v)) slots[v] = std::move(slot);
+    }
+    e.unloaded = false;
     e.variants = std::move(slots);
     e.record = *record;
     ParseRecordLocked(*record, &e);
+    ApplyBatchingLocked(&e);
   }
-  for (const auto& [v, vr] : record->variants) {
+  for (const std::string& v : to_load) {
+    const VariantRecord& vr = record->variants.at(v);
     auto runner =
         vr.damage.empty()
             ? Runner::Load(store_->VariantPath(name, vr), record->signature,
@@ -152,12 +172,17 @@ void ModelRegistry::LoadEntry(const std::string& name,
                   absl::StrCat("its stored file is damaged: ", vr.damage)));
     absl::MutexLock lock(&mu_);
     auto it = models_.find(name);
-    // Removed or registered anew meanwhile: what was loaded is stale.
+    // Removed, registered anew or given another artifact meanwhile: what was
+    // loaded is stale.
     if (it == models_.end() || !it->second.record.ok() ||
         it->second.record->registration_id != record->registration_id) {
       return;
     }
     Entry& e = it->second;
+    auto now = e.record->variants.find(v);
+    if (now == e.record->variants.end() || now->second.sha256 != vr.sha256) {
+      continue;
+    }
     VariantSlot& slot = e.variants[v];
     if (runner.ok()) {
       slot.state = e.unloaded ? VariantState::kUnloaded : VariantState::kReady;
@@ -176,6 +201,20 @@ void ModelRegistry::LoadEntry(const std::string& name,
                     << " failed to load: " << slot.last_error;
     }
   }
+}
+
+void ModelRegistry::Converge(const std::string& name) {
+  absl::StatusOr<ModelRecord> record = store_->Get(name);
+  if (absl::IsNotFound(record.status())) {
+    bool present;
+    {
+      absl::MutexLock lock(&mu_);
+      present = models_.count(name) > 0;
+    }
+    if (present) ApplyRemoval(name);
+    return;
+  }
+  LoadEntry(name, std::move(record));
 }
 
 absl::Status ModelRegistry::Load(const std::string& name) {

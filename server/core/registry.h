@@ -143,6 +143,11 @@ class ModelRegistry : public ServableRouter {
   // A change that loads nothing: policy, history, batching, sets.
   void ApplyRecord(const ModelRecord& committed);
   void ApplyRemoval(const std::string& name);
+  // A shared store's copy of `name` changed (another server wrote it):
+  // serves what the store now says, loading only variants whose artifact
+  // changed. Called from the store's watch (ModelStore::Follow), one at a
+  // time.
+  void Converge(const std::string& name);
 
   // --- Events ---------------------------------------------------------------
   void RecordPolicyChange(const std::string& name, const std::string& action,
@@ -186,7 +191,8 @@ class ModelRegistry : public ServableRouter {
     std::shared_ptr<LiveHistogram> job_seconds;
   };
 
-  // Loads every variant of `record` (outside the lock) and installs them.
+  // Serves `record`: loads (outside the lock) and installs every variant
+  // not already served from the same artifact for the same registration.
   void LoadEntry(const std::string& name, absl::StatusOr<ModelRecord> record);
   // Parses the record's policy, history and batching into `e`.
   static void ParseRecordLocked(const ModelRecord& record, Entry* e);

@@ -1,6 +1,8 @@
 #include "server/core/server_core.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "server/cluster/etcd_metadata_store.h"
 #include "server/common/status_macros.h"
 
 namespace twinserve {
@@ -8,7 +10,30 @@ namespace twinserve {
 absl::StatusOr<std::unique_ptr<ServerCore>> ServerCore::Create(
     const ServerOptions& options) {
   std::unique_ptr<ServerCore> core(new ServerCore(options));
-  TS_ASSIGN_OR_RETURN(core->store_, ModelStore::Open(options.store_path));
+  if (options.cluster.etcd.empty()) {
+    TS_ASSIGN_OR_RETURN(core->store_, ModelStore::Open(options.store_path));
+  } else {
+    if (options.cluster.blobs.empty()) {
+      return absl::InvalidArgumentError(
+          "--cluster_etcd needs --cluster_blobs: the artifact folder every "
+          "replica shares");
+    }
+    if (options.cluster.prefix.empty() || options.cluster.prefix[0] != '/' ||
+        options.cluster.prefix.back() != '/') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--cluster_prefix must start and end with '/', not '",
+                       options.cluster.prefix, "'"));
+    }
+    EtcdOptions etcd;
+    etcd.endpoints = options.cluster.etcd;
+    TS_ASSIGN_OR_RETURN(core->etcd_, EtcdClient::Create(etcd));
+    core->metadata_ = std::make_unique<EtcdMetadataStore>(
+        core->etcd_.get(), options.cluster.prefix);
+    TS_ASSIGN_OR_RETURN(
+        core->store_,
+        ModelStore::OpenShared(options.store_path, core->metadata_.get(),
+                               options.cluster.blobs));
+  }
   core->schedulers_ = std::make_unique<SchedulerFactory>(options.scheduler);
   core->registry_ = std::make_unique<ModelRegistry>(
       core->store_.get(), core->schedulers_.get(), options.runner);
@@ -35,11 +60,20 @@ absl::StatusOr<std::unique_ptr<ServerCore>> ServerCore::Create(
 
 void ServerCore::LoadStoredModels() {
   registry_->LoadStoredModels();
-  // No job outlives a restart (those cut short are INTERRUPTED), so a plan
-  // still waiting for its variant will never be applied.
-  registrar_->DropAllPlans(
-      "the server restarted before the quantization job that was to make "
-      "its variant finished");
+  if (store_->shared()) {
+    // Other replicas' writes from the scan on; a job another replica runs
+    // may still complete a plan, so plans stay.
+    ModelRegistry* registry = registry_.get();
+    store_->Follow(
+        [registry](const std::string& name) { registry->Converge(name); },
+        options_.cluster.blob_grace);
+  } else {
+    // No job outlives a restart (those cut short are INTERRUPTED), so a plan
+    // still waiting for its variant will never be applied.
+    registrar_->DropAllPlans(
+        "the server restarted before the quantization job that was to make "
+        "its variant finished");
+  }
   // Rollouts resume (counting each stage afresh) once models are loaded.
   rollout_ = std::make_unique<RolloutDriver>(registry_.get(), traffic_.get(),
                                              options_.rollout_tick_ms);
@@ -52,6 +86,8 @@ void ServerCore::Shutdown() {
   // Jobs call into the quantization service, the registrar, the registry
   // and the store: they stop while all of those still exist.
   if (jobs_ != nullptr) jobs_->Shutdown();
+  // The store's watch calls into the registry.
+  if (store_ != nullptr) store_->StopFollowing();
 }
 
 ServerCore::~ServerCore() {

@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "quant/calibration_set.h"
+#include "server/cluster/etcd_client.h"
 #include "server/common/memory_budget.h"
 #include "server/core/jobs.h"
 #include "server/core/quantization.h"
@@ -27,13 +28,30 @@
 #include "server/runtime/runner.h"
 #include "server/serving/engine.h"
 #include "server/serving/scheduler.h"
+#include "server/store/metadata_store.h"
 #include "server/store/model_store.h"
 
 namespace twinserve {
 
+// Several servers sharing one state (server/cluster).
+struct ClusterOptions {
+  // etcd's client endpoints, HOST:PORT[,HOST:PORT...]; empty: one server,
+  // records in store_path.
+  std::string etcd;
+  // Keys live under it; several fleets may share one etcd.
+  std::string prefix = "/twinserve/";
+  // The artifact folder every server of the fleet sees (a ReadWriteMany
+  // volume); required with `etcd`.
+  std::string blobs;
+  // Unreferenced blobs older than this are collected.
+  absl::Duration blob_grace = absl::Hours(1);
+};
+
 struct ServerOptions {
-  // Folder of the durable model store; created if missing.
+  // Folder of the durable model store; created if missing. In a cluster it
+  // keeps this server's own files (staging, job records, audit log).
   std::string store_path;
+  ClusterOptions cluster;
   RunnerOptions runner;
   SchedulerOptions scheduler;
   EngineOptions engine;
@@ -91,6 +109,8 @@ class ServerCore {
   MemoryBudget calibration_budget_;
   // Declared in the order they are built; Shutdown and the destructor take
   // them down in reverse.
+  std::unique_ptr<EtcdClient> etcd_;
+  std::unique_ptr<MetadataStore> metadata_;
   std::unique_ptr<ModelStore> store_;
   std::unique_ptr<SchedulerFactory> schedulers_;
   std::unique_ptr<ModelRegistry> registry_;

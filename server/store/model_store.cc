@@ -42,14 +42,18 @@ std::string ModelStore::ModelDir(const std::string& name) const {
   return JoinPath(JoinPath(root_, "models"), name);
 }
 
+std::string ModelStore::ArtifactDir(const std::string& model) const {
+  return shared() ? blobs_ : ModelDir(model);
+}
+
 std::string ModelStore::VariantPath(const std::string& model,
                                     const VariantRecord& v) const {
-  return JoinPath(ModelDir(model), v.file);
+  return JoinPath(ArtifactDir(model), v.file);
 }
 
 std::string ModelStore::CalibrationPath(const std::string& model,
                                         const CalibrationRecord& c) const {
-  return JoinPath(ModelDir(model), c.file);
+  return JoinPath(ArtifactDir(model), c.file);
 }
 
 std::string ModelStore::JobsDir() const { return JoinPath(root_, "jobs"); }
@@ -84,6 +88,7 @@ absl::StatusOr<StagedFile> ModelStore::AdoptStagingFile(
 }
 
 std::vector<StoredModel> ModelStore::Scan() {
+  if (shared()) return ScanShared();
   absl::MutexLock write(&write_mu_);
   std::vector<StoredModel> out;
   auto names = ListDir(JoinPath(root_, "models"));
@@ -125,6 +130,7 @@ std::vector<StoredModel> ModelStore::Scan() {
 }
 
 StoredModel ModelStore::Read(const std::string& name) {
+  if (shared()) return ReadShared(name);
   absl::MutexLock write(&write_mu_);
   StoredModel m = ReadFolder(name, /*collect_garbage=*/false);
   absl::MutexLock lock(&mu_);
@@ -219,6 +225,7 @@ StoredModel ModelStore::ReadFolder(const std::string& name,
 
 absl::StatusOr<std::string> ModelStore::Adopt(const std::string& model,
                                               const NewFile& file) {
+  if (shared()) return AdoptBlob(file);
   // Under the write order: a failed registration's cleanup may remove the
   // folder it created, never while another writer adopts into it.
   absl::MutexLock write(&write_mu_);
@@ -238,6 +245,7 @@ absl::Status ModelStore::CompareAndSwap(uint64_t expected_revision,
                                         ModelRecord* next,
                                         const CommitHook& on_commit,
                                         bool keep_in_memory_if_disk_fails) {
+  if (shared()) return CompareAndSwapShared(expected_revision, next, on_commit);
   absl::MutexLock write(&write_mu_);
   std::set<std::string> previous_files;
   {
@@ -308,10 +316,13 @@ absl::StatusOr<ModelRecord> ModelStore::Update(const std::string& name,
                                                const Mutation& mutate,
                                                UpdateOptions options) {
   std::vector<std::string> adopted;
-  bool existed = PathExists(ModelDir(name));
+  bool existed = shared() || PathExists(ModelDir(name));
   // Deletes what this write adopted (and a folder it alone created) unless
-  // it committed.
+  // it committed. Shared blobs stay: another record may hold the same bytes,
+  // and a write that answered UNAVAILABLE may have committed; unreferenced
+  // ones are collected after a grace period.
   auto cleanup = [&](absl::Status st) {
+    if (shared()) return st;
     for (const std::string& f : adopted) {
       RemoveAll(JoinPath(ModelDir(name), f)).IgnoreError();
     }
@@ -366,7 +377,7 @@ absl::StatusOr<ModelRecord> ModelStore::Update(const std::string& name,
 }
 
 size_t ModelStore::FlushPending() {
-  if (pending_count_.load() == 0) return 0;
+  if (shared() || pending_count_.load() == 0) return 0;
   absl::MutexLock write(&write_mu_);
   for (auto it = pending_.begin(); it != pending_.end();) {
     std::optional<ModelRecord> record;
@@ -399,6 +410,7 @@ size_t ModelStore::pending() const { return pending_count_.load(); }
 absl::Status ModelStore::Remove(const std::string& name,
                                 const std::string& registration_id,
                                 const std::function<void()>& on_removed) {
+  if (shared()) return RemoveShared(name, registration_id, on_removed);
   absl::MutexLock write(&write_mu_);
   const std::string dir = ModelDir(name);
   {

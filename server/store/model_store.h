@@ -29,6 +29,16 @@
 // Reading. Scan (at startup) reads every model folder, verifies checksums,
 // and reports a broken entry with its reason without stopping the others.
 //
+// Shared (OpenShared): records live in a MetadataStore several servers
+// write (server/store/metadata_store.h) and artifacts in a folder they all
+// see, content-addressed (blobs/<sha256><extension>, never modified). The
+// root folder keeps what is this server's own: staging/ and jobs/. Commits
+// compare-and-set there; other servers' commits reach this store through
+// Follow, which also collects blobs no record references after a grace
+// period. A commit never deletes a blob (another record or server may use
+// it), and the disk-refusal fallback (keep_in_memory_if_disk_fails) does not
+// apply: an unreachable metadata store answers UNAVAILABLE.
+//
 // Thread-safe.
 #ifndef TWINSERVE_SERVER_STORE_MODEL_STORE_H_
 #define TWINSERVE_SERVER_STORE_MODEL_STORE_H_
@@ -40,23 +50,19 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/store/metadata_store.h"
 #include "server/store/records.h"
 #include "server/store/upload.h"
 
 namespace twinserve {
-
-// One model folder as found on disk.
-struct StoredModel {
-  std::string name;
-  // The record, or why the entry is unusable (DATA_LOSS).
-  absl::StatusOr<ModelRecord> record;
-};
 
 // A staged file to adopt into the model folder as
 // <prefix>-<token><extension>.
@@ -95,8 +101,33 @@ class ModelStore {
   // Creates the folders if needed and clears staging/ and trash/.
   static absl::StatusOr<std::unique_ptr<ModelStore>> Open(
       const std::string& root);
+  // Records in `metadata` (must outlive the store), artifacts under
+  // `blobs` (created if needed).
+  static absl::StatusOr<std::unique_ptr<ModelStore>> OpenShared(
+      const std::string& root, MetadataStore* metadata,
+      const std::string& blobs);
+  ~ModelStore();
 
   const std::string& root() const { return root_; }
+  bool shared() const { return metadata_ != nullptr; }
+
+  // --- Shared stores ---------------------------------------------------
+  // Applies other servers' commits from now on (after what Scan read):
+  // `on_change(name)` runs on the watch's thread, outside the store's
+  // locks, each time this store's copy of `name` changed (Get tells how).
+  // Every `blob_grace / 4` (at most 10 minutes) collects blobs unreferenced
+  // and older than `blob_grace`. REQUIRES: shared(), after Scan, once.
+  void Follow(std::function<void(const std::string& name)> on_change,
+              absl::Duration blob_grace);
+  // Whether changes flow from the metadata store now.
+  bool following() const;
+  // Stops Follow's watch and collector: no `on_change` runs after it
+  // returns. Idempotent; the destructor calls it.
+  void StopFollowing();
+  // Deletes blobs no record references whose last use is older than
+  // `grace` (a writer adopts before it commits). Skipped while any record
+  // is unreadable. Returns how many were deleted.
+  size_t CollectBlobs(absl::Duration grace);
 
   // --- Staging: files on their way in ---------------------------------
   absl::StatusOr<std::unique_ptr<Upload>> BeginUpload();
@@ -115,8 +146,14 @@ class ModelStore {
   // One model folder re-read from disk and verified (RepositoryModelLoad).
   // NOT_FOUND if absent.
   StoredModel Read(const std::string& name);
-  // The record as last committed, NOT_FOUND, or the entry's error.
+  // The record as last committed, NOT_FOUND, or the entry's error. Shared:
+  // as this server last heard of it (the watch lags other servers' writes
+  // by milliseconds).
   absl::StatusOr<ModelRecord> Get(const std::string& name) const;
+  // Get, after catching up with the shared store on `name` (one read of
+  // it): what an operator acts on, so that a write through one server is
+  // seen by the next request through another. Local stores: Get.
+  absl::StatusOr<ModelRecord> GetLatest(const std::string& name);
 
   // --- Writing -------------------------------------------------------------
   // Commits `next` (for model next->name) if the model's current revision is
@@ -154,6 +191,24 @@ class ModelStore {
  private:
   explicit ModelStore(std::string root) : root_(std::move(root)) {}
   std::string ModelDir(const std::string& name) const;
+  // Where `model`'s artifacts live: its folder, or the shared blobs.
+  std::string ArtifactDir(const std::string& model) const;
+
+  // Shared mode (model_store_shared.cc).
+  std::vector<StoredModel> ScanShared();
+  StoredModel ReadShared(const std::string& name);
+  absl::StatusOr<std::string> AdoptBlob(const NewFile& file);
+  // Marks damaged artifacts of `record` (checksums, each blob verified
+  // once: blobs never change).
+  void VerifyBlobs(ModelRecord* record);
+  absl::Status CompareAndSwapShared(uint64_t expected_revision,
+                                    ModelRecord* next,
+                                    const CommitHook& on_commit);
+  absl::Status RemoveShared(const std::string& name,
+                            const std::string& registration_id,
+                            const std::function<void()>& on_removed);
+  void ApplyChanges(const std::vector<MetadataChange>& changes);
+  uint64_t Resync();
   // Reads and verifies one folder. `collect_garbage`: also delete files
   // its record does not reference (only safe before any write starts).
   StoredModel ReadFolder(const std::string& name, bool collect_garbage);
@@ -172,6 +227,19 @@ class ModelStore {
   mutable absl::Mutex mu_;
   std::map<std::string, absl::StatusOr<ModelRecord>> records_
       ABSL_GUARDED_BY(mu_);
+
+  // Shared mode only.
+  MetadataStore* metadata_ = nullptr;
+  std::string blobs_;
+  uint64_t scanned_revision_ ABSL_GUARDED_BY(write_mu_) = 0;
+  std::set<std::string> verified_blobs_ ABSL_GUARDED_BY(mu_);
+  // Removed models: changes at or below this revision are stale.
+  std::map<std::string, uint64_t> removed_at_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const std::string&)> on_change_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<MetadataWatch> watch_;
+  absl::Mutex gc_mu_;
+  bool stopping_ ABSL_GUARDED_BY(gc_mu_) = false;
+  std::unique_ptr<std::thread> gc_thread_;
 };
 
 }  // namespace twinserve
