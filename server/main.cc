@@ -217,6 +217,12 @@ ABSL_FLAG(std::string, cluster_prefix, "/twinserve/",
 ABSL_FLAG(std::string, cluster_blobs, "",
           "Artifact folder shared by every replica (on Kubernetes a "
           "ReadWriteMany volume); files named by their SHA-256.");
+ABSL_FLAG(std::string, cluster_replica_id, "",
+          "This replica's name in the fleet (on Kubernetes the pod name); "
+          "empty: host name and a random suffix.");
+ABSL_FLAG(int, cluster_lease_ttl_s, 5,
+          "A dead replica's job claims, statistics and leadership vanish "
+          "after this many seconds.");
 ABSL_FLAG(int, cluster_blob_grace_s, 3600,
           "Blobs no record references are deleted after this many seconds.");
 ABSL_FLAG(std::string, port_file, "",
@@ -319,6 +325,9 @@ int main(int argc, char** argv) {
   options.cluster.etcd = absl::GetFlag(FLAGS_cluster_etcd);
   options.cluster.prefix = absl::GetFlag(FLAGS_cluster_prefix);
   options.cluster.blobs = absl::GetFlag(FLAGS_cluster_blobs);
+  options.cluster.replica_id = absl::GetFlag(FLAGS_cluster_replica_id);
+  options.cluster.lease_ttl =
+      absl::Seconds(std::max(2, absl::GetFlag(FLAGS_cluster_lease_ttl_s)));
   options.cluster.blob_grace =
       absl::Seconds(std::max(0, absl::GetFlag(FLAGS_cluster_blob_grace_s)));
   options.runner.optimize = absl::GetFlag(FLAGS_optimize_fp32);

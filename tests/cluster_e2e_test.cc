@@ -50,6 +50,8 @@ class ClusterTest : public ::testing::Test {
                         "--cluster_etcd=" + etcd_->endpoint(),
                         "--cluster_blobs=" + blobs_,
                         "--cluster_prefix=/test/",
+                        "--cluster_lease_ttl_s=2",
+                        absl::StrCat("--cluster_replica_id=replica", i),
                     });
     clients_[i] = std::make_unique<TwinClient>(servers_[i]->address());
   }
@@ -292,7 +294,8 @@ TEST_F(ClusterTest, EtcdOutageUnderLoadServesAndRefusesWritesThenCatchesUp) {
   EXPECT_TRUE(seen.ok()) << seen.status();
 }
 
-TEST_F(ClusterTest, AReplicaKilledDuringAJobPublishesNothingHalfMade) {
+TEST_F(ClusterTest,
+       OneJobPerModelInTheFleetAndAKilledReplicasJobIsInterrupted) {
   ASSERT_TRUE(RegisterFashion(0, "fm").ok());
   ASSERT_TRUE(
       C(0).UploadCalibration("fm", "calib", {RandomImages(256, 3)}, {}, false)
@@ -303,11 +306,37 @@ TEST_F(ClusterTest, AReplicaKilledDuringAJobPublishesNothingHalfMade) {
   q.set_method("entropy");
   auto job = C(1).Quantize(q);
   ASSERT_TRUE(job.ok()) << job.status();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // A second job for the model through another replica is refused, naming
+  // the first.
+  auto second = C(2).Quantize(q);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition)
+      << second.status();
+  EXPECT_THAT(std::string(second.status().message()),
+              ::testing::HasSubstr(job->id()));
+  // Any replica answers for the job.
+  auto seen = C(0).GetJob(job->id());
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  EXPECT_EQ(seen->model(), "fm");
+  auto listed = C(2).ListJobs("fm");
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  // The replica running it dies.
   servers_[1]->Kill9();
   auto blobs_before = ListDir(blobs_);
-  // The others serve fp32 only; nothing of the job appears.
-  std::this_thread::sleep_for(std::chrono::seconds(1));
+  // Within the lease's TTL the others mark the job INTERRUPTED.
+  auto interrupted = Converge(
+      [&](int i) {
+        if (i == 1) return true;
+        auto j = C(i).GetJob(job->id());
+        return j.ok() && j->state() == v1::JOB_INTERRUPTED;
+      },
+      15);
+  ASSERT_TRUE(interrupted.ok()) << interrupted.status();
+  std::printf(
+      "cluster: job of a killed replica marked interrupted after "
+      "%.2f s (lease TTL 2 s)\n",
+      *interrupted);
+  // Nothing half-made is served or stored.
   for (int i : {0, 2}) {
     auto info = C(i).Get("fm");
     ASSERT_TRUE(info.ok());
@@ -317,10 +346,68 @@ TEST_F(ClusterTest, AReplicaKilledDuringAJobPublishesNothingHalfMade) {
     EXPECT_EQ(out->version, "fp32");
   }
   EXPECT_EQ(ListDir(blobs_)->size(), blobs_before->size());
-  // The model can be quantized again, through another replica.
+  // The claim went with the replica: the model can be quantized again,
+  // through another replica; the restarted replica serves the result.
   ASSERT_TRUE(::twinserve::testing::QuantizeAndWait(C(2), "fm").ok());
   Start(1);
   EXPECT_TRUE(HasVariant(1, "fm", "int8"));
+}
+
+TEST_F(ClusterTest, ARolloutGuardTripsOnTheFleetsSum) {
+  // add_sub with a "wrong" variant (its sum negated), rolled out at 100%:
+  // every request is compared, and the guards need 30 samples.
+  ASSERT_TRUE(::twinserve::testing::RegisterAddSubWithAlt(C(0)).ok());
+  RegisterOptions wrong;
+  wrong.name = "m";
+  wrong.variant = "wrong";
+  ASSERT_TRUE(
+      C(0).Register(wrong, ReadFileOrDie(FixturePath("add_sub_wrong.pt")))
+          .ok());
+  ASSERT_TRUE(
+      Converge([&](int i) { return HasVariant(i, "m", "wrong"); }).ok());
+  v1::SetTrafficPolicyRequest req;
+  req.set_model("m");
+  v1::TrafficPolicy* p = req.mutable_policy();
+  p->set_kind("rollout");
+  p->set_candidate("wrong");
+  p->add_steps(100);
+  p->set_min_requests(1000000);  // never promotes on its own
+  p->set_min_samples(30);
+  req.set_author("test");
+  req.set_reason("roll out a bad build");
+  ASSERT_TRUE(C(0).SetPolicy(req).ok());
+  ASSERT_TRUE(Converge([&](int i) {
+                return PolicyKind(i, "m").rfind("rollout", 0) == 0;
+              }).ok());
+  // Let every replica see the stage begin before traffic arrives.
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  // 12 requests per replica: 36 in the fleet, under 30 on each.
+  HostTensor a =
+      HostTensor::Owned("a", DataType::kFp32, {1, 4}, std::string(16, '\1'));
+  HostTensor b = a;
+  b.name = "b";
+  for (int i = 0; i < kReplicas; ++i) {
+    for (int k = 0; k < 12; ++k) ASSERT_TRUE(C(i).Infer("m", {a, b}).ok());
+  }
+  auto rolled_back =
+      Converge([&](int i) { return PolicyKind(i, "m") == "pinned/fp32"; }, 15);
+  ASSERT_TRUE(rolled_back.ok()) << rolled_back.status();
+  auto history = C(2).PolicyHistory("m");
+  ASSERT_TRUE(history.ok());
+  const auto& last = history->back();
+  EXPECT_EQ(last.action(), "rollback");
+  // The negated sum fails the cosine guard (top-1 of equal inputs agrees).
+  EXPECT_EQ(last.actor(), "guard:cosine");
+  EXPECT_THAT(last.reason(), ::testing::HasSubstr("over 36 requests"));
+  // No replica alone had enough comparisons to judge.
+  for (int i = 0; i < kReplicas; ++i) {
+    auto stats = C(i).GetModelStats("m");
+    ASSERT_TRUE(stats.ok());
+    for (const auto& v : stats->variants()) {
+      if (v.variant() != "wrong") continue;
+      EXPECT_LT(v.requests(), 30u) << "replica " << i;
+    }
+  }
 }
 
 }  // namespace

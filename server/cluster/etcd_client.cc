@@ -117,6 +117,7 @@ class WatchImpl : public EtcdWatch {
     create->set_key(prefix_);
     create->set_range_end(PrefixRangeEnd(prefix_));
     create->set_start_revision(next_);
+    create->set_prev_kv(true);
     if (!stream->Write(req)) {
       stream->Finish().IgnoreError();
       return false;
@@ -149,6 +150,7 @@ class WatchImpl : public EtcdWatch {
         EtcdEvent out;
         out.deleted = e.type() == mvccpb::Event::DELETE;
         out.kv = FromPb(e.kv());
+        if (e.has_prev_kv()) out.prev_value = e.prev_kv().value();
         next_ = std::max(next_, out.kv.mod_revision + 1);
         events.push_back(std::move(out));
       }

@@ -39,8 +39,9 @@ struct EtcdKeyValue {
 };
 
 struct EtcdEvent {
-  bool deleted = false;  // else a put
-  EtcdKeyValue kv;       // for a delete: key and mod_revision only
+  bool deleted = false;    // else a put
+  EtcdKeyValue kv;         // for a delete: key and mod_revision only
+  std::string prev_value;  // the value before this change, if any
 };
 
 // Keys under a prefix as of one revision of the store.

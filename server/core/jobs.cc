@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -82,9 +83,7 @@ class JobManager::Context : public JobContext {
   std::shared_ptr<Job> job_;
 };
 
-namespace {
-
-std::string ToJson(const JobStatus& s) {
+std::string JobToJson(const JobStatus& s) {
   nlohmann::json j = {{"id", s.id},
                       {"model", s.model},
                       {"variant", s.variant},
@@ -100,7 +99,7 @@ std::string ToJson(const JobStatus& s) {
   return j.dump(2);
 }
 
-bool FromJson(const std::string& text, JobStatus* s) {
+bool JobFromJson(const std::string& text, JobStatus* s) {
   try {
     auto j = nlohmann::json::parse(text);
     s->id = j.at("id");
@@ -127,8 +126,6 @@ bool FromJson(const std::string& text, JobStatus* s) {
   }
 }
 
-}  // namespace
-
 JobManager::JobManager(std::string dir,
                        std::function<void(const JobStatus&)> on_end,
                        int max_running, size_t max_ended_kept)
@@ -147,7 +144,7 @@ JobManager::JobManager(std::string dir,
   for (const std::string& f : *files) {
     auto text = ReadFile(JoinPath(dir_, f));
     auto job = std::make_shared<Job>();
-    if (!text.ok() || !FromJson(*text, &job->status)) continue;
+    if (!text.ok() || !JobFromJson(*text, &job->status)) continue;
     if (!IsTerminal(job->status.state)) {
       job->status.state = JobState::kInterrupted;
       job->status.message =
@@ -192,8 +189,9 @@ void JobManager::Shutdown() {
 }
 
 void JobManager::Persist(const JobStatus& status) {
-  absl::Status st =
-      WriteFileAtomically(JoinPath(dir_, status.id + ".json"), ToJson(status));
+  if (fleet_ != nullptr) fleet_->Publish(status);
+  absl::Status st = WriteFileAtomically(JoinPath(dir_, status.id + ".json"),
+                                        JobToJson(status));
   if (!st.ok()) {
     TS_LOG(ERROR) << "cannot persist job " << status.id << ": " << st;
   }
@@ -233,6 +231,26 @@ absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
     for (std::thread& t : ended) t.join();
     for (const std::string& f : forget) RemoveAll(f).IgnoreError();
   };
+  const int64_t now = NowUnixMs();
+  job->status.id = absl::StrFormat("q-%d-%s", now, RandomToken().substr(0, 6));
+  job->status.model = model;
+  job->status.variant = variant;
+  job->status.kind = kind;
+  job->status.state = JobState::kRunning;
+  job->status.stage = "starting";
+  job->status.created_unix_ms = now;
+  job->status.started_unix_ms = now;
+  // The fleet's claim first (an etcd round trip, outside the lock); given
+  // back if this replica refuses the job after all.
+  bool claimed = false;
+  if (fleet_ != nullptr) {
+    absl::Status st = fleet_->Claim(job->status);
+    if (!st.ok()) return st;
+    claimed = true;
+  }
+  absl::Cleanup release = [&] {
+    if (claimed) fleet_->Release(job->status);
+  };
   {
     absl::MutexLock lock(&mu_);
     forget = PruneEnded();
@@ -264,17 +282,8 @@ absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
           running, " jobs are running, the limit (--max_concurrent_jobs=",
           max_running_, "); retry when one ends"));
     }
-    const int64_t now = NowUnixMs();
-    job->status.id =
-        absl::StrFormat("q-%d-%s", now, RandomToken().substr(0, 6));
-    job->status.model = model;
-    job->status.variant = variant;
-    job->status.kind = kind;
-    job->status.state = JobState::kRunning;
-    job->status.stage = "starting";
-    job->status.created_unix_ms = now;
-    job->status.started_unix_ms = now;
     Persist(job->status);
+    claimed = false;  // the job's thread releases it
     jobs_[job->status.id] = job;
     const std::string id = job->status.id;
     threads_.emplace_back(
@@ -312,6 +321,7 @@ absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
               },
               /*persist=*/true);
           auto end = Get(id);
+          if (fleet_ != nullptr && end.ok()) fleet_->Release(*end);
           TS_LOG(INFO) << "job " << id << " ended "
                        << (end.ok() ? JobStateName(end->state) : "");
           if (on_end_ && end.ok()) on_end_(*end);
@@ -327,19 +337,32 @@ absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
 }
 
 absl::StatusOr<JobStatus> JobManager::Get(const std::string& id) const {
-  absl::MutexLock lock(&mu_);
-  auto it = jobs_.find(id);
-  if (it == jobs_.end()) {
-    return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = jobs_.find(id);
+    if (it != jobs_.end()) return it->second->status;
   }
-  return it->second->status;
+  if (fleet_ != nullptr) {
+    auto found = fleet_->Find(id);
+    if (found.ok() || !absl::IsNotFound(found.status())) return found;
+  }
+  return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
 }
 
 std::vector<JobStatus> JobManager::List(const std::string& model) const {
-  absl::MutexLock lock(&mu_);
   std::vector<JobStatus> out;
-  for (const auto& [id, j] : jobs_) {
-    if (model.empty() || j->status.model == model) out.push_back(j->status);
+  std::set<std::string> local;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, j] : jobs_) {
+      local.insert(id);
+      if (model.empty() || j->status.model == model) out.push_back(j->status);
+    }
+  }
+  if (fleet_ != nullptr) {
+    for (JobStatus& s : fleet_->List(model)) {
+      if (!local.count(s.id)) out.push_back(std::move(s));
+    }
   }
   std::sort(out.begin(), out.end(), [](const JobStatus& a, const JobStatus& b) {
     return a.created_unix_ms > b.created_unix_ms;
@@ -352,6 +375,19 @@ absl::StatusOr<JobStatus> JobManager::Cancel(const std::string& id) {
     absl::MutexLock lock(&mu_);
     auto it = jobs_.find(id);
     if (it == jobs_.end()) {
+      auto remote = fleet_ != nullptr
+                        ? fleet_->Find(id)
+                        : absl::StatusOr<JobStatus>(absl::NotFoundError(""));
+      if (remote.ok() && !IsTerminal(remote->state)) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("job ", id,
+                         " runs on another replica of the fleet; cancel it "
+                         "through that replica"));
+      }
+      if (remote.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "job ", id, " already ended ", JobStateName(remote->state)));
+      }
       return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
     }
     if (IsTerminal(it->second->status.state)) {

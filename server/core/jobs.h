@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 
@@ -56,6 +57,28 @@ struct JobStatus {
   }
 };
 
+// A status as JSON (job records on disk and in a fleet's etcd); false if
+// `text` is not one.
+std::string JobToJson(const JobStatus& status);
+bool JobFromJson(const std::string& text, JobStatus* status);
+
+// The jobs of the other replicas of a fleet (server/core/fleet_jobs.h):
+// one job per model across the fleet, and every job visible from every
+// replica.
+class JobFleet {
+ public:
+  virtual ~JobFleet() = default;
+  // Claims the job's model for it; an error refuses the start
+  // (FAILED_PRECONDITION naming the holder, UNAVAILABLE).
+  virtual absl::Status Claim(const JobStatus& status) = 0;
+  // Each persisted status, the final one included (before Release).
+  virtual void Publish(const JobStatus& status) = 0;
+  virtual void Release(const JobStatus& status) = 0;
+  // Jobs known to the fleet (other replicas' included).
+  virtual absl::StatusOr<JobStatus> Find(const std::string& id) = 0;
+  virtual std::vector<JobStatus> List(const std::string& model) = 0;
+};
+
 // Handed to a job's work function.
 class JobContext {
  public:
@@ -80,6 +103,9 @@ class JobManager {
                       int max_running = 0, size_t max_ended_kept = 1000);
   // Shutdown(), if not done yet.
   ~JobManager();
+  // Jobs are claimed from and published to `fleet` (must outlive the
+  // manager). REQUIRES: before the first Start.
+  void SetFleet(JobFleet* fleet) { fleet_ = fleet; }
 
   // Refuses new jobs, asks running ones to stop and waits for them; a job
   // stopped this way ends INTERRUPTED ("the server shut down"). Whatever a
@@ -117,6 +143,7 @@ class JobManager {
   std::vector<std::string> PruneEnded() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string dir_;
+  JobFleet* fleet_ = nullptr;
   const std::function<void(const JobStatus&)> on_end_;
   const int max_running_;
   const size_t max_ended_kept_;

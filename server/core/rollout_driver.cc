@@ -8,8 +8,9 @@
 namespace twinserve {
 
 RolloutDriver::RolloutDriver(const ModelRegistry* registry,
-                             TrafficControl* traffic, int tick_ms)
-    : registry_(registry), traffic_(traffic) {
+                             TrafficControl* traffic, int tick_ms,
+                             RolloutFleet* fleet)
+    : registry_(registry), traffic_(traffic), fleet_(fleet) {
   if (tick_ms <= 0) return;
   thread_ = std::thread([this, tick_ms] {
     SetThreadName("ts-rollout");
@@ -49,27 +50,47 @@ RolloutCounters RolloutDriver::Read(const ModelView& view,
 
 std::vector<RolloutDriver::Plan> RolloutDriver::Judge() {
   absl::MutexLock lock(&mu_);
-  std::vector<Plan> plans;
+  struct Judged {
+    std::string model;
+    TrafficPolicy policy;
+    Stage stage;
+    RolloutCounters since;  // this replica's, since the stage began
+  };
+  std::vector<Judged> judged;
+  std::map<std::string, std::pair<uint64_t, RolloutCounters>> mine;
   std::map<std::string, Stage> live;
   const int64_t now = NowUnixMs();
   for (const ModelView& view : registry_->Views()) {
     const TrafficPolicy& p = view.policy;
     if (p.kind != PolicyKind::kRollout || p.steps.empty()) continue;
-    auto it = stages_.find(view.status.name);
+    const std::string& name = view.status.name;
+    auto it = stages_.find(name);
     if (it == stages_.end() || it->second.policy_version != p.version) {
       // A new stage (or a restart): count from now.
-      live[view.status.name] = {p.version, now, Read(view, p)};
+      live[name] = {p.version, now, Read(view, p)};
+      mine[name] = {p.version,
+                    CountersSince(live[name].start, live[name].start)};
       continue;
     }
     const Stage stage = it->second;
-    live[view.status.name] = stage;
-    RolloutDecision d = JudgeStage(p, stage.start, Read(view, p),
-                                   (now - stage.started_ms) / 1000.0);
-    if (d.kind != RolloutDecision::kHold) {
-      plans.push_back({view.status.name, p, std::move(d)});
-    }
+    live[name] = stage;
+    RolloutCounters since = CountersSince(stage.start, Read(view, p));
+    mine[name] = {p.version, since};
+    judged.push_back({name, p, stage, std::move(since)});
   }
   stages_ = std::move(live);  // models that stopped rolling out are forgotten
+  // In a fleet only the elected replica judges, on everyone's counters.
+  if (fleet_ != nullptr && !fleet_->Share(mine)) return {};
+  std::vector<Plan> plans;
+  for (Judged& j : judged) {
+    const RolloutCounters counters =
+        fleet_ != nullptr ? fleet_->Sum(j.model, j.policy.version) : j.since;
+    RolloutDecision d = JudgeStage(j.policy, RolloutCounters(), counters,
+                                   (now - j.stage.started_ms) / 1000.0);
+    if (d.kind != RolloutDecision::kHold) {
+      plans.push_back({j.model, j.policy, std::move(d)});
+    }
+  }
   return plans;
 }
 

@@ -21,6 +21,24 @@
 
 namespace twinserve {
 
+// The rollout statistics of the other replicas of a fleet
+// (server/core/fleet_rollouts.h), so that one replica judges each stage on
+// the whole fleet's traffic.
+class RolloutFleet {
+ public:
+  virtual ~RolloutFleet() = default;
+  // Shares this replica's counters for each rolling-out model's stage (by
+  // policy version), counted from when this replica saw the stage begin;
+  // returns whether this replica judges for the fleet now.
+  virtual bool Share(
+      const std::map<std::string, std::pair<uint64_t, RolloutCounters>>&
+          mine) = 0;
+  // The fleet's counters for `model`'s stage at `policy_version`, summed
+  // over the replicas that shared them (this one included).
+  virtual RolloutCounters Sum(const std::string& model,
+                              uint64_t policy_version) = 0;
+};
+
 class RolloutDriver {
  public:
   // What one tick decided for one model, from the policy version it read.
@@ -32,8 +50,10 @@ class RolloutDriver {
 
   // Both must outlive the driver. `tick_ms` 0: no thread (tests call Tick
   // or Judge and Apply themselves).
+  // With `fleet` (may be null; must outlive the driver), stages are judged
+  // on the fleet's counters, and only by the replica the fleet elects.
   RolloutDriver(const ModelRegistry* registry, TrafficControl* traffic,
-                int tick_ms = 250);
+                int tick_ms = 250, RolloutFleet* fleet = nullptr);
   // Stop(), if not done yet.
   ~RolloutDriver();
   // Stops and joins the thread.
@@ -57,6 +77,7 @@ class RolloutDriver {
 
   const ModelRegistry* const registry_;
   TrafficControl* const traffic_;
+  RolloutFleet* const fleet_;
   absl::Mutex mu_;  // one Judge at a time
   std::map<std::string, Stage> stages_ ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;

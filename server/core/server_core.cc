@@ -1,8 +1,11 @@
 #include "server/core/server_core.h"
 
+#include <unistd.h>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "server/cluster/etcd_metadata_store.h"
+#include "server/common/file_util.h"
 #include "server/common/status_macros.h"
 
 namespace twinserve {
@@ -33,6 +36,18 @@ absl::StatusOr<std::unique_ptr<ServerCore>> ServerCore::Create(
         core->store_,
         ModelStore::OpenShared(options.store_path, core->metadata_.get(),
                                options.cluster.blobs));
+    FleetOptions fleet;
+    fleet.replica_id = options.cluster.replica_id;
+    if (fleet.replica_id.empty()) {
+      char host[256] = {0};
+      gethostname(host, sizeof(host) - 1);
+      fleet.replica_id = absl::StrCat(host, "-", RandomToken().substr(0, 6));
+    }
+    fleet.lease_ttl = options.cluster.lease_ttl;
+    core->fleet_ = std::make_unique<Fleet>(core->etcd_.get(),
+                                           options.cluster.prefix, fleet);
+    core->fleet_jobs_ = std::make_unique<FleetJobs>(core->fleet_.get());
+    core->fleet_rollouts_ = std::make_unique<FleetRollouts>(core->fleet_.get());
   }
   core->schedulers_ = std::make_unique<SchedulerFactory>(options.scheduler);
   core->registry_ = std::make_unique<ModelRegistry>(
@@ -52,6 +67,9 @@ absl::StatusOr<std::unique_ptr<ServerCore>> ServerCore::Create(
                             (s.ended_unix_ms - s.started_unix_ms) / 1000.0);
       },
       options.max_concurrent_jobs);
+  if (core->fleet_jobs_ != nullptr) {
+    core->jobs_->SetFleet(core->fleet_jobs_.get());
+  }
   core->quantization_ = std::make_unique<QuantizationService>(
       core->store_.get(), core->registry_.get(), core->registrar_.get(),
       core->jobs_.get(), options.calibration, options.quantize_worker);
@@ -76,7 +94,8 @@ void ServerCore::LoadStoredModels() {
   }
   // Rollouts resume (counting each stage afresh) once models are loaded.
   rollout_ = std::make_unique<RolloutDriver>(registry_.get(), traffic_.get(),
-                                             options_.rollout_tick_ms);
+                                             options_.rollout_tick_ms,
+                                             fleet_rollouts_.get());
   ready_ = true;
 }
 
@@ -101,6 +120,11 @@ ServerCore::~ServerCore() {
   registry_.reset();
   schedulers_.reset();
   store_.reset();
+  fleet_rollouts_.reset();
+  fleet_jobs_.reset();
+  fleet_.reset();
+  metadata_.reset();
+  etcd_.reset();
 }
 
 }  // namespace twinserve

@@ -18,7 +18,10 @@
 #include "absl/status/statusor.h"
 #include "quant/calibration_set.h"
 #include "server/cluster/etcd_client.h"
+#include "server/cluster/fleet.h"
 #include "server/common/memory_budget.h"
+#include "server/core/fleet_jobs.h"
+#include "server/core/fleet_rollouts.h"
 #include "server/core/jobs.h"
 #include "server/core/quantization.h"
 #include "server/core/registrar.h"
@@ -45,6 +48,12 @@ struct ClusterOptions {
   std::string blobs;
   // Unreferenced blobs older than this are collected.
   absl::Duration blob_grace = absl::Hours(1);
+  // Unique in the fleet (the pod name on Kubernetes); empty: host name and
+  // a random suffix.
+  std::string replica_id;
+  // A dead replica's leadership, statistics and job claims vanish after
+  // this long.
+  absl::Duration lease_ttl = absl::Seconds(5);
 };
 
 struct ServerOptions {
@@ -97,6 +106,8 @@ class ServerCore {
   JobManager* jobs() { return jobs_.get(); }
   QuantizationService* quantization() { return quantization_.get(); }
   RolloutDriver* rollout() { return rollout_.get(); }
+  // Null unless the server runs as one replica of a fleet.
+  Fleet* fleet() { return fleet_.get(); }
 
  private:
   explicit ServerCore(const ServerOptions& options)
@@ -111,6 +122,9 @@ class ServerCore {
   // them down in reverse.
   std::unique_ptr<EtcdClient> etcd_;
   std::unique_ptr<MetadataStore> metadata_;
+  std::unique_ptr<Fleet> fleet_;
+  std::unique_ptr<FleetJobs> fleet_jobs_;
+  std::unique_ptr<FleetRollouts> fleet_rollouts_;
   std::unique_ptr<ModelStore> store_;
   std::unique_ptr<SchedulerFactory> schedulers_;
   std::unique_ptr<ModelRegistry> registry_;

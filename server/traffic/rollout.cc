@@ -16,7 +16,44 @@ std::vector<uint64_t> Minus(std::vector<uint64_t> now,
   return now;
 }
 
+std::vector<uint64_t> Plus(std::vector<uint64_t> a,
+                           const std::vector<uint64_t>& b) {
+  if (a.size() < b.size()) a.resize(b.size());
+  for (size_t i = 0; i < b.size(); ++i) a[i] += b[i];
+  return a;
+}
+
+uint64_t Sub(uint64_t a, uint64_t b) { return a - std::min(a, b); }
+
 }  // namespace
+
+RolloutCounters CountersSince(const RolloutCounters& s,
+                              const RolloutCounters& now) {
+  RolloutCounters d;
+  d.candidate_success = Sub(now.candidate_success, s.candidate_success);
+  d.candidate_failed = Sub(now.candidate_failed, s.candidate_failed);
+  d.agreements = Sub(now.agreements, s.agreements);
+  d.disagreements = Sub(now.disagreements, s.disagreements);
+  d.cosine_sum = std::max(0.0, now.cosine_sum - s.cosine_sum);
+  d.cosine_count = Sub(now.cosine_count, s.cosine_count);
+  d.bounds = now.bounds;
+  d.candidate_buckets = Minus(now.candidate_buckets, s.candidate_buckets);
+  d.baseline_buckets = Minus(now.baseline_buckets, s.baseline_buckets);
+  return d;
+}
+
+void AddCounters(const RolloutCounters& part, RolloutCounters* sum) {
+  sum->candidate_success += part.candidate_success;
+  sum->candidate_failed += part.candidate_failed;
+  sum->agreements += part.agreements;
+  sum->disagreements += part.disagreements;
+  sum->cosine_sum += part.cosine_sum;
+  sum->cosine_count += part.cosine_count;
+  if (sum->bounds.empty()) sum->bounds = part.bounds;
+  if (part.bounds != sum->bounds) return;
+  sum->candidate_buckets = Plus(sum->candidate_buckets, part.candidate_buckets);
+  sum->baseline_buckets = Plus(sum->baseline_buckets, part.baseline_buckets);
+}
 
 RolloutDecision JudgeStage(const TrafficPolicy& p, const RolloutCounters& s,
                            const RolloutCounters& now, double held_seconds) {

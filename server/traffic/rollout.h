@@ -35,6 +35,14 @@ struct RolloutCounters {
   std::vector<uint64_t> baseline_buckets;
 };
 
+// `now` - `start`, counter by counter (never below zero), for a stage's
+// counts since it began.
+RolloutCounters CountersSince(const RolloutCounters& start,
+                              const RolloutCounters& now);
+// Adds `part` to `sum` (a fleet's counters; histograms with other bounds
+// than `sum`'s are skipped).
+void AddCounters(const RolloutCounters& part, RolloutCounters* sum);
+
 struct RolloutDecision {
   enum Kind { kHold, kAdvance, kPromote, kRollback };
   Kind kind = kHold;

@@ -1,0 +1,40 @@
+// FleetJobs: JobManager's jobs shared with the other replicas of a fleet
+// through server/cluster/fleet.h: a job claims its model in etcd (one job
+// per model in the fleet), its statuses are published there (any replica
+// answers GetJob and ListJobs), and a job whose replica dies is marked
+// INTERRUPTED by the replicas that see its claim expire, or, if none was
+// running then, by the next one to start. Nothing a dead job made was
+// published: a variant commits only when its job finishes.
+#ifndef TWINSERVE_SERVER_CORE_FLEET_JOBS_H_
+#define TWINSERVE_SERVER_CORE_FLEET_JOBS_H_
+
+#include <string>
+#include <vector>
+
+#include "server/cluster/fleet.h"
+#include "server/core/jobs.h"
+
+namespace twinserve {
+
+class FleetJobs : public JobFleet {
+ public:
+  // `fleet` must outlive this. Marks jobs whose claims are gone.
+  explicit FleetJobs(Fleet* fleet);
+
+  absl::Status Claim(const JobStatus& status) override;
+  void Publish(const JobStatus& status) override;
+  void Release(const JobStatus& status) override;
+  absl::StatusOr<JobStatus> Find(const std::string& id) override;
+  std::vector<JobStatus> List(const std::string& model) override;
+
+  // Records that say a job runs though no claim holds it. Returns how many
+  // were marked INTERRUPTED.
+  int SweepOrphans();
+
+ private:
+  Fleet* const fleet_;
+};
+
+}  // namespace twinserve
+
+#endif  // TWINSERVE_SERVER_CORE_FLEET_JOBS_H_
