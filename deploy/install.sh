@@ -18,7 +18,7 @@ PACKAGES=(
   libopenblas0-pthread
   # Fixtures, client-compatibility tests, metrics tests
   python3 python3-torch python3-torchvision python3-grpcio python3-protobuf
-  python3-numpy dataset-fashion-mnist prometheus curl
+  python3-numpy python3-yaml dataset-fashion-mnist prometheus curl
   # Cluster mode: etcd's v3 API protos (built into the server) and a real
   # etcd for the cluster tests and the local-cluster script.
   golang-etcd-server-dev etcd-server etcd-client

@@ -17,6 +17,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "quant/quantize_worker.h"
@@ -225,11 +227,24 @@ ABSL_FLAG(int, cluster_lease_ttl_s, 5,
           "after this many seconds.");
 ABSL_FLAG(int, cluster_blob_grace_s, 3600,
           "Blobs no record references are deleted after this many seconds.");
+ABSL_FLAG(std::string, health_address, "",
+          "If set, a second listener (HOST:PORT) without TLS or tokens that "
+          "answers grpc.health.v1 only, mirroring the server's health: for "
+          "Kubernetes gRPC probes, which cannot speak TLS.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound gRPC port is written here once listening (for "
           "--address=HOST:0 in tests and scripts).");
 
 int main(int argc, char** argv) {
+  // --help lists the server's own flags (absl's default matches files named
+  // after the binary, which ours are not).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "server/main.cc") ||
+           absl::EndsWith(file, "absl/flags/parse.cc");  // --flagfile
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
       "twinserve --address=HOST:PORT --store=DIR [flags]\n"
       "Serves TorchScript models over the Open Inference Protocol (KServe "
@@ -448,8 +463,25 @@ int main(int argc, char** argv) {
       TS_LOG(ERROR) << "cannot write --port_file: " << st;
     }
   }
-  auto* health = server->GetHealthCheckService();
-  health->SetServingStatus(false);
+  // Health alone, in plain text, for probes (nothing else listens there).
+  std::unique_ptr<grpc::Server> health_server;
+  if (const std::string a = absl::GetFlag(FLAGS_health_address); !a.empty()) {
+    grpc::ServerBuilder hb;
+    int health_port = 0;
+    hb.AddListeningPort(a, grpc::InsecureServerCredentials(), &health_port);
+    health_server = hb.BuildAndStart();
+    if (health_server == nullptr || health_port == 0) {
+      TS_LOG(ERROR) << "cannot listen on --health_address " << a;
+      return 1;
+    }
+  }
+  auto set_serving = [&](bool serving) {
+    server->GetHealthCheckService()->SetServingStatus(serving);
+    if (health_server != nullptr) {
+      health_server->GetHealthCheckService()->SetServingStatus(serving);
+    }
+  };
+  set_serving(false);
   const std::string address = absl::GetFlag(FLAGS_address);
   TS_LOG(INFO) << "twinserve listening on "
                << (address.rfind("unix:", 0) == 0 ? address
@@ -458,7 +490,7 @@ int main(int argc, char** argv) {
                << " inference threads x " << intra << " intra-op threads";
 
   (*core)->LoadStoredModels();
-  health->SetServingStatus(true);
+  set_serving(true);
   TS_LOG(INFO) << "ready: " << (*core)->registry()->List().size() << " models";
 
   // First SIGTERM/SIGINT: NOT_SERVING at once (load balancers and
@@ -493,13 +525,14 @@ int main(int argc, char** argv) {
                    << ": NOT_SERVING; serving " << grace.count()
                    << " ms more, then draining for up to " << drain.count()
                    << " ms (a second signal exits at once)";
-      health->SetServingStatus(false);
+      set_serving(false);
       shutdown_thread = std::thread([&, grace, drain] {
         std::this_thread::sleep_for(grace);
         // Jobs first: they stop (recorded INTERRUPTED) while everything
         // they use exists, and publish nothing half-made.
         (*core)->Shutdown();
         server->Shutdown(std::chrono::system_clock::now() + drain);
+        if (health_server != nullptr) health_server->Shutdown();
       });
     }
   });

@@ -320,10 +320,29 @@ TEST_F(ClusterTest,
   auto listed = C(2).ListJobs("fm");
   ASSERT_TRUE(listed.ok());
   ASSERT_EQ(listed->size(), 1u);
+  // Another replica follows the job to its end.
+  absl::StatusOr<v1::Job> followed;
+  std::thread follower([&] { followed = C(0).WatchJob(job->id(), nullptr); });
+  // Cancelling goes through the replica running it.
+  auto cancel = C(2).CancelJob(job->id());
+  EXPECT_EQ(cancel.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(cancel.status().message()),
+              ::testing::HasSubstr("another replica"));
   // The replica running it dies.
   servers_[1]->Kill9();
+  const auto killed = std::chrono::steady_clock::now();
   auto blobs_before = ListDir(blobs_);
-  // Within the lease's TTL the others mark the job INTERRUPTED.
+  follower.join();
+  std::printf(
+      "cluster: job of a killed replica seen INTERRUPTED through "
+      "another replica's WatchJob %.2f s after the kill (lease TTL "
+      "2 s)\n",
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed)
+          .count());
+  ASSERT_TRUE(followed.ok()) << followed.status();
+  EXPECT_EQ(followed->state(), v1::JOB_INTERRUPTED);
+  EXPECT_THAT(followed->message(), ::testing::HasSubstr("lease expired"));
+  // Every other replica answers INTERRUPTED for it.
   auto interrupted = Converge(
       [&](int i) {
         if (i == 1) return true;
@@ -332,10 +351,6 @@ TEST_F(ClusterTest,
       },
       15);
   ASSERT_TRUE(interrupted.ok()) << interrupted.status();
-  std::printf(
-      "cluster: job of a killed replica marked interrupted after "
-      "%.2f s (lease TTL 2 s)\n",
-      *interrupted);
   // Nothing half-made is served or stored.
   for (int i : {0, 2}) {
     auto info = C(i).Get("fm");

@@ -13,6 +13,7 @@
 #include "server/common/clock.h"
 #include "server/common/file_util.h"
 #include "server/common/logging.h"
+#include "server/common/status_macros.h"
 #include "server/common/thread_name.h"
 
 namespace twinserve {
@@ -95,7 +96,8 @@ std::string JobToJson(const JobStatus& s) {
                       {"created_unix_ms", s.created_unix_ms},
                       {"started_unix_ms", s.started_unix_ms},
                       {"ended_unix_ms", s.ended_unix_ms},
-                      {"message", s.message}};
+                      {"message", s.message},
+                      {"version", s.version}};
   return j.dump(2);
 }
 
@@ -120,6 +122,7 @@ bool JobFromJson(const std::string& text, JobStatus* s) {
     s->started_unix_ms = j.at("started_unix_ms");
     s->ended_unix_ms = j.at("ended_unix_ms");
     s->message = j.at("message");
+    s->version = j.value("version", uint64_t{0});  // absent before clusters
     return true;
   } catch (const std::exception&) {
     return false;
@@ -179,13 +182,16 @@ JobManager::~JobManager() { Shutdown(); }
 
 void JobManager::Shutdown() {
   std::vector<std::pair<std::shared_ptr<Job>, std::thread>> threads;
+  std::thread poller;
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
     for (auto& [id, job] : jobs_) job->cancel = true;
     threads.swap(threads_);
+    poller.swap(remote_poller_);
   }
   for (auto& [job, t] : threads) t.join();
+  if (poller.joinable()) poller.join();
 }
 
 void JobManager::Persist(const JobStatus& status) {
@@ -409,20 +415,65 @@ absl::StatusOr<uint64_t> JobManager::Subscribe(
   {
     absl::MutexLock lock(&mu_);
     auto it = jobs_.find(id);
-    if (it == jobs_.end()) {
+    if (it != jobs_.end()) {
+      token = next_token_++;
+      subscribers_[token] = {id, fn};
+      now = it->second->status;
+    } else {
+      token = 0;
+    }
+  }
+  if (token == 0) {
+    if (fleet_ == nullptr) {
       return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
     }
+    TS_ASSIGN_OR_RETURN(now, fleet_->Find(id));
+    absl::MutexLock lock(&mu_);
     token = next_token_++;
-    subscribers_[token] = {id, fn};
-    now = it->second->status;
+    if (!IsTerminal(now.state)) {
+      if (stopping_) {
+        return absl::UnavailableError("the server is shutting down");
+      }
+      remote_subscribers_[token] = {id, fn, now.version};
+      if (!remote_poller_.joinable()) {
+        remote_poller_ = std::thread([this] { PollRemote(); });
+      }
+    }
   }
   fn(now);
   return token;
 }
 
+void JobManager::PollRemote() {
+  SetThreadName("ts-job-follow");
+  absl::MutexLock lock(&mu_);
+  auto stopping = [this]()
+                      ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
+  while (!mu_.AwaitWithTimeout(absl::Condition(&stopping),
+                               absl::Milliseconds(250))) {
+    std::map<uint64_t, RemoteSubscription> subs = remote_subscribers_;
+    mu_.Unlock();
+    for (auto& [token, sub] : subs) {
+      auto s = fleet_->Find(sub.id);
+      if (!s.ok() || s->version == sub.version) continue;
+      {
+        absl::MutexLock delivery(&delivery_mu_);
+        sub.fn(*s);
+      }
+      absl::MutexLock relock(&mu_);
+      auto it = remote_subscribers_.find(token);
+      if (it == remote_subscribers_.end()) continue;
+      it->second.version = s->version;
+      if (IsTerminal(s->state)) remote_subscribers_.erase(it);
+    }
+    mu_.Lock();
+  }
+}
+
 void JobManager::Unsubscribe(uint64_t token) {
   absl::MutexLock lock(&mu_);
   subscribers_.erase(token);
+  remote_subscribers_.erase(token);
 }
 
 }  // namespace twinserve

@@ -127,7 +127,8 @@ class JobManager {
 
   // Calls `fn` with the current status now and on every change until the job
   // ends (the last call carries the terminal state). Returns a token for
-  // Unsubscribe. NOT_FOUND for an unknown job.
+  // Unsubscribe. NOT_FOUND for an unknown job. Another replica's job (in a
+  // fleet) is followed by polling its shared record (every 250 ms).
   absl::StatusOr<uint64_t> Subscribe(const std::string& id,
                                      std::function<void(const JobStatus&)> fn);
   void Unsubscribe(uint64_t token);
@@ -141,6 +142,9 @@ class JobManager {
   // Forgets the oldest ended jobs past max_ended_kept_; returns the files
   // to remove (outside the lock).
   std::vector<std::string> PruneEnded() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Follows other replicas' jobs for their subscribers.
+  void PollRemote();
 
   const std::string dir_;
   JobFleet* fleet_ = nullptr;
@@ -157,6 +161,14 @@ class JobManager {
            std::pair<std::string, std::function<void(const JobStatus&)>>>
       subscribers_ ABSL_GUARDED_BY(mu_);
   uint64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
+  struct RemoteSubscription {
+    std::string id;
+    std::function<void(const JobStatus&)> fn;
+    uint64_t version = 0;  // of the last status delivered
+  };
+  std::map<uint64_t, RemoteSubscription> remote_subscribers_
+      ABSL_GUARDED_BY(mu_);
+  std::thread remote_poller_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<std::shared_ptr<Job>, std::thread>> threads_
       ABSL_GUARDED_BY(mu_);
 };
