@@ -30,6 +30,7 @@
 #include "server/grpc/management_service.h"
 #include "server/grpc/oip_service.h"
 #include "server/grpc/tls.h"
+#include "server/metrics/cluster_collector.h"
 #include "server/metrics/metrics_http.h"
 #include "server/metrics/process_collector.h"
 #include "server/metrics/prometheus_exporter.h"
@@ -399,10 +400,14 @@ int main(int argc, char** argv) {
   std::unique_ptr<twinserve::MetricsHttpServer> metrics_server;
   if (const std::string addr = absl::GetFlag(FLAGS_metrics_address);
       !addr.empty() && absl::GetFlag(FLAGS_metrics)) {
-    auto started = twinserve::MetricsHttpServer::Start(
-        addr,
-        {twinserve::MakeCoreCollector((*core)->registry(), (*core)->engine()),
-         twinserve::MakeProcessCollector(twinserve::kServerVersion)});
+    std::vector<std::shared_ptr<prometheus::Collectable>> collectors = {
+        twinserve::MakeCoreCollector((*core)->registry(), (*core)->engine()),
+        twinserve::MakeProcessCollector(twinserve::kServerVersion)};
+    if ((*core)->fleet() != nullptr) {
+      collectors.push_back(
+          twinserve::MakeClusterCollector((*core)->store(), (*core)->fleet()));
+    }
+    auto started = twinserve::MetricsHttpServer::Start(addr, collectors);
     if (!started.ok()) {
       TS_LOG(ERROR) << started.status();
       return 1;

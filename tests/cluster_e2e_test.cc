@@ -163,6 +163,25 @@ TEST_F(ClusterTest, AWriteThroughAnyReplicaIsServedByAll) {
               *routed);
   EXPECT_LT(*routed, 2.0);
 
+  // Each replica's fleet gauges: all follow the store and hold a session;
+  // exactly one leads.
+  double leaders = 0;
+  for (int i = 0; i < kReplicas; ++i) {
+    const std::string text =
+        ::twinserve::testing::Scrape(servers_[i]->metrics_address());
+    const std::string label = absl::StrCat("{replica=\"replica", i, "\"}");
+    EXPECT_EQ(::twinserve::testing::MetricValue(
+                  text, "twinserve_cluster_store_following" + label),
+              1)
+        << text;
+    EXPECT_EQ(::twinserve::testing::MetricValue(
+                  text, "twinserve_cluster_session" + label),
+              1);
+    leaders += ::twinserve::testing::MetricValue(
+        text, "twinserve_cluster_leader" + label);
+  }
+  EXPECT_EQ(leaders, 1);
+
   // Unregistered through replica 0: gone everywhere.
   ASSERT_TRUE(C(0).Unregister("fm").ok());
   auto gone = Converge([&](int i) {

@@ -80,21 +80,28 @@ int64_t Fleet::Lease() {
   return lease_;
 }
 
+bool Fleet::in_session() { return Lease() != 0; }
+
 bool Fleet::Lead() {
+  bool leads = false;
   const int64_t lease = Lease();
-  if (lease == 0) return false;
   const std::string key = prefix_ + "fleet/leader";
-  auto kv = client_->Get(key);
-  if (!kv.ok()) return false;
-  if (kv->has_value()) {
-    return (*kv)->value == options_.replica_id && (*kv)->lease == lease;
+  auto kv = lease == 0 ? absl::StatusOr<std::optional<EtcdKeyValue>>(
+                             absl::UnavailableError("no session"))
+                       : client_->Get(key);
+  if (!kv.ok()) {
+    leads = false;
+  } else if (kv->has_value()) {
+    leads = (*kv)->value == options_.replica_id && (*kv)->lease == lease;
+  } else {
+    leads = client_->PutIf(key, options_.replica_id, 0, lease).ok();
+    if (leads) {
+      TS_LOG(INFO) << "fleet: replica " << options_.replica_id
+                   << " leads (runs the rollout controller)";
+    }
   }
-  auto put = client_->PutIf(key, options_.replica_id, 0, lease);
-  if (put.ok()) {
-    TS_LOG(INFO) << "fleet: replica " << options_.replica_id
-                 << " leads (runs the rollout controller)";
-  }
-  return put.ok();
+  leading_ = leads;
+  return leads;
 }
 
 absl::Status Fleet::PublishStats(const std::string& value) {
@@ -174,6 +181,14 @@ absl::StatusOr<std::optional<std::string>> Fleet::GetJobRecord(
   if (!kv.ok()) return kv.status();
   if (!kv->has_value()) return std::optional<std::string>();
   return std::optional<std::string>((*kv)->value);
+}
+
+absl::Status Fleet::DeleteJobRecord(const std::string& id) {
+  const std::string key = prefix_ + "jobs/records/" + id;
+  auto kv = client_->Get(key);
+  if (!kv.ok()) return kv.status();
+  if (!kv->has_value()) return absl::OkStatus();
+  return client_->DeleteIf(key, (*kv)->mod_revision);
 }
 
 absl::StatusOr<std::vector<std::string>> Fleet::ListJobRecords() {

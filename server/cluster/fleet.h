@@ -61,6 +61,10 @@ class Fleet {
   // Whether this replica leads now; claims the role when it is vacant.
   // False while etcd cannot be reached.
   bool Lead();
+  // What the last Lead() found (no etcd call: for /metrics).
+  bool leading() const { return leading_.load(); }
+  // Whether this replica holds a live etcd session (lease) now.
+  bool in_session();
 
   // --- Statistics ----------------------------------------------------------
   absl::Status PublishStats(const std::string& value);
@@ -77,6 +81,7 @@ class Fleet {
   absl::Status PutJobRecord(const std::string& id, const std::string& value);
   absl::StatusOr<std::optional<std::string>> GetJobRecord(
       const std::string& id);
+  absl::Status DeleteJobRecord(const std::string& id);
   absl::StatusOr<std::vector<std::string>> ListJobRecords();
   // `fn(record)` returns the record to write when a job's claim vanished
   // while its record is not final (nullopt: leave it). Set once, before
@@ -98,6 +103,7 @@ class Fleet {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::function<std::optional<std::string>(const std::string&)> on_lost_
       ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> leading_{false};
   std::thread session_;
   std::unique_ptr<EtcdWatch> claims_watch_;
 };

@@ -1,5 +1,8 @@
 #include "server/core/fleet_jobs.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "server/common/clock.h"
 #include "server/common/logging.h"
@@ -23,13 +26,34 @@ std::optional<std::string> Interrupted(const std::string& record,
 
 }  // namespace
 
-FleetJobs::FleetJobs(Fleet* fleet) : fleet_(fleet) {
+FleetJobs::FleetJobs(Fleet* fleet, size_t max_ended_kept)
+    : fleet_(fleet), max_ended_kept_(max_ended_kept) {
   fleet_->OnClaimLost([](const std::string& record) {
     return Interrupted(record,
                        "the replica running this job stopped (its etcd lease "
                        "expired)");
   });
   SweepOrphans();
+  Prune();
+}
+
+int FleetJobs::Prune() {
+  auto records = fleet_->ListJobRecords();
+  if (!records.ok()) return 0;
+  std::vector<std::pair<int64_t, std::string>> ended;  // created, id
+  for (const std::string& r : *records) {
+    JobStatus s;
+    if (JobFromJson(r, &s) && IsTerminal(s.state)) {
+      ended.emplace_back(s.created_unix_ms, s.id);
+    }
+  }
+  if (ended.size() <= max_ended_kept_) return 0;
+  std::sort(ended.begin(), ended.end());
+  int deleted = 0;
+  for (size_t i = 0; i + max_ended_kept_ < ended.size(); ++i) {
+    if (fleet_->DeleteJobRecord(ended[i].second).ok()) ++deleted;
+  }
+  return deleted;
 }
 
 int FleetJobs::SweepOrphans() {
@@ -64,6 +88,7 @@ void FleetJobs::Publish(const JobStatus& status) {
 
 void FleetJobs::Release(const JobStatus& status) {
   fleet_->ReleaseJob(status.model, status.id);
+  Prune();  // one listing per job's end: jobs take seconds at least
 }
 
 absl::StatusOr<JobStatus> FleetJobs::Find(const std::string& id) {

@@ -8,6 +8,7 @@
 #ifndef TWINSERVE_SERVER_CORE_FLEET_JOBS_H_
 #define TWINSERVE_SERVER_CORE_FLEET_JOBS_H_
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -18,8 +19,10 @@ namespace twinserve {
 
 class FleetJobs : public JobFleet {
  public:
-  // `fleet` must outlive this. Marks jobs whose claims are gone.
-  explicit FleetJobs(Fleet* fleet);
+  // `fleet` must outlive this. Marks jobs whose claims are gone. The
+  // newest `max_ended_kept` ended jobs are kept in etcd (as JobManager
+  // keeps them on disk); older records are deleted as jobs end.
+  explicit FleetJobs(Fleet* fleet, size_t max_ended_kept = 1000);
 
   absl::Status Claim(const JobStatus& status) override;
   void Publish(const JobStatus& status) override;
@@ -30,9 +33,12 @@ class FleetJobs : public JobFleet {
   // Records that say a job runs though no claim holds it. Returns how many
   // were marked INTERRUPTED.
   int SweepOrphans();
+  // Deletes the oldest ended records past max_ended_kept. Returns how many.
+  int Prune();
 
  private:
   Fleet* const fleet_;
+  const size_t max_ended_kept_;
 };
 
 }  // namespace twinserve
