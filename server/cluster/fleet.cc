@@ -200,16 +200,20 @@ absl::StatusOr<std::vector<std::string>> Fleet::ListJobRecords() {
 }
 
 void Fleet::OnClaimLost(
-    std::function<std::optional<std::string>(const std::string&)> fn) {
+    std::function<std::optional<std::string>(const std::string&)> fn,
+    std::function<void(const std::string&)> written) {
   absl::MutexLock lock(&mu_);
   on_lost_ = std::move(fn);
+  on_lost_written_ = std::move(written);
 }
 
 void Fleet::ClaimVanished(const std::string& model, const std::string& job_id) {
   std::function<std::optional<std::string>(const std::string&)> fn;
+  std::function<void(const std::string&)> written;
   {
     absl::MutexLock lock(&mu_);
     fn = on_lost_;
+    written = on_lost_written_;
   }
   if (!fn) return;
   const std::string key = prefix_ + "jobs/records/" + job_id;
@@ -221,6 +225,7 @@ void Fleet::ClaimVanished(const std::string& model, const std::string& job_id) {
   if (client_->PutIf(key, *next, (*kv)->mod_revision).ok()) {
     TS_LOG(WARNING) << "fleet: job " << job_id << " of model " << model
                     << " lost its replica; marked interrupted";
+    if (written) written(*next);
   }
 }
 

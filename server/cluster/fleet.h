@@ -84,10 +84,12 @@ class Fleet {
   absl::Status DeleteJobRecord(const std::string& id);
   absl::StatusOr<std::vector<std::string>> ListJobRecords();
   // `fn(record)` returns the record to write when a job's claim vanished
-  // while its record is not final (nullopt: leave it). Set once, before
-  // any claim can vanish.
+  // while its record is not final (nullopt: leave it); `written(record)`
+  // hears it when this replica's write of it won. Set once, before any
+  // claim can vanish.
   void OnClaimLost(
-      std::function<std::optional<std::string>(const std::string&)> fn);
+      std::function<std::optional<std::string>(const std::string&)> fn,
+      std::function<void(const std::string&)> written = nullptr);
 
  private:
   // Grants the lease if needed and keeps it alive; returns it or 0.
@@ -103,6 +105,7 @@ class Fleet {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::function<std::optional<std::string>(const std::string&)> on_lost_
       ABSL_GUARDED_BY(mu_);
+  std::function<void(const std::string&)> on_lost_written_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> leading_{false};
   std::thread session_;
   std::unique_ptr<EtcdWatch> claims_watch_;

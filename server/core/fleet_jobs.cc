@@ -26,14 +26,21 @@ std::optional<std::string> Interrupted(const std::string& record,
 
 }  // namespace
 
-FleetJobs::FleetJobs(Fleet* fleet, size_t max_ended_kept)
-    : fleet_(fleet), max_ended_kept_(max_ended_kept) {
-  fleet_->OnClaimLost([](const std::string& record) {
-    return Interrupted(record,
-                       "the replica running this job stopped (its etcd lease "
-                       "expired)");
-  });
-  SweepOrphans();
+FleetJobs::FleetJobs(Fleet* fleet, size_t max_ended_kept,
+                     std::function<void(const JobStatus&)> on_interrupted)
+    : fleet_(fleet),
+      max_ended_kept_(max_ended_kept),
+      on_interrupted_(std::move(on_interrupted)) {
+  fleet_->OnClaimLost(
+      [](const std::string& record) {
+        return Interrupted(record,
+                           "the replica running this job stopped (its etcd "
+                           "lease expired)");
+      },
+      [this](const std::string& record) {
+        JobStatus s;
+        if (on_interrupted_ && JobFromJson(record, &s)) on_interrupted_(s);
+      });
   Prune();
 }
 
@@ -65,7 +72,10 @@ int FleetJobs::SweepOrphans() {
     JobStatus s;
     if (!JobFromJson(r, &s) || claimed->count(s.id)) continue;
     auto next = Interrupted(r, "the replica running this job stopped");
-    if (next.has_value() && fleet_->PutJobRecord(s.id, *next).ok()) ++marked;
+    if (next.has_value() && fleet_->PutJobRecord(s.id, *next).ok()) {
+      ++marked;
+      if (on_interrupted_) on_interrupted_(s);
+    }
   }
   if (marked > 0) {
     TS_LOG(WARNING) << "fleet: " << marked

@@ -9,6 +9,7 @@
 #define TWINSERVE_SERVER_CORE_FLEET_JOBS_H_
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,11 @@ class FleetJobs : public JobFleet {
   // `fleet` must outlive this. Marks jobs whose claims are gone. The
   // newest `max_ended_kept` ended jobs are kept in etcd (as JobManager
   // keeps them on disk); older records are deleted as jobs end.
-  explicit FleetJobs(Fleet* fleet, size_t max_ended_kept = 1000);
+  // `on_interrupted` (may be null) hears each job this replica marks
+  // INTERRUPTED (once in the fleet: the marking is compare-and-set).
+  explicit FleetJobs(
+      Fleet* fleet, size_t max_ended_kept = 1000,
+      std::function<void(const JobStatus&)> on_interrupted = nullptr);
 
   absl::Status Claim(const JobStatus& status) override;
   void Publish(const JobStatus& status) override;
@@ -30,8 +35,9 @@ class FleetJobs : public JobFleet {
   absl::StatusOr<JobStatus> Find(const std::string& id) override;
   std::vector<JobStatus> List(const std::string& model) override;
 
-  // Records that say a job runs though no claim holds it. Returns how many
-  // were marked INTERRUPTED.
+  // Records that say a job runs though no claim holds it (their replica
+  // died while no other watched) are marked INTERRUPTED; call once the
+  // server has loaded its models. Returns how many.
   int SweepOrphans();
   // Deletes the oldest ended records past max_ended_kept. Returns how many.
   int Prune();
@@ -39,6 +45,7 @@ class FleetJobs : public JobFleet {
  private:
   Fleet* const fleet_;
   const size_t max_ended_kept_;
+  const std::function<void(const JobStatus&)> on_interrupted_;
 };
 
 }  // namespace twinserve

@@ -97,7 +97,8 @@ std::string JobToJson(const JobStatus& s) {
                       {"started_unix_ms", s.started_unix_ms},
                       {"ended_unix_ms", s.ended_unix_ms},
                       {"message", s.message},
-                      {"version", s.version}};
+                      {"version", s.version},
+                      {"plan_id", s.plan_id}};
   return j.dump(2);
 }
 
@@ -123,6 +124,7 @@ bool JobFromJson(const std::string& text, JobStatus* s) {
     s->ended_unix_ms = j.at("ended_unix_ms");
     s->message = j.at("message");
     s->version = j.value("version", uint64_t{0});  // absent before clusters
+    s->plan_id = j.value("plan_id", std::string());
     return true;
   } catch (const std::exception&) {
     return false;
@@ -226,8 +228,8 @@ void JobManager::Update(const std::string& id,
 
 absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
                                             const std::string& variant,
-                                            const std::string& kind,
-                                            Work work) {
+                                            const std::string& kind, Work work,
+                                            const std::string& plan_id) {
   auto job = std::make_shared<Job>();
   // Threads of ended jobs are joined here: an unjoined thread keeps its
   // stack (and LibTorch's thread-local caches) for the process's life.
@@ -242,6 +244,7 @@ absl::StatusOr<JobStatus> JobManager::Start(const std::string& model,
   job->status.model = model;
   job->status.variant = variant;
   job->status.kind = kind;
+  job->status.plan_id = plan_id;
   job->status.state = JobState::kRunning;
   job->status.stage = "starting";
   job->status.created_unix_ms = now;

@@ -50,7 +50,10 @@ struct JobStatus {
   int64_t created_unix_ms = 0;
   int64_t started_unix_ms = 0;
   int64_t ended_unix_ms = 0;
-  std::string message;   // the reason for FAILED, a summary on success
+  std::string message;  // the reason for FAILED, a summary on success
+  // The traffic plan waiting for this job's variant, if any (dropped when
+  // the job cannot finish).
+  std::string plan_id;
   uint64_t version = 0;  // bumps on every change
   double percent() const {
     return total > 0 ? 100.0 * done / total : (IsTerminal(state) ? 100 : 0);
@@ -117,7 +120,8 @@ class JobManager {
   // SUCCEEDED job; an error status FAILED (CANCELLED for kCancelled).
   absl::StatusOr<JobStatus> Start(const std::string& model,
                                   const std::string& variant,
-                                  const std::string& kind, Work work);
+                                  const std::string& kind, Work work,
+                                  const std::string& plan_id = "");
   absl::StatusOr<JobStatus> Get(const std::string& id) const;
   // Newest first; `model` empty for all.
   std::vector<JobStatus> List(const std::string& model) const;

@@ -131,7 +131,8 @@ absl::StatusOr<JobStatus> QuantizationService::StartQuantize(
                            result.status().message()));
         }
         return result;
-      });
+      },
+      request.plan_id);
 }
 
 absl::StatusOr<OneCallResult> QuantizationService::RegisterAndQuantize(

@@ -46,7 +46,6 @@ absl::StatusOr<std::unique_ptr<ServerCore>> ServerCore::Create(
     fleet.lease_ttl = options.cluster.lease_ttl;
     core->fleet_ = std::make_unique<Fleet>(core->etcd_.get(),
                                            options.cluster.prefix, fleet);
-    core->fleet_jobs_ = std::make_unique<FleetJobs>(core->fleet_.get());
     core->fleet_rollouts_ = std::make_unique<FleetRollouts>(core->fleet_.get());
   }
   core->schedulers_ = std::make_unique<SchedulerFactory>(options.scheduler);
@@ -58,6 +57,17 @@ absl::StatusOr<std::unique_ptr<ServerCore>> ServerCore::Create(
                                                     core->registry_.get());
   core->engine_ =
       std::make_unique<InferenceEngine>(core->registry_.get(), options.engine);
+  if (core->fleet_ != nullptr) {
+    // A plan waiting for a dead replica's job will never be applied.
+    Registrar* registrar = core->registrar_.get();
+    core->fleet_jobs_ = std::make_unique<FleetJobs>(
+        core->fleet_.get(), 1000, [registrar](const JobStatus& s) {
+          if (s.plan_id.empty()) return;
+          registrar->DropPlan(
+              s.model, s.plan_id,
+              "the replica running its quantization job stopped");
+        });
+  }
   ModelRegistry* registry = core->registry_.get();
   core->jobs_ = std::make_unique<JobManager>(
       core->store_->JobsDir(),
@@ -114,15 +124,17 @@ ServerCore::~ServerCore() {
   rollout_.reset();
   quantization_.reset();
   jobs_.reset();
+  // The fleet's claim watch calls into fleet_jobs_ and through it the
+  // registrar: it stops (and the replica's lease goes) before they do.
+  fleet_.reset();
+  fleet_rollouts_.reset();
+  fleet_jobs_.reset();
   engine_.reset();
   traffic_.reset();
   registrar_.reset();
   registry_.reset();
   schedulers_.reset();
   store_.reset();
-  fleet_rollouts_.reset();
-  fleet_jobs_.reset();
-  fleet_.reset();
   metadata_.reset();
   etcd_.reset();
 }

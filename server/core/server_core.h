@@ -118,8 +118,9 @@ class ServerCore {
 
   const ServerOptions options_;
   MemoryBudget calibration_budget_;
-  // Declared in the order they are built; Shutdown and the destructor take
-  // them down in reverse.
+  // Declared in the order they are built; the destructor takes them down
+  // in reverse, except the fleet, which goes right after the jobs (its
+  // watch calls into the registrar).
   std::unique_ptr<EtcdClient> etcd_;
   std::unique_ptr<MetadataStore> metadata_;
   std::unique_ptr<Fleet> fleet_;
