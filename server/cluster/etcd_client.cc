@@ -17,13 +17,6 @@ namespace twinserve {
 
 namespace pb = etcdserverpb;
 
-struct EtcdClient::Impl {
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<pb::KV::Stub> kv;
-  std::unique_ptr<pb::Watch::Stub> watch;
-  std::unique_ptr<pb::Lease::Stub> lease;
-};
-
 namespace {
 
 absl::Status FromEtcd(const grpc::Status& st, absl::string_view what) {
@@ -48,6 +41,21 @@ absl::Status FromEtcd(const grpc::Status& st, absl::string_view what) {
 void SetDeadline(grpc::ClientContext* ctx, absl::Duration timeout) {
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
 }
+
+}  // namespace
+
+struct EtcdClient::Impl {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<pb::KV::Stub> kv;
+  std::unique_ptr<pb::Watch::Stub> watch;
+  std::unique_ptr<pb::Lease::Stub> lease;
+
+  absl::StatusOr<pb::TxnResponse> IfUnchanged(
+      const std::string& key, int64_t expected, absl::Duration timeout,
+      absl::string_view what, const std::function<void(pb::RequestOp*)>& op);
+};
+
+namespace {
 
 EtcdKeyValue FromPb(const mvccpb::KeyValue& kv) {
   EtcdKeyValue out;
@@ -255,30 +263,43 @@ absl::StatusOr<EtcdSnapshot> EtcdClient::List(const std::string& prefix) {
   return out;
 }
 
-absl::StatusOr<int64_t> EtcdClient::PutIf(const std::string& key,
-                                          absl::string_view value,
-                                          int64_t expected, int64_t lease) {
+// One transaction: `op` if `key`'s modification revision is `expected`.
+// ABORTED if it moved.
+absl::StatusOr<pb::TxnResponse> EtcdClient::Impl::IfUnchanged(
+    const std::string& key, int64_t expected, absl::Duration timeout,
+    absl::string_view what, const std::function<void(pb::RequestOp*)>& op) {
   grpc::ClientContext ctx;
-  SetDeadline(&ctx, options_.timeout);
+  SetDeadline(&ctx, timeout);
   pb::TxnRequest req;
   pb::Compare* cmp = req.add_compare();
   cmp->set_key(key);
   cmp->set_target(pb::Compare::MOD);
   cmp->set_result(pb::Compare::EQUAL);
   cmp->set_mod_revision(expected);
-  pb::PutRequest* put = req.add_success()->mutable_request_put();
-  put->set_key(key);
-  put->set_value(std::string(value));
-  put->set_lease(lease);
+  op(req.add_success());
   pb::TxnResponse resp;
-  absl::Status st = FromEtcd(impl_->kv->Txn(&ctx, req, &resp), "write");
+  absl::Status st = FromEtcd(kv->Txn(&ctx, req, &resp), what);
   if (!st.ok()) return st;
   if (!resp.succeeded()) {
     return absl::AbortedError(
         absl::StrCat("etcd key ", key, " changed meanwhile (expected revision ",
                      expected, ")"));
   }
-  return resp.header().revision();
+  return resp;
+}
+
+absl::StatusOr<int64_t> EtcdClient::PutIf(const std::string& key,
+                                          absl::string_view value,
+                                          int64_t expected, int64_t lease) {
+  auto resp = impl_->IfUnchanged(
+      key, expected, options_.timeout, "write", [&](pb::RequestOp* op) {
+        pb::PutRequest* put = op->mutable_request_put();
+        put->set_key(key);
+        put->set_value(std::string(value));
+        put->set_lease(lease);
+      });
+  if (!resp.ok()) return resp.status();
+  return resp->header().revision();
 }
 
 absl::StatusOr<int64_t> EtcdClient::Put(const std::string& key,
@@ -297,25 +318,13 @@ absl::StatusOr<int64_t> EtcdClient::Put(const std::string& key,
 }
 
 absl::Status EtcdClient::DeleteIf(const std::string& key, int64_t expected) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, options_.timeout);
-  pb::TxnRequest req;
-  pb::Compare* cmp = req.add_compare();
-  cmp->set_key(key);
-  cmp->set_target(pb::Compare::MOD);
-  cmp->set_result(pb::Compare::EQUAL);
-  cmp->set_mod_revision(expected);
-  req.add_success()->mutable_request_delete_range()->set_key(key);
-  pb::TxnResponse resp;
-  absl::Status st = FromEtcd(impl_->kv->Txn(&ctx, req, &resp), "delete");
-  if (!st.ok()) return st;
-  if (!resp.succeeded()) {
-    return absl::AbortedError(
-        absl::StrCat("etcd key ", key, " changed meanwhile (expected revision ",
-                     expected, ")"));
-  }
-  if (resp.responses_size() == 0 ||
-      resp.responses(0).response_delete_range().deleted() == 0) {
+  auto resp = impl_->IfUnchanged(
+      key, expected, options_.timeout, "delete", [&](pb::RequestOp* op) {
+        op->mutable_request_delete_range()->set_key(key);
+      });
+  if (!resp.ok()) return resp.status();
+  if (resp->responses_size() == 0 ||
+      resp->responses(0).response_delete_range().deleted() == 0) {
     return absl::NotFoundError(absl::StrCat("etcd key ", key, " is absent"));
   }
   return absl::OkStatus();

@@ -1,7 +1,5 @@
 #include "server/cluster/etcd_client.h"
 
-#include <stdlib.h>
-
 #include <atomic>
 #include <string>
 #include <thread>
@@ -14,15 +12,10 @@
 namespace twinserve {
 namespace {
 
-std::string TempDir() {
-  std::string t = std::string(getenv("TEST_TMPDIR")) + "/etcdXXXXXX";
-  return mkdtemp(t.data());
-}
-
 class EtcdClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    etcd_ = std::make_unique<testing::EtcdProcess>(TempDir());
+    etcd_ = std::make_unique<testing::EtcdProcess>();
     EtcdOptions o;
     o.endpoints = etcd_->endpoint();
     o.timeout = absl::Seconds(1);

@@ -2,8 +2,6 @@
 // replicas do.
 #include "server/cluster/etcd_metadata_store.h"
 
-#include <stdlib.h>
-
 #include <atomic>
 #include <thread>
 
@@ -13,14 +11,10 @@
 #include "server/cluster/test_util/etcd_process.h"
 #include "server/common/file_util.h"
 #include "server/store/model_store.h"
+#include "tests/test_util.h"
 
 namespace twinserve {
 namespace {
-
-std::string TempDir(const std::string& name) {
-  std::string t = absl::StrCat(getenv("TEST_TMPDIR"), "/", name, "XXXXXX");
-  return mkdtemp(t.data());
-}
 
 // One replica: its own root, the shared blobs, its etcd client.
 struct Replica {
@@ -28,7 +22,8 @@ struct Replica {
           absl::Duration timeout = absl::Seconds(2)) {
     client = *EtcdClient::Create({endpoint, timeout});
     metadata = std::make_unique<EtcdMetadataStore>(client.get(), "/ts/");
-    store = *ModelStore::OpenShared(TempDir("root"), metadata.get(), blobs);
+    store = *ModelStore::OpenShared(::twinserve::testing::NewTempDir("root"),
+                                    metadata.get(), blobs);
   }
   // Follows the store; counts changes per model.
   void Follow(absl::Duration grace = absl::Hours(1)) {
@@ -85,8 +80,8 @@ absl::StatusOr<ModelRecord> Register(ModelStore* store, const std::string& name,
 class SharedStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    etcd_ = std::make_unique<testing::EtcdProcess>(TempDir("etcd"));
-    blobs_ = TempDir("blobs");
+    etcd_ = std::make_unique<testing::EtcdProcess>();
+    blobs_ = ::twinserve::testing::NewTempDir("blobs");
     a_ = std::make_unique<Replica>(etcd_->endpoint(), blobs_);
     b_ = std::make_unique<Replica>(etcd_->endpoint(), blobs_);
     a_->Follow();

@@ -1,8 +1,6 @@
 // FleetJobs against a real etcd.
 #include "server/core/fleet_jobs.h"
 
-#include <stdlib.h>
-
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -12,11 +10,6 @@ namespace twinserve {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string TempDir() {
-  std::string t = std::string(getenv("TEST_TMPDIR")) + "/etcdXXXXXX";
-  return mkdtemp(t.data());
-}
 
 JobStatus Job(const std::string& id, const std::string& model, JobState st,
               int64_t created) {
@@ -32,7 +25,7 @@ JobStatus Job(const std::string& id, const std::string& model, JobState st,
 class FleetJobsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    etcd_ = std::make_unique<testing::EtcdProcess>(TempDir());
+    etcd_ = std::make_unique<testing::EtcdProcess>();
     client_ = *EtcdClient::Create({etcd_->endpoint(), absl::Seconds(2)});
   }
   std::unique_ptr<Fleet> NewFleet(const std::string& id) {

@@ -55,6 +55,13 @@ bool PortOpen(int port) {
 }  // namespace
 
 EtcdProcess::EtcdProcess(const std::string& dir) : dir_(dir) {
+  if (dir_.empty()) {
+    const char* root = std::getenv("TEST_TMPDIR");
+    std::string t =
+        std::string(root != nullptr ? root : "/tmp") + "/etcd-XXXXXX";
+    if (mkdtemp(t.data()) == nullptr) Die("mkdtemp");
+    dir_ = t;
+  }
   client_port_ = FreePort();
   peer_port_ = FreePort();
   endpoint_ = "127.0.0.1:" + std::to_string(client_port_);

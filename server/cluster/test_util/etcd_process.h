@@ -12,9 +12,9 @@ namespace testing {
 
 class EtcdProcess {
  public:
-  // Starts etcd with its data under `dir` on two free loopback ports and
-  // waits until it answers.
-  explicit EtcdProcess(const std::string& dir);
+  // Starts etcd with its data under `dir` (empty: a new folder under
+  // $TEST_TMPDIR) on two free loopback ports and waits until it answers.
+  explicit EtcdProcess(const std::string& dir = "");
   ~EtcdProcess();  // kill -9
 
   // HOST:PORT of the client endpoint, for --cluster_etcd.
