@@ -215,6 +215,13 @@ ABSL_FLAG(std::string, cluster_etcd, "",
           "(HOST:PORT[,HOST:PORT...]). Records, variants and policies are "
           "shared through etcd; artifacts through --cluster_blobs. Empty: "
           "one server, everything in --store.");
+ABSL_FLAG(std::string, cluster_etcd_ca, "",
+          "CA (PEM) that signed etcd's certificate: talk to etcd over TLS.");
+ABSL_FLAG(std::string, cluster_etcd_cert, "",
+          "This replica's client certificate (PEM) for etcd's "
+          "--client-cert-auth.");
+ABSL_FLAG(std::string, cluster_etcd_key, "",
+          "Private key of --cluster_etcd_cert (PEM).");
 ABSL_FLAG(std::string, cluster_prefix, "/twinserve/",
           "etcd key prefix of this fleet (starts and ends with '/').");
 ABSL_FLAG(std::string, cluster_blobs, "",
@@ -340,6 +347,9 @@ int main(int argc, char** argv) {
   options.store_path = absl::GetFlag(FLAGS_store);
   options.cluster.etcd = absl::GetFlag(FLAGS_cluster_etcd);
   options.cluster.prefix = absl::GetFlag(FLAGS_cluster_prefix);
+  options.cluster.etcd_ca = absl::GetFlag(FLAGS_cluster_etcd_ca);
+  options.cluster.etcd_cert = absl::GetFlag(FLAGS_cluster_etcd_cert);
+  options.cluster.etcd_key = absl::GetFlag(FLAGS_cluster_etcd_key);
   options.cluster.blobs = absl::GetFlag(FLAGS_cluster_blobs);
   options.cluster.replica_id = absl::GetFlag(FLAGS_cluster_replica_id);
   options.cluster.lease_ttl =

@@ -10,7 +10,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
+#include "server/common/file_util.h"
 #include "server/common/logging.h"
+#include "server/common/status_macros.h"
 #include "server/common/thread_name.h"
 
 namespace twinserve {
@@ -214,14 +216,41 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(
   std::string target = hosts.size() == 1
                            ? hosts[0]
                            : absl::StrCat("ipv4:", absl::StrJoin(hosts, ","));
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      grpc::InsecureChannelCredentials();
+  if (!options.ca_file.empty()) {
+    if (options.cert_file.empty() != options.key_file.empty()) {
+      return absl::InvalidArgumentError(
+          "etcd TLS: a client certificate needs its key and a key its "
+          "certificate");
+    }
+    grpc::SslCredentialsOptions ssl;
+    auto read = [](const std::string& path, std::string* out) {
+      auto bytes = ReadFile(path);
+      if (!bytes.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "etcd TLS: cannot read ", path, ": ", bytes.status().message()));
+      }
+      *out = std::move(*bytes);
+      return absl::OkStatus();
+    };
+    TS_RETURN_IF_ERROR(read(options.ca_file, &ssl.pem_root_certs));
+    if (!options.cert_file.empty()) {
+      TS_RETURN_IF_ERROR(read(options.cert_file, &ssl.pem_cert_chain));
+      TS_RETURN_IF_ERROR(read(options.key_file, &ssl.pem_private_key));
+    }
+    credentials = grpc::SslCredentials(ssl);
+  } else if (!options.cert_file.empty() || !options.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "etcd TLS: a client certificate needs the CA that signed etcd's");
+  }
   grpc::ChannelArguments args;
   if (hosts.size() > 1) args.SetLoadBalancingPolicyName("round_robin");
   // Reconnect quickly after an etcd restart.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   auto impl = std::make_unique<Impl>();
-  impl->channel = grpc::CreateCustomChannel(
-      target, grpc::InsecureChannelCredentials(), args);
+  impl->channel = grpc::CreateCustomChannel(target, credentials, args);
   impl->kv = pb::KV::NewStub(impl->channel);
   impl->watch = pb::Watch::NewStub(impl->channel);
   impl->lease = pb::Lease::NewStub(impl->channel);

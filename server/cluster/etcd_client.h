@@ -55,6 +55,12 @@ struct EtcdOptions {
   std::string endpoints;
   // Per call; a call that takes longer is UNAVAILABLE.
   absl::Duration timeout = absl::Seconds(3);
+  // TLS to etcd (PEM files): with `ca_file` set, the connection is TLS and
+  // etcd's certificate must chain to it; `cert_file` and `key_file` are
+  // this client's certificate for etcd's --client-cert-auth.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
 };
 
 class EtcdWatch;
@@ -63,7 +69,8 @@ class EtcdClient {
  public:
   // Connects lazily: succeeds even while etcd is down (calls then fail
   // UNAVAILABLE until it answers). INVALID_ARGUMENT for malformed
-  // endpoints.
+  // endpoints, a TLS file that cannot be read, or a certificate without
+  // its key.
   static absl::StatusOr<std::unique_ptr<EtcdClient>> Create(
       const EtcdOptions& options);
   ~EtcdClient();

@@ -1,10 +1,14 @@
 #include "server/cluster/etcd_client.h"
 
+#include <stdlib.h>
+
 #include <atomic>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "server/cluster/test_util/etcd_process.h"
@@ -163,6 +167,67 @@ TEST_F(EtcdClientTest, CallsFailUnavailableWhileEtcdIsDown) {
             absl::StatusCode::kUnavailable);
   etcd_->Resume();
   EXPECT_TRUE(client_->PutIf("/t/a", "v", 0).ok());
+}
+
+// Certificates made with openssl for one test: a CA, etcd's certificate
+// for 127.0.0.1, a client signed by the CA and one signed by another CA.
+std::string MakeCertificates() {
+  std::string dir = std::string(getenv("TEST_TMPDIR")) + "/certsXXXXXX";
+  dir = mkdtemp(dir.data());
+  const std::string script = absl::StrCat(
+      "set -e; cd ", dir,
+      "; ca() { openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+      "-subj /CN=$1 -keyout $1.key -out $1.pem 2>/dev/null; }; "
+      "leaf() { openssl req -newkey rsa:2048 -nodes -subj /CN=$1 "
+      "-keyout $1.key -out $1.csr 2>/dev/null; echo \"$3\" > $1.ext; "
+      "openssl x509 -req -in $1.csr -CA $2.pem -CAkey $2.key "
+      "-CAcreateserial -days 2 -extfile $1.ext -out $1.pem 2>/dev/null; }; "
+      "ca ca; ca rogue; leaf server ca subjectAltName=IP:127.0.0.1; "
+      "leaf client ca extendedKeyUsage=clientAuth; "
+      "leaf stranger rogue extendedKeyUsage=clientAuth");
+  EXPECT_EQ(std::system(script.c_str()), 0);
+  return dir;
+}
+
+TEST(EtcdTlsTest, MutualTlsServesOnlyTrustedClients) {
+  const std::string c = MakeCertificates();
+  testing::EtcdProcess etcd(
+      "", {c + "/ca.pem", c + "/server.pem", c + "/server.key",
+           c + "/client.pem", c + "/client.key"});
+  EtcdOptions o;
+  o.endpoints = etcd.endpoint();
+  o.timeout = absl::Seconds(1);
+  o.ca_file = c + "/ca.pem";
+  o.cert_file = c + "/client.pem";
+  o.key_file = c + "/client.key";
+  auto trusted = EtcdClient::Create(o);
+  ASSERT_TRUE(trusted.ok()) << trusted.status();
+  ASSERT_TRUE((*trusted)->PutIf("/tls/k", "v", 0).ok());
+  EXPECT_EQ((*(*trusted)->Get("/tls/k"))->value, "v");
+  // No client certificate, or one from another CA: refused.
+  o.cert_file = o.key_file = "";
+  auto anonymous = EtcdClient::Create(o);
+  ASSERT_TRUE(anonymous.ok());
+  EXPECT_EQ((*anonymous)->Get("/tls/k").status().code(),
+            absl::StatusCode::kUnavailable);
+  o.cert_file = c + "/stranger.pem";
+  o.key_file = c + "/stranger.key";
+  EXPECT_EQ((*EtcdClient::Create(o))->Get("/tls/k").status().code(),
+            absl::StatusCode::kUnavailable);
+  // Plain text to a TLS etcd fails too.
+  EXPECT_EQ((*EtcdClient::Create({etcd.endpoint(), absl::Seconds(1)}))
+                ->Get("/tls/k")
+                .status()
+                .code(),
+            absl::StatusCode::kUnavailable);
+  // Half a key pair, or an unreadable file, is refused at once.
+  o.key_file = "";
+  EXPECT_EQ(EtcdClient::Create(o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  o.ca_file = c + "/missing.pem";
+  o.cert_file = o.key_file = "";
+  EXPECT_EQ(EtcdClient::Create(o).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -29,6 +29,9 @@ absl::StatusOr<std::unique_ptr<ServerCore>> ServerCore::Create(
     }
     EtcdOptions etcd;
     etcd.endpoints = options.cluster.etcd;
+    etcd.ca_file = options.cluster.etcd_ca;
+    etcd.cert_file = options.cluster.etcd_cert;
+    etcd.key_file = options.cluster.etcd_key;
     TS_ASSIGN_OR_RETURN(core->etcd_, EtcdClient::Create(etcd));
     core->metadata_ = std::make_unique<EtcdMetadataStore>(
         core->etcd_.get(), options.cluster.prefix);

@@ -41,6 +41,10 @@ struct ClusterOptions {
   // etcd's client endpoints, HOST:PORT[,HOST:PORT...]; empty: one server,
   // records in store_path.
   std::string etcd;
+  // TLS to etcd (PEM paths; see EtcdOptions): empty ca: plain text.
+  std::string etcd_ca;
+  std::string etcd_cert;
+  std::string etcd_key;
   // Keys live under it; several fleets may share one etcd.
   std::string prefix = "/twinserve/";
   // The artifact folder every server of the fleet sees (a ReadWriteMany

@@ -54,7 +54,8 @@ bool PortOpen(int port) {
 
 }  // namespace
 
-EtcdProcess::EtcdProcess(const std::string& dir) : dir_(dir) {
+EtcdProcess::EtcdProcess(const std::string& dir, const EtcdTlsFiles& tls)
+    : dir_(dir), tls_(tls) {
   if (dir_.empty()) {
     const char* root = std::getenv("TEST_TMPDIR");
     std::string t =
@@ -71,7 +72,8 @@ EtcdProcess::EtcdProcess(const std::string& dir) : dir_(dir) {
 EtcdProcess::~EtcdProcess() { Kill9(); }
 
 void EtcdProcess::Start() {
-  const std::string client = "http://" + endpoint_;
+  const bool tls = !tls_.ca.empty();
+  const std::string client = (tls ? "https://" : "http://") + endpoint_;
   const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
   std::vector<std::string> args = {
       "/usr/bin/etcd",
@@ -85,6 +87,12 @@ void EtcdProcess::Start() {
       "--log-outputs=" + dir_ + "/etcd.log",
       "--logger=zap",
   };
+  if (tls) {
+    args.push_back("--cert-file=" + tls_.server_cert);
+    args.push_back("--key-file=" + tls_.server_key);
+    args.push_back("--trusted-ca-file=" + tls_.ca);
+    args.push_back("--client-cert-auth");
+  }
   pid_ = fork();
   if (pid_ < 0) Die("fork");
   if (pid_ == 0) {
@@ -114,6 +122,9 @@ void EtcdProcess::Start() {
   EtcdOptions options;
   options.endpoints = endpoint_;
   options.timeout = absl::Milliseconds(500);
+  options.ca_file = tls_.ca;
+  options.cert_file = tls_.client_cert;
+  options.key_file = tls_.client_key;
   auto client_or = EtcdClient::Create(options);
   if (!client_or.ok()) Die(std::string(client_or.status().message()));
   while (!(*client_or)->Get("probe").ok()) {

@@ -10,11 +10,22 @@
 namespace twinserve {
 namespace testing {
 
+// PEM files for an etcd that speaks TLS and asks clients for a
+// certificate signed by `ca`.
+struct EtcdTlsFiles {
+  std::string ca;
+  std::string server_cert;
+  std::string server_key;
+  std::string client_cert;  // what the readiness probe presents
+  std::string client_key;
+};
+
 class EtcdProcess {
  public:
   // Starts etcd with its data under `dir` (empty: a new folder under
   // $TEST_TMPDIR) on two free loopback ports and waits until it answers.
-  explicit EtcdProcess(const std::string& dir = "");
+  explicit EtcdProcess(const std::string& dir = "",
+                       const EtcdTlsFiles& tls = EtcdTlsFiles());
   ~EtcdProcess();  // kill -9
 
   // HOST:PORT of the client endpoint, for --cluster_etcd.
@@ -29,6 +40,7 @@ class EtcdProcess {
 
  private:
   std::string dir_;
+  EtcdTlsFiles tls_;
   int client_port_ = 0;
   int peer_port_ = 0;
   std::string endpoint_;
