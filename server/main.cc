@@ -4,9 +4,11 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -504,7 +506,29 @@ int main(int argc, char** argv) {
                << ", store " << options.store_path << ", " << workers
                << " inference threads x " << intra << " intra-op threads";
 
+  // A stop signal while models load (a large store, or an etcd that does
+  // not answer yet) exits at once: nothing is acknowledged before the
+  // server is ready (writers are refused until then, no job runs).
+  std::atomic<bool> loading{true};
+  std::thread load_watch([&] {
+    while (loading) {
+      pollfd p{g_signal_pipe[0], POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      if (!loading) return;  // the server's signal thread will read it
+      char sig = 0;
+      if (read(g_signal_pipe[0], &sig, 1) != 1) continue;
+      if (sig == SIGHUP) {
+        ReloadOnHangup(tokens.get(), tls.get());
+        continue;
+      }
+      TS_LOG(INFO) << "signal " << static_cast<int>(sig)
+                   << " while loading the stored models: exiting";
+      _exit(0);
+    }
+  });
   (*core)->LoadStoredModels();
+  loading = false;
+  load_watch.join();
   set_serving(true);
   TS_LOG(INFO) << "ready: " << (*core)->registry()->List().size() << " models";
 

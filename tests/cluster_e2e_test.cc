@@ -444,5 +444,34 @@ TEST_F(ClusterTest, ARolloutGuardTripsOnTheFleetsSum) {
   }
 }
 
+TEST_F(ClusterTest, AReplicaStartingWhileEtcdIsDownWaitsLiveAndNotReady) {
+  ASSERT_TRUE(RegisterFashion(0, "fm").ok());
+  etcd_->Kill9();
+  const std::vector<std::string> flags = {
+      "--cluster_etcd=" + etcd_->endpoint(), "--cluster_blobs=" + blobs_,
+      "--cluster_prefix=/test/", "--cluster_replica_id=late"};
+  ServerProcess late(NewTempDir("late"), flags, /*wait_until_ready=*/false);
+  TwinClient client(late.address());
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_TRUE(client.ServerLive().value_or(false));
+  EXPECT_FALSE(client.ServerReady().value_or(true));
+  // etcd back: it loads what the store holds and turns ready.
+  etcd_->Start();
+  ASSERT_TRUE(client.WaitForReady(std::chrono::seconds(20)).ok());
+  auto info = client.Get("fm");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_TRUE(client.Infer("fm", {RandomImages(1, 2)}).ok());
+  // A replica told to stop while it still waits for etcd exits at once.
+  etcd_->Kill9();
+  ServerProcess stuck(NewTempDir("stuck"), flags, /*wait_until_ready=*/false);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(stuck.Stop(), 0);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+                .count(),
+            5.0);
+  etcd_->Start();
+}
+
 }  // namespace
 }  // namespace twinserve

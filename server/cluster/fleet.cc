@@ -82,6 +82,8 @@ int64_t Fleet::Lease() {
 
 bool Fleet::in_session() { return Lease() != 0; }
 
+int64_t Fleet::session() { return Lease(); }
+
 bool Fleet::Lead() {
   bool leads = false;
   const int64_t lease = Lease();

@@ -65,6 +65,9 @@ class Fleet {
   bool leading() const { return leading_.load(); }
   // Whether this replica holds a live etcd session (lease) now.
   bool in_session();
+  // The session's lease id (0: none); changes when a lost session is
+  // replaced, taking every key written under the old one with it.
+  int64_t session();
 
   // --- Statistics ----------------------------------------------------------
   absl::Status PublishStats(const std::string& value);

@@ -58,9 +58,23 @@ bool FleetRollouts::Decode(
 
 bool FleetRollouts::Share(
     const std::map<std::string, std::pair<uint64_t, RolloutCounters>>& mine) {
-  // Shared even when idle, so the leader's sums drop a finished stage.
-  absl::Status st = fleet_->PublishStats(Encode(mine));
-  if (!st.ok()) return false;  // out of touch: nobody's counters are sure
+  // Shared when they change (an empty map too, so the leader's sums drop a
+  // finished stage) and again under a new session (the old one's keys
+  // went with it).
+  const std::string text = Encode(mine);
+  const int64_t session = fleet_->session();
+  if (session == 0) return false;  // out of touch: nobody's counters are sure
+  bool changed;
+  {
+    absl::MutexLock lock(&mu_);
+    changed = text != published_ || session != published_session_;
+  }
+  if (changed) {
+    if (!fleet_->PublishStats(text).ok()) return false;
+    absl::MutexLock lock(&mu_);
+    published_ = text;
+    published_session_ = session;
+  }
   if (!fleet_->Lead()) return false;
   auto all = fleet_->ListStats();
   if (!all.ok()) return false;

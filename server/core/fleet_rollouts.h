@@ -41,6 +41,10 @@ class FleetRollouts : public RolloutFleet {
   // The fleet's sums as of the last Share that led, by (model, version).
   std::map<std::pair<std::string, uint64_t>, RolloutCounters> sums_
       ABSL_GUARDED_BY(mu_);
+  // What was last written, and under which session: unchanged counters
+  // are not written again (an idle fleet writes nothing to etcd).
+  std::string published_ ABSL_GUARDED_BY(mu_);
+  int64_t published_session_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace twinserve
