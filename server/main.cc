@@ -528,8 +528,8 @@ int main(int argc, char** argv) {
   });
   (*core)->LoadStoredModels();
   loading = false;
+  set_serving(true);  // before the join: health never lags readiness
   load_watch.join();
-  set_serving(true);
   TS_LOG(INFO) << "ready: " << (*core)->registry()->List().size() << " models";
 
   // First SIGTERM/SIGINT: NOT_SERVING at once (load balancers and

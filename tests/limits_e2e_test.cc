@@ -173,7 +173,15 @@ TEST(LimitsE2eTest, GrpcMemoryQuotaRefusesWhatDoesNotFit) {
   for (const absl::Status& st : FourLargeRequests(server.address())) {
     if (st.ok()) continue;
     ++refused;
-    EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << st;
+    // gRPC refuses a stream that does not fit with RST_STREAM
+    // (RESOURCE_EXHAUSTED), or, when the quota is short for the whole
+    // connection, with a GOAWAY (UNAVAILABLE, which clients retry): both
+    // are its transport's choice under pressure, and both leave the server
+    // serving (checked below).
+    EXPECT_TRUE(st.code() == absl::StatusCode::kResourceExhausted ||
+                (st.code() == absl::StatusCode::kUnavailable &&
+                 absl::StrContains(st.message(), "GOAWAY")))
+        << st;
     std::printf("refused under the quota: %s\n", st.ToString().c_str());
   }
   EXPECT_GT(refused, 0) << "12.8 MB requests passed a 4 MiB quota";

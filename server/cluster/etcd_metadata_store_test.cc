@@ -196,6 +196,7 @@ TEST_F(SharedStoreTest, UnreferencedBlobsAreCollectedAfterTheirGrace) {
 TEST_F(SharedStoreTest, WritesAnswerUnavailableWhileEtcdIsDownThenCatchUp) {
   auto m = Register(a_->store.get(), "m", "bytes");
   ASSERT_TRUE(m.ok());
+  ASSERT_TRUE(b_->WaitFor("m", m->revision));
   etcd_->Pause();
   auto refused = a_->store->Update(
       "m", [](ModelRecord* r, const std::vector<std::string>&) {
@@ -205,7 +206,7 @@ TEST_F(SharedStoreTest, WritesAnswerUnavailableWhileEtcdIsDownThenCatchUp) {
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable)
       << refused.status();
   // Reads keep answering from what each replica has.
-  EXPECT_TRUE(b_->store->Get("m").ok());
+  EXPECT_EQ(b_->store->Get("m").value().revision, m->revision);
   etcd_->Resume();
   auto later = a_->store->Update(
       "m", [](ModelRecord* r, const std::vector<std::string>&) {
