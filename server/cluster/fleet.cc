@@ -8,6 +8,19 @@
 #include "server/common/thread_name.h"
 
 namespace twinserve {
+namespace {
+
+// A claim's value: "<job id> <replica id>".
+std::string ClaimValue(const std::string& job, const std::string& replica) {
+  return absl::StrCat(job, " ", replica);
+}
+std::pair<std::string, std::string> ParseClaim(const std::string& value) {
+  std::pair<std::string, std::string> out =
+      absl::StrSplit(value, absl::MaxSplits(' ', 1));
+  return out;
+}
+
+}  // namespace
 
 Fleet::Fleet(EtcdClient* client, std::string prefix, FleetOptions options)
     : client_(client), prefix_(std::move(prefix)), options_(options) {
@@ -21,10 +34,8 @@ Fleet::Fleet(EtcdClient* client, std::string prefix, FleetOptions options)
       [this](const std::vector<EtcdEvent>& events) {
         for (const EtcdEvent& e : events) {
           if (!e.deleted || e.prev_value.empty()) continue;
-          std::vector<std::string> parts =
-              absl::StrSplit(e.prev_value, absl::MaxSplits(' ', 1));
           ClaimVanished(e.kv.key.substr((prefix_ + "jobs/claims/").size()),
-                        parts[0]);
+                        ParseClaim(e.prev_value).first);
         }
       },
       [this, claims] {
@@ -80,8 +91,6 @@ int64_t Fleet::Lease() {
   return lease_;
 }
 
-bool Fleet::in_session() { return Lease() != 0; }
-
 int64_t Fleet::session() { return Lease(); }
 
 bool Fleet::Lead() {
@@ -134,17 +143,15 @@ absl::Status Fleet::ClaimJob(const std::string& model,
         "retry");
   }
   const std::string key = prefix_ + "jobs/claims/" + model;
-  auto put = client_->PutIf(key, absl::StrCat(job_id, " ", options_.replica_id),
-                            0, lease);
+  auto put =
+      client_->PutIf(key, ClaimValue(job_id, options_.replica_id), 0, lease);
   if (put.ok()) return absl::OkStatus();
   if (!absl::IsAborted(put.status())) return put.status();
   auto held = client_->Get(key);
   std::string holder = "another job";
   if (held.ok() && held->has_value()) {
-    std::vector<std::string> parts =
-        absl::StrSplit((*held)->value, absl::MaxSplits(' ', 1));
-    holder = absl::StrCat("job ", parts[0], " on replica ",
-                          parts.size() > 1 ? parts[1] : "?");
+    const auto [job, replica] = ParseClaim((*held)->value);
+    holder = absl::StrCat("job ", job, " on replica ", replica);
   }
   return absl::FailedPreconditionError(
       absl::StrCat("model '", model,
@@ -157,7 +164,7 @@ void Fleet::ReleaseJob(const std::string& model, const std::string& job_id) {
   const std::string key = prefix_ + "jobs/claims/" + model;
   auto held = client_->Get(key);
   if (!held.ok() || !held->has_value()) return;
-  if ((*held)->value.rfind(job_id + " ", 0) != 0) return;
+  if (ParseClaim((*held)->value).first != job_id) return;
   client_->DeleteIf(key, (*held)->mod_revision).IgnoreError();
 }
 
@@ -166,8 +173,7 @@ absl::StatusOr<std::set<std::string>> Fleet::ClaimedJobs() {
   if (!snap.ok()) return snap.status();
   std::set<std::string> out;
   for (const EtcdKeyValue& kv : snap->kvs) {
-    out.insert(std::string(absl::StrSplit(kv.value, ' ').begin()->data(),
-                           kv.value.find(' ')));
+    out.insert(ParseClaim(kv.value).first);
   }
   return out;
 }

@@ -63,8 +63,6 @@ class Fleet {
   bool Lead();
   // What the last Lead() found (no etcd call: for /metrics).
   bool leading() const { return leading_.load(); }
-  // Whether this replica holds a live etcd session (lease) now.
-  bool in_session();
   // The session's lease id (0: none); changes when a lost session is
   // replaced, taking every key written under the old one with it.
   int64_t session();

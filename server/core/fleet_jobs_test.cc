@@ -34,7 +34,7 @@ class FleetJobsTest : public ::testing::Test {
     o.lease_ttl = absl::Seconds(2);
     auto f = std::make_unique<Fleet>(client_.get(), "/t/", o);
     // The session's lease is granted by its thread.
-    for (int i = 0; i < 100 && !f->in_session(); ++i) {
+    for (int i = 0; i < 100 && f->session() == 0; ++i) {
       absl::SleepFor(absl::Milliseconds(20));
     }
     return f;

@@ -40,7 +40,7 @@ class ClusterCollector : public prometheus::Collectable {
         Gauge("twinserve_cluster_session",
               "1 while this replica holds its etcd lease (job claims, "
               "statistics, leadership)",
-              id, fleet_->in_session()),
+              id, fleet_->session() != 0),
         Gauge("twinserve_cluster_leader",
               "1 if this replica runs the fleet's rollout controller", id,
               fleet_->leading()),

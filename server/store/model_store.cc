@@ -252,7 +252,7 @@ absl::Status ModelStore::CompareAndSwap(uint64_t expected_revision,
     absl::MutexLock lock(&mu_);
     auto it = records_.find(next->name);
     const bool stored = it != records_.end() && it->second.ok();
-    const uint64_t current = stored ? it->second->revision : 0;
+    const uint64_t current = RevisionLocked(next->name);
     if (current != expected_revision) {
       return absl::AbortedError(
           absl::StrCat("model '", next->name, "' changed meanwhile (revision ",

@@ -191,6 +191,10 @@ class ModelStore {
  private:
   explicit ModelStore(std::string root) : root_(std::move(root)) {}
   std::string ModelDir(const std::string& name) const;
+  // The revision of `name`'s record as this store holds it (0: absent or
+  // unreadable).
+  uint64_t RevisionLocked(const std::string& name) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Where `model`'s artifacts live: its folder, or the shared blobs.
   std::string ArtifactDir(const std::string& model) const;
 

@@ -43,6 +43,11 @@ absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::OpenShared(
 
 ModelStore::~ModelStore() { StopFollowing(); }
 
+uint64_t ModelStore::RevisionLocked(const std::string& name) const {
+  auto it = records_.find(name);
+  return it != records_.end() && it->second.ok() ? it->second->revision : 0;
+}
+
 void ModelStore::StopFollowing() {
   {
     absl::MutexLock lock(&gc_mu_);
@@ -111,8 +116,7 @@ StoredModel ModelStore::ReadShared(const std::string& name) {
   absl::MutexLock write(&write_mu_);
   absl::MutexLock lock(&mu_);
   auto it = records_.find(name);
-  const uint64_t have =
-      it != records_.end() && it->second.ok() ? it->second->revision : 0;
+  const uint64_t have = RevisionLocked(name);
   if (absl::IsNotFound(m.record.status())) {
     if (it != records_.end()) records_.erase(it);
   } else if (!m.record.ok() || m.record->revision >= have) {
@@ -172,9 +176,7 @@ absl::Status ModelStore::CompareAndSwapShared(uint64_t expected_revision,
     absl::MutexLock write(&write_mu_);
     {
       absl::MutexLock lock(&mu_);
-      auto it = records_.find(next->name);
-      const uint64_t current =
-          it != records_.end() && it->second.ok() ? it->second->revision : 0;
+      const uint64_t current = RevisionLocked(next->name);
       if (current != expected_revision) {
         return absl::AbortedError(absl::StrCat(
             "model '", next->name, "' changed meanwhile (revision ", current,
@@ -205,10 +207,7 @@ absl::Status ModelStore::CompareAndSwapShared(uint64_t expected_revision,
   // the caller's retry starts from it.
   absl::MutexLock lock(&mu_);
   auto moved = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    auto it = records_.find(next->name);
-    const uint64_t current =
-        it != records_.end() && it->second.ok() ? it->second->revision : 0;
-    return current != expected_revision;
+    return RevisionLocked(next->name) != expected_revision;
   };
   if (!mu_.AwaitWithTimeout(absl::Condition(&moved), kCatchUp)) {
     return absl::UnavailableError(absl::StrCat(
@@ -263,8 +262,7 @@ void ModelStore::ApplyChanges(const std::vector<MetadataChange>& changes) {
     absl::MutexLock write(&write_mu_);
     absl::MutexLock lock(&mu_);
     auto it = records_.find(c.name);
-    uint64_t have =
-        it != records_.end() && it->second.ok() ? it->second->revision : 0;
+    uint64_t have = RevisionLocked(c.name);
     if (auto r = removed_at_.find(c.name); r != removed_at_.end()) {
       have = std::max(have, r->second);
     }
