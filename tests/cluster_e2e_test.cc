@@ -432,7 +432,9 @@ TEST_F(ClusterTest, ARolloutGuardTripsOnTheFleetsSum) {
   EXPECT_EQ(last.action(), "rollback");
   // The negated sum fails the cosine guard (top-1 of equal inputs agrees).
   EXPECT_EQ(last.actor(), "guard:cosine");
-  EXPECT_THAT(last.reason(), ::testing::HasSubstr("over 36 requests"));
+  // Judged as soon as the fleet's sum reaches 30: 30 to 36 of the 36
+  // requests, however many of the last replica's had been shared by then.
+  EXPECT_THAT(last.reason(), ::testing::ContainsRegex("over 3[0-6] requests"));
   // No replica alone had enough comparisons to judge.
   for (int i = 0; i < kReplicas; ++i) {
     auto stats = C(i).GetModelStats("m");
