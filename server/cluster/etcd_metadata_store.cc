@@ -67,8 +67,8 @@ absl::StatusOr<ModelRecord> EtcdMetadataStore::Read(const std::string& name) {
   return Parse(name, **kv);
 }
 
-absl::StatusOr<uint64_t> EtcdMetadataStore::Commit(const ModelRecord& record,
-                                                   uint64_t expected) {
+absl::StatusOr<CommitResult> EtcdMetadataStore::Commit(
+    const ModelRecord& record, uint64_t expected, const CommitOptions&) {
   auto rev = client_->PutIf(Key(record.name), ToManifest(record),
                             static_cast<int64_t>(expected));
   if (!rev.ok()) {
@@ -80,11 +80,27 @@ absl::StatusOr<uint64_t> EtcdMetadataStore::Commit(const ModelRecord& record,
     }
     return rev.status();
   }
-  return static_cast<uint64_t>(*rev);
+  // etcd answers once a quorum has the write on disk.
+  return CommitResult{static_cast<uint64_t>(*rev), /*durable=*/true};
 }
 
 absl::Status EtcdMetadataStore::Delete(const std::string& name,
                                        uint64_t expected) {
+  if (expected == 0) {
+    // An unreadable record: compare against the revision it has now, and
+    // leave one that turned readable meanwhile to the caller's re-read.
+    auto kv = client_->Get(Key(name));
+    if (!kv.ok()) return kv.status();
+    if (!kv->has_value()) {
+      return absl::NotFoundError(
+          absl::StrCat("model '", name, "' is not registered"));
+    }
+    if (Parse(name, **kv).ok()) {
+      return absl::AbortedError(
+          absl::StrCat("model '", name, "' changed meanwhile; not removed"));
+    }
+    expected = static_cast<uint64_t>((*kv)->mod_revision);
+  }
   absl::Status st =
       client_->DeleteIf(Key(name), static_cast<int64_t>(expected));
   if (absl::IsAborted(st)) {

@@ -21,8 +21,9 @@ class EtcdMetadataStore : public MetadataStore {
   std::string Describe() const override;
   absl::StatusOr<MetadataSnapshot> List() override;
   absl::StatusOr<ModelRecord> Read(const std::string& name) override;
-  absl::StatusOr<uint64_t> Commit(const ModelRecord& record,
-                                  uint64_t expected) override;
+  absl::StatusOr<CommitResult> Commit(const ModelRecord& record,
+                                      uint64_t expected,
+                                      const CommitOptions& options) override;
   absl::Status Delete(const std::string& name, uint64_t expected) override;
   std::unique_ptr<MetadataWatch> Watch(
       uint64_t after,

@@ -124,6 +124,25 @@ TEST_F(SharedStoreTest, AWriteThroughOneReachesTheOther) {
   EXPECT_EQ(a_->store->Get("m").status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(SharedStoreTest, AnUnreadableRecordIsReportedAndRemovable) {
+  ASSERT_TRUE(a_->client->Put("/ts/models/torn", "{not json").ok());
+  auto seen = [&](Replica* r) {
+    for (int i = 0; i < 200; ++i) {
+      if (absl::IsDataLoss(r->store->Get("torn").status())) return true;
+      absl::SleepFor(absl::Milliseconds(25));
+    }
+    return false;
+  };
+  ASSERT_TRUE(seen(a_.get()));
+  ASSERT_TRUE(seen(b_.get()));
+  // It has no revision to compare; removing it needs none.
+  absl::Status st = b_->store->Remove("torn");
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_FALSE(a_->client->Get("/ts/models/torn")->has_value());
+  ASSERT_TRUE(a_->WaitFor("torn", 0));
+  EXPECT_TRUE(absl::IsNotFound(a_->store->Get("torn").status()));
+}
+
 TEST_F(SharedStoreTest, ConcurrentWritersOnBothReplicasLoseNothing) {
   auto m = Register(a_->store.get(), "m", "bytes");
   ASSERT_TRUE(m.ok());

@@ -1,8 +1,11 @@
-// MetadataStore: where model records live when several servers share them
-// (server/cluster/etcd_metadata_store.h). A ModelStore opened on one keeps
-// its records there and its artifacts as content-addressed files in a
-// folder every server sees; opened without one, it keeps both in its own
-// folder (manifest files, model_store.h), as a single machine always has.
+// MetadataStore: where a ModelStore keeps its model records. Two
+// implementations:
+// - ManifestMetadataStore (manifest_metadata_store.h), the default: one
+//   manifest file per model in the server's own folder, beside the model's
+//   artifacts. One server writes it.
+// - EtcdMetadataStore (server/cluster/etcd_metadata_store.h): records in
+//   etcd that several servers share; their artifacts are content-addressed
+//   files in a folder every server sees (model_store.h).
 //
 // The contract a ModelStore relies on:
 // - Commit and Delete are compare-and-set on the record's revision: they
@@ -12,6 +15,8 @@
 //   answered UNAVAILABLE may or may not have happened (the watch tells).
 // - Watch delivers every change of any writer, own writes included, in
 //   revision order, after the revision List returned.
+// - A record is in effect once Commit returns it: reads return it. Whether
+//   it also survives a crash is `CommitResult::durable`.
 #ifndef TWINSERVE_SERVER_STORE_METADATA_STORE_H_
 #define TWINSERVE_SERVER_STORE_METADATA_STORE_H_
 
@@ -47,6 +52,23 @@ struct MetadataChange {
   absl::StatusOr<ModelRecord> record = absl::UnknownError("unset");
 };
 
+struct CommitOptions {
+  // When the store cannot write the record now (a local disk full,
+  // read-only or failing), commit it in memory and write it later
+  // (FlushPending) instead of failing: for a rollback, which must take
+  // effect when it is needed most. Stores that cannot hold a write back
+  // (etcd: other servers would not see it) ignore this and fail.
+  bool defer_if_refused = false;
+};
+
+struct CommitResult {
+  uint64_t revision = 0;
+  // False: in effect, but it might not survive a crash yet (written but
+  // not yet synced, or deferred). The previous record's artifacts must
+  // then stay until a restart tells which one survived.
+  bool durable = true;
+};
+
 class MetadataWatch {
  public:
   virtual ~MetadataWatch() = default;
@@ -65,10 +87,20 @@ class MetadataStore {
   // NOT_FOUND if absent.
   virtual absl::StatusOr<ModelRecord> Read(const std::string& name) = 0;
   // Stores `record` (for record.name) if the stored revision is `expected`
-  // (0: absent) and returns the new revision.
-  virtual absl::StatusOr<uint64_t> Commit(const ModelRecord& record,
-                                          uint64_t expected) = 0;
+  // (0: absent) and returns the new revision (the record's `revision` field
+  // is ignored).
+  virtual absl::StatusOr<CommitResult> Commit(const ModelRecord& record,
+                                              uint64_t expected,
+                                              const CommitOptions& options) = 0;
+  // Removes the record if its revision is `expected`; `expected` 0 removes
+  // an unreadable one (DATA_LOSS: it has no revision to name). NOT_FOUND if
+  // absent.
   virtual absl::Status Delete(const std::string& name, uint64_t expected) = 0;
+
+  // Writes the commits deferred by CommitOptions::defer_if_refused; those
+  // still refused stay deferred. Returns how many remain.
+  virtual size_t FlushPending() { return 0; }
+  virtual size_t pending() const { return 0; }
 
   // Calls `on_changes` (from a thread of the store's) for every change
   // after revision `after`; `on_resync` when changes were lost (the store

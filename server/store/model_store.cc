@@ -1,7 +1,6 @@
 #include "server/store/model_store.h"
 
 #include <algorithm>
-#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -12,16 +11,17 @@
 namespace twinserve {
 namespace {
 
-constexpr char kManifest[] = "manifest.json";
-
 // Writers that keep losing the race give up after this many attempts; with
 // commits taking milliseconds this takes a sustained storm of writes.
 constexpr int kMaxAttempts = 1000;
 
+// How long a writer that lost a compare-and-set in a shared store waits for
+// the change that beat it to arrive through the watch before giving up.
+constexpr absl::Duration kCatchUp = absl::Seconds(5);
+
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(
-    const std::string& root) {
+absl::Status ModelStore::PrepareRoot(const std::string& root) {
   for (const char* sub : {"models", "staging", "trash", "jobs"}) {
     absl::Status st = MakeDirs(JoinPath(root, sub));
     if (!st.ok()) return st;
@@ -35,11 +35,29 @@ absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(
       if (!st.ok()) return st;
     }
   }
-  return std::unique_ptr<ModelStore>(new ModelStore(root));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(
+    const std::string& root) {
+  absl::Status st = PrepareRoot(root);
+  if (!st.ok()) return st;
+  auto manifests = std::make_unique<ManifestMetadataStore>(
+      JoinPath(root, "models"), JoinPath(root, "trash"));
+  auto store = std::unique_ptr<ModelStore>(new ModelStore(root));
+  store->manifests_ = manifests.get();
+  store->metadata_ = manifests.get();
+  store->own_metadata_ = std::move(manifests);
+  return store;
+}
+
+uint64_t ModelStore::RevisionLocked(const std::string& name) const {
+  auto it = records_.find(name);
+  return it != records_.end() && it->second.ok() ? it->second->revision : 0;
 }
 
 std::string ModelStore::ModelDir(const std::string& name) const {
-  return JoinPath(JoinPath(root_, "models"), name);
+  return manifests_->ModelDir(name);
 }
 
 std::string ModelStore::ArtifactDir(const std::string& model) const {
@@ -87,59 +105,93 @@ absl::StatusOr<StagedFile> ModelStore::AdoptStagingFile(
   return StagedFile{path, sha.HexDigest(), bytes->size()};
 }
 
-std::vector<StoredModel> ModelStore::Scan() {
-  if (shared()) return ScanShared();
-  absl::MutexLock write(&write_mu_);
-  std::vector<StoredModel> out;
+void ModelStore::SetAsideUncommittedFolders() {
   auto names = ListDir(JoinPath(root_, "models"));
-  if (!names.ok()) {
-    TS_LOG(ERROR) << "cannot list the store: " << names.status();
-    return out;
-  }
-  std::sort(names->begin(), names->end());
+  if (!names.ok()) return;  // the listing that follows reports it
   for (const std::string& name : *names) {
     // A folder without a manifest holds a registration that never
     // committed (the manifest is written last, and only ever replaced
     // atomically): nothing in it was acknowledged. Moved aside to orphans/,
     // not deleted, in case someone removed a manifest by hand.
-    if (!PathExists(JoinPath(ModelDir(name), kManifest))) {
-      auto files = ListDir(ModelDir(name));
-      if (files.ok() && files->empty()) {
-        RemoveAll(ModelDir(name)).IgnoreError();
-        continue;
-      }
-      const std::string orphans = JoinPath(root_, "orphans");
-      const std::string to = JoinPath(orphans, name + "." + RandomToken());
-      if (MakeDirs(orphans).ok() && DurableRename(ModelDir(name), to).ok()) {
-        TS_LOG(WARNING) << "store: " << name
-                        << "/ has no manifest (a registration that never "
-                           "committed): moved to "
-                        << to << ", not served";
-        continue;
-      }
+    const std::string dir = ModelDir(name);
+    if (PathExists(JoinPath(dir, ManifestMetadataStore::kManifest))) continue;
+    auto files = ListDir(dir);
+    if (files.ok() && files->empty()) {
+      RemoveAll(dir).IgnoreError();
+      continue;
     }
-    StoredModel m = ReadFolder(name, /*collect_garbage=*/true);
-    if (m.record.ok()) {
-      next_revision_ = std::max(next_revision_, m.record->revision + 1);
+    const std::string orphans = JoinPath(root_, "orphans");
+    const std::string to = JoinPath(orphans, name + "." + RandomToken());
+    if (MakeDirs(orphans).ok() && DurableRename(dir, to).ok()) {
+      TS_LOG(WARNING) << "store: " << name
+                      << "/ has no manifest (a registration that never "
+                         "committed): moved to "
+                      << to << ", not served";
     }
-    absl::MutexLock lock(&mu_);
-    records_.insert_or_assign(name, m.record);
-    out.push_back(std::move(m));
   }
-  return out;
+}
+
+void ModelStore::DeleteUnreferencedFiles(const ModelRecord& record) {
+  const std::string dir = ModelDir(record.name);
+  std::set<std::string> referenced = ReferencedFiles(record);
+  referenced.insert(ManifestMetadataStore::kManifest);
+  auto files = ListDir(dir);
+  if (!files.ok()) return;
+  for (const auto& f : *files) {
+    if (referenced.count(f)) continue;
+    TS_LOG(INFO) << "store: removing unreferenced file " << record.name << "/"
+                 << f;
+    RemoveAll(JoinPath(dir, f)).IgnoreError();
+  }
+}
+
+std::vector<StoredModel> ModelStore::Scan() {
+  if (!shared()) SetAsideUncommittedFolders();
+  absl::StatusOr<MetadataSnapshot> snap = metadata_->List();
+  for (int attempt = 1; !snap.ok(); ++attempt) {
+    if (!shared()) {
+      TS_LOG(ERROR) << "cannot list the store: " << snap.status();
+      return {};
+    }
+    // Without the records there is nothing to serve: wait for the store.
+    if (attempt % 10 == 1) {
+      TS_LOG(WARNING) << "store: " << metadata_->Describe()
+                      << " cannot be listed yet (" << snap.status()
+                      << "); retrying";
+    }
+    absl::SleepFor(absl::Milliseconds(500));
+    snap = metadata_->List();
+  }
+  for (StoredModel& m : snap->models) {
+    if (!m.record.ok()) continue;
+    // No write has started yet, so no file is on its way in.
+    if (!shared()) DeleteUnreferencedFiles(*m.record);
+    Verify(&*m.record);
+  }
+  absl::MutexLock write(&write_mu_);
+  scanned_revision_ = snap->revision;
+  absl::MutexLock lock(&mu_);
+  records_.clear();
+  for (const StoredModel& m : snap->models) records_[m.name] = m.record;
+  return std::move(snap->models);
 }
 
 StoredModel ModelStore::Read(const std::string& name) {
-  if (shared()) return ReadShared(name);
+  uint64_t before;
+  {
+    absl::MutexLock lock(&mu_);
+    before = RevisionLocked(name);
+  }
+  StoredModel m{name, metadata_->Read(name)};
+  if (m.record.ok()) Verify(&*m.record);
+  if (absl::IsUnavailable(m.record.status())) return m;
   absl::MutexLock write(&write_mu_);
-  StoredModel m = ReadFolder(name, /*collect_garbage=*/false);
   absl::MutexLock lock(&mu_);
+  const uint64_t have = RevisionLocked(name);
   if (absl::IsNotFound(m.record.status())) {
-    records_.erase(name);
-  } else {
-    if (m.record.ok()) {
-      next_revision_ = std::max(next_revision_, m.record->revision + 1);
-    }
+    // Unless it was registered (again) while we read.
+    if (have == before) records_.erase(name);
+  } else if (!m.record.ok() || m.record->revision >= have) {
     records_.insert_or_assign(name, m.record);
   }
   return m;
@@ -155,72 +207,43 @@ absl::StatusOr<ModelRecord> ModelStore::Get(const std::string& name) const {
   return it->second;
 }
 
-StoredModel ModelStore::ReadFolder(const std::string& name,
-                                   bool collect_garbage) {
-  StoredModel out{name, absl::UnknownError("unset")};
-  const std::string dir = ModelDir(name);
-  if (!PathExists(dir)) {
-    out.record = absl::NotFoundError(
-        absl::StrCat("model '", name, "' is not in the store"));
-    return out;
-  }
-  auto text = ReadFile(JoinPath(dir, kManifest));
-  if (!text.ok()) {
-    out.record = absl::DataLossError(absl::StrCat(
-        "partial store entry: ", kManifest, " is missing or unreadable (",
-        text.status().message(), "); unregister the model to remove it"));
-    return out;
-  }
-  auto record = FromManifest(*text);
-  if (!record.ok()) {
-    out.record = record.status();
-    return out;
-  }
-  if (record->name != name) {
-    out.record =
-        absl::DataLossError(absl::StrCat("manifest names model '", record->name,
-                                         "' but lives in folder '", name, "'"));
-    return out;
-  }
-  if (collect_garbage) {
-    std::set<std::string> referenced = ReferencedFiles(*record);
-    referenced.insert(kManifest);
-    if (auto files = ListDir(dir); files.ok()) {
-      for (const auto& f : *files) {
-        if (!referenced.count(f)) {
-          TS_LOG(INFO) << "store: removing unreferenced file " << name << "/"
-                       << f;
-          RemoveAll(JoinPath(dir, f)).IgnoreError();
-        }
-      }
+void ModelStore::Verify(ModelRecord* record) {
+  const std::string dir = ArtifactDir(record->name);
+  // Blobs never change, so each is verified once; a model folder is read
+  // again each time (RepositoryModelLoad asks for exactly that).
+  auto verify = [&](const std::string& file, const std::string& sha256) {
+    if (shared()) {
+      absl::MutexLock lock(&mu_);
+      if (verified_blobs_.count(file)) return std::string();
     }
-  }
+    auto sha = Sha256File(JoinPath(dir, file));
+    if (!sha.ok()) return std::string(sha.status().message());
+    if (*sha != sha256) {
+      return absl::StrCat("checksum mismatch for ", file,
+                          " (stored file is corrupt: sha256 ", *sha,
+                          ", record says ", sha256, ")");
+    }
+    if (shared()) {
+      absl::MutexLock lock(&mu_);
+      verified_blobs_.insert(file);
+    }
+    return std::string();
+  };
   // A damaged file fails its own part only: the rest of the model serves.
   for (auto& [set, cr] : record->calibration_sets) {
-    auto sha = Sha256File(JoinPath(dir, cr.file));
-    if (!sha.ok() || *sha != cr.sha256) {
-      cr.damage = sha.ok() ? absl::StrCat("checksum mismatch for ", cr.file)
-                           : std::string(sha.status().message());
-      TS_LOG(ERROR) << "store: " << name << " calibration set '" << set
+    cr.damage = verify(cr.file, cr.sha256);
+    if (!cr.damage.empty()) {
+      TS_LOG(ERROR) << "store: " << record->name << " calibration set '" << set
                     << "' is damaged: " << cr.damage;
     }
   }
   for (auto& [v, vr] : record->variants) {
-    auto sha = Sha256File(JoinPath(dir, vr.file));
-    if (!sha.ok()) {
-      vr.damage = std::string(sha.status().message());
-    } else if (*sha != vr.sha256) {
-      vr.damage = absl::StrCat("checksum mismatch for ", vr.file,
-                               " (stored file is corrupt: sha256 ", *sha,
-                               ", manifest says ", vr.sha256, ")");
-    }
+    vr.damage = verify(vr.file, vr.sha256);
     if (!vr.damage.empty()) {
-      TS_LOG(ERROR) << "store: " << name << " variant '" << v
+      TS_LOG(ERROR) << "store: " << record->name << " variant '" << v
                     << "' is damaged: " << vr.damage;
     }
   }
-  out.record = std::move(record);
-  return out;
 }
 
 absl::StatusOr<std::string> ModelStore::Adopt(const std::string& model,
@@ -245,71 +268,67 @@ absl::Status ModelStore::CompareAndSwap(uint64_t expected_revision,
                                         ModelRecord* next,
                                         const CommitHook& on_commit,
                                         bool keep_in_memory_if_disk_fails) {
-  if (shared()) return CompareAndSwapShared(expected_revision, next, on_commit);
-  absl::MutexLock write(&write_mu_);
-  std::set<std::string> previous_files;
+  absl::Status st;
   {
-    absl::MutexLock lock(&mu_);
-    auto it = records_.find(next->name);
-    const bool stored = it != records_.end() && it->second.ok();
-    const uint64_t current = RevisionLocked(next->name);
-    if (current != expected_revision) {
-      return absl::AbortedError(
-          absl::StrCat("model '", next->name, "' changed meanwhile (revision ",
-                       current, ", expected ", expected_revision, ")"));
+    absl::MutexLock write(&write_mu_);
+    std::set<std::string> previous_files;
+    {
+      absl::MutexLock lock(&mu_);
+      const uint64_t current = RevisionLocked(next->name);
+      if (current != expected_revision) {
+        return absl::AbortedError(absl::StrCat(
+            "model '", next->name, "' changed meanwhile (revision ", current,
+            ", expected ", expected_revision, ")"));
+      }
+      auto it = records_.find(next->name);
+      if (current != 0) previous_files = ReferencedFiles(*it->second);
     }
-    if (stored) previous_files = ReferencedFiles(*it->second);
+    const int64_t now = NowUnixMs();
+    ModelRecord committed = *next;
+    committed.updated_unix_ms = now;
+    if (committed.created_unix_ms == 0) committed.created_unix_ms = now;
+    CommitOptions options;
+    options.defer_if_refused = keep_in_memory_if_disk_fails;
+    auto result = metadata_->Commit(committed, expected_revision, options);
+    if (result.ok()) {
+      committed.revision = result->revision;
+      if (shared()) Verify(&committed);  // this write adopted them: known
+      {
+        absl::MutexLock lock(&mu_);
+        records_.insert_or_assign(committed.name, committed);
+      }
+      *next = committed;
+      if (on_commit) on_commit(committed);
+      // Files only the previous record used are garbage now, once the new
+      // record is sure to survive (else the next start's scan removes
+      // them). Shared blobs are collected after a grace period instead.
+      if (!shared() && result->durable) {
+        const std::set<std::string> kept = ReferencedFiles(committed);
+        for (const std::string& f : previous_files) {
+          if (!kept.count(f)) {
+            RemoveAll(JoinPath(ModelDir(committed.name), f)).IgnoreError();
+          }
+        }
+      }
+      return absl::OkStatus();
+    }
+    st = result.status();
   }
-  const int64_t now = NowUnixMs();
-  ModelRecord committed = *next;
-  committed.revision = next_revision_;
-  committed.updated_unix_ms = now;
-  if (committed.created_unix_ms == 0) committed.created_unix_ms = now;
-  const std::string dir = ModelDir(committed.name);
-  absl::Status st = MakeDirs(dir);
-  bool renamed = false;
-  if (st.ok()) {
-    st = WriteFileAtomically(JoinPath(dir, kManifest), ToManifest(committed),
-                             &renamed);
+  if (!shared() || !absl::IsAborted(st)) return st;
+  // Another server committed first and its change is on its way here: wait
+  // for it (the watch applies it under write_mu_, released above), so that
+  // the caller's retry starts from it.
+  absl::MutexLock lock(&mu_);
+  auto moved = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return RevisionLocked(next->name) != expected_revision;
+  };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&moved), kCatchUp)) {
+    return absl::UnavailableError(absl::StrCat(
+        "model '", next->name,
+        "' changed in the shared store but the change has not reached this "
+        "server yet; retry"));
   }
-  bool in_memory_only = false;
-  if (!st.ok() && !renamed) {
-    if (!keep_in_memory_if_disk_fails) return st;
-    TS_LOG(ERROR) << "store: the disk refused " << committed.name
-                  << "'s record (" << st
-                  << "); it takes effect in memory and is written when the "
-                     "disk accepts it";
-    in_memory_only = true;
-  }
-  if (in_memory_only) {
-    pending_.insert(committed.name);
-  } else {
-    pending_.erase(committed.name);  // this write carries the pending state
-  }
-  pending_count_ = pending_.size();
-  // Renamed but the folder's fsync failed: the new manifest is what every
-  // reader sees now, so it is committed (undoing it would delete files it
-  // references); whether it or the previous one survives a crash is open,
-  // so the previous record's files stay until the next start's scan.
-  const bool durable = st.ok();
-  if (!durable && !in_memory_only) {
-    TS_LOG(WARNING) << "store: " << committed.name
-                    << " written, but not yet durable: " << st;
-  }
-  ++next_revision_;
-  {
-    absl::MutexLock lock(&mu_);
-    records_.insert_or_assign(committed.name, committed);
-  }
-  *next = committed;
-  if (on_commit) on_commit(committed);
-  // Files only the previous record used are garbage now; a crash before
-  // they are gone leaves them for the next Scan.
-  const std::set<std::string> kept = ReferencedFiles(committed);
-  for (const std::string& f : previous_files) {
-    if (durable && !kept.count(f)) RemoveAll(JoinPath(dir, f)).IgnoreError();
-  }
-  return absl::OkStatus();
+  return st;
 }
 
 absl::StatusOr<ModelRecord> ModelStore::Update(const std::string& name,
@@ -376,68 +395,35 @@ absl::StatusOr<ModelRecord> ModelStore::Update(const std::string& name,
   }
 }
 
-size_t ModelStore::FlushPending() {
-  if (shared() || pending_count_.load() == 0) return 0;
-  absl::MutexLock write(&write_mu_);
-  for (auto it = pending_.begin(); it != pending_.end();) {
-    std::optional<ModelRecord> record;
-    {
-      absl::MutexLock lock(&mu_);
-      auto r = records_.find(*it);
-      if (r != records_.end() && r->second.ok()) record = *r->second;
-    }
-    if (!record.has_value()) {  // removed meanwhile
-      it = pending_.erase(it);
-      continue;
-    }
-    bool renamed = false;
-    absl::Status st = WriteFileAtomically(JoinPath(ModelDir(*it), kManifest),
-                                          ToManifest(*record), &renamed);
-    if (renamed) {
-      TS_LOG(INFO) << "store: " << *it << "'s record, committed in memory, is "
-                   << "written now" << (st.ok() ? "" : " (not yet synced)");
-      it = pending_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  pending_count_ = pending_.size();
-  return pending_.size();
-}
+size_t ModelStore::FlushPending() { return metadata_->FlushPending(); }
 
-size_t ModelStore::pending() const { return pending_count_.load(); }
+size_t ModelStore::pending() const { return metadata_->pending(); }
 
 absl::Status ModelStore::Remove(const std::string& name,
                                 const std::string& registration_id,
                                 const std::function<void()>& on_removed) {
-  if (shared()) return RemoveShared(name, registration_id, on_removed);
   absl::MutexLock write(&write_mu_);
-  const std::string dir = ModelDir(name);
+  uint64_t revision = 0;  // an unreadable record is removed without one
   {
     absl::MutexLock lock(&mu_);
     auto it = records_.find(name);
-    if (it == records_.end() && !PathExists(dir)) {
+    if (it == records_.end()) {
       return absl::NotFoundError(
           absl::StrCat("model '", name, "' is not registered"));
     }
+    if (it->second.ok()) revision = it->second->revision;
     if (!registration_id.empty() &&
-        (it == records_.end() || !it->second.ok() ||
-         it->second->registration_id != registration_id)) {
+        (!it->second.ok() || it->second->registration_id != registration_id)) {
       return absl::AbortedError(absl::StrCat(
           "model '", name, "' was registered anew meanwhile; not removed"));
     }
   }
-  if (PathExists(dir)) {
-    const std::string trash =
-        JoinPath(JoinPath(root_, "trash"), name + "." + RandomToken());
-    bool renamed = false;
-    absl::Status st = DurableRename(dir, trash, &renamed);
-    if (!renamed) return st;         // else gone now, durably or not
-    RemoveAll(trash).IgnoreError();  // gone either way; trash is cleared
-  }
+  absl::Status st = metadata_->Delete(name, revision);
+  if (!st.ok()) return st;
   {
     absl::MutexLock lock(&mu_);
     records_.erase(name);
+    removed_at_[name] = revision;
   }
   if (on_removed) on_removed();
   return absl::OkStatus();

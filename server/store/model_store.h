@@ -1,8 +1,10 @@
 // ModelStore: the durable home of everything the server acknowledged.
 //
-// Layout under the root folder:
+// Records live in a MetadataStore (metadata_store.h): by default manifest
+// files in the root folder (ManifestMetadataStore), or, for several
+// servers, a shared one (etcd). Layout under the root folder:
 //   models/<name>/manifest.json      the commit point of a model: its record
-//                                    (server/store/records.h)
+//                                    (server/store/records.h), local only
 //   models/<name>/<variant>-g<generation>-<token>.pt   variant artifacts
 //   models/<name>/calib-<set>-<token>.bin  calibration sets
 //   staging/                         uploads in progress (cleared on open)
@@ -13,37 +15,36 @@
 // revision it read, and if another write committed since, it is refused
 // (ABORTED). Update is the read-modify-write loop over it that every writer
 // uses: it re-reads and re-applies its mutation until it commits, so
-// concurrent writers never lose each other's changes. Commits happen one at
-// a time, each with a revision higher than any before in this store (so a
+// concurrent writers never lose each other's changes. This server's commits
+// happen one at a time, each with a revision higher than any before (so a
 // model removed and registered again never reuses one); `on_commit` runs
 // inside that order, so whoever mirrors the store in memory (the registry)
 // sees the commits in the order they happened.
 //
 // Files. New files are adopted into the model folder (fsync'd, renamed)
-// before the record that references them commits; a commit replaces the
-// manifest atomically, then deletes the files the previous record referenced
-// and the new one does not. Files no record references (adopted by a writer
-// that crashed or failed) are deleted by Scan at startup, and by a failed
-// Update for its own files, never by another writer's commit.
+// before the record that references them commits; once a commit is durable,
+// the files the previous record referenced and the new one does not are
+// deleted. Files no record references (adopted by a writer that crashed or
+// failed) are deleted by Scan at startup, and by a failed Update for its own
+// files, never by another writer's commit.
 //
-// Reading. Scan (at startup) reads every model folder, verifies checksums,
-// and reports a broken entry with its reason without stopping the others.
+// Reading. Scan (at startup) reads every record, verifies its artifacts'
+// checksums, and reports a broken entry with its reason without stopping
+// the others.
 //
-// Shared (OpenShared): records live in a MetadataStore several servers
-// write (server/store/metadata_store.h) and artifacts in a folder they all
-// see, content-addressed (blobs/<sha256><extension>, never modified). The
-// root folder keeps what is this server's own: staging/ and jobs/. Commits
-// compare-and-set there; other servers' commits reach this store through
-// Follow, which also collects blobs no record references after a grace
-// period. A commit never deletes a blob (another record or server may use
-// it), and the disk-refusal fallback (keep_in_memory_if_disk_fails) does not
-// apply: an unreachable metadata store answers UNAVAILABLE.
+// Shared (OpenShared): artifacts live in a folder every server sees,
+// content-addressed (blobs/<sha256><extension>, never modified); the root
+// folder keeps what is this server's own: staging/ and jobs/. Other
+// servers' commits reach this store through Follow, which also collects
+// blobs no record references after a grace period. A commit never deletes a
+// blob (another record or server may use it), and the disk-refusal fallback
+// (keep_in_memory_if_disk_fails) does not apply: an unreachable metadata
+// store answers UNAVAILABLE.
 //
 // Thread-safe.
 #ifndef TWINSERVE_SERVER_STORE_MODEL_STORE_H_
 #define TWINSERVE_SERVER_STORE_MODEL_STORE_H_
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -58,6 +59,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/store/manifest_metadata_store.h"
 #include "server/store/metadata_store.h"
 #include "server/store/records.h"
 #include "server/store/upload.h"
@@ -109,7 +111,7 @@ class ModelStore {
   ~ModelStore();
 
   const std::string& root() const { return root_; }
-  bool shared() const { return metadata_ != nullptr; }
+  bool shared() const { return manifests_ == nullptr; }
 
   // --- Shared stores ---------------------------------------------------
   // Applies other servers' commits from now on (after what Scan read):
@@ -139,12 +141,13 @@ class ModelStore {
   absl::StatusOr<StagedFile> AdoptStagingFile(const std::string& path);
 
   // --- Reading -----------------------------------------------------------
-  // Every model folder, sorted by name: verifies each artifact's checksum,
-  // deletes files no record references and loads the records. REQUIRES:
-  // called once, before any write.
+  // Every record, sorted by name, its artifacts' checksums verified; deletes
+  // files no record references (local) and sets aside folders whose
+  // registration never committed. Shared: waits until the metadata store
+  // answers. REQUIRES: called once, before any write.
   std::vector<StoredModel> Scan();
-  // One model folder re-read from disk and verified (RepositoryModelLoad).
-  // NOT_FOUND if absent.
+  // One record read again from the metadata store and its artifacts
+  // verified (RepositoryModelLoad). NOT_FOUND if absent.
   StoredModel Read(const std::string& name);
   // The record as last committed, NOT_FOUND, or the entry's error. Shared:
   // as this server last heard of it (the watch lags other servers' writes
@@ -190,6 +193,8 @@ class ModelStore {
 
  private:
   explicit ModelStore(std::string root) : root_(std::move(root)) {}
+  // Creates the root's folders and clears staging/ and trash/.
+  static absl::Status PrepareRoot(const std::string& root);
   std::string ModelDir(const std::string& name) const;
   // The revision of `name`'s record as this store holds it (0: absent or
   // unreadable).
@@ -197,43 +202,38 @@ class ModelStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Where `model`'s artifacts live: its folder, or the shared blobs.
   std::string ArtifactDir(const std::string& model) const;
-
-  // Shared mode (model_store_shared.cc).
-  std::vector<StoredModel> ScanShared();
-  StoredModel ReadShared(const std::string& name);
-  absl::StatusOr<std::string> AdoptBlob(const NewFile& file);
-  // Marks damaged artifacts of `record` (checksums, each blob verified
+  // Marks damaged artifacts of `record` (checksums; each blob is verified
   // once: blobs never change).
-  void VerifyBlobs(ModelRecord* record);
-  absl::Status CompareAndSwapShared(uint64_t expected_revision,
-                                    ModelRecord* next,
-                                    const CommitHook& on_commit);
-  absl::Status RemoveShared(const std::string& name,
-                            const std::string& registration_id,
-                            const std::function<void()>& on_removed);
-  void ApplyChanges(const std::vector<MetadataChange>& changes);
-  uint64_t Resync();
-  // Reads and verifies one folder. `collect_garbage`: also delete files
-  // its record does not reference (only safe before any write starts).
-  StoredModel ReadFolder(const std::string& name, bool collect_garbage);
-  // Moves `file` into the model folder; returns the base name.
+  void Verify(ModelRecord* record);
+  // Local: moves model folders without a manifest to orphans/.
+  void SetAsideUncommittedFolders();
+  // Local: deletes files in the model's folder `record` does not reference
+  // (only safe before any write starts).
+  void DeleteUnreferencedFiles(const ModelRecord& record);
+  // Moves `file` into the model folder (or the blobs); returns the base
+  // name.
   absl::StatusOr<std::string> Adopt(const std::string& model,
                                     const NewFile& file);
 
+  // Shared mode (model_store_shared.cc).
+  absl::StatusOr<std::string> AdoptBlob(const NewFile& file);
+  void ApplyChanges(const std::vector<MetadataChange>& changes);
+  uint64_t Resync();
+
   const std::string root_;
-  // Serializes commits (the one order of writes); held across the
-  // manifest's fsync. Taken before mu_.
+  // The records: `own_metadata_` (manifest files, then also `manifests_`)
+  // or a shared store the caller owns.
+  std::unique_ptr<MetadataStore> own_metadata_;
+  ManifestMetadataStore* manifests_ = nullptr;
+  MetadataStore* metadata_ = nullptr;
+  // Serializes this server's commits (the one order of its writes); held
+  // across the metadata store's write. Taken before mu_.
   absl::Mutex write_mu_;
-  uint64_t next_revision_ ABSL_GUARDED_BY(write_mu_) = 1;
-  // Models whose latest record is committed in memory but not on disk.
-  std::set<std::string> pending_ ABSL_GUARDED_BY(write_mu_);
-  std::atomic<size_t> pending_count_{0};
   mutable absl::Mutex mu_;
   std::map<std::string, absl::StatusOr<ModelRecord>> records_
       ABSL_GUARDED_BY(mu_);
 
   // Shared mode only.
-  MetadataStore* metadata_ = nullptr;
   std::string blobs_;
   uint64_t scanned_revision_ ABSL_GUARDED_BY(write_mu_) = 0;
   std::set<std::string> verified_blobs_ ABSL_GUARDED_BY(mu_);

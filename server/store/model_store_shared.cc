@@ -16,10 +16,6 @@
 namespace twinserve {
 namespace {
 
-// How long a writer that lost a compare-and-set waits for the change that
-// beat it to arrive through the watch before giving up.
-constexpr absl::Duration kCatchUp = absl::Seconds(5);
-
 // Seconds since the file was last adopted (its mtime), or -1.
 int64_t AgeSeconds(const std::string& path) {
   struct stat st;
@@ -32,21 +28,16 @@ int64_t AgeSeconds(const std::string& path) {
 absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::OpenShared(
     const std::string& root, MetadataStore* metadata,
     const std::string& blobs) {
-  auto store = Open(root);
-  if (!store.ok()) return store.status();
-  absl::Status st = MakeDirs(blobs);
+  absl::Status st = PrepareRoot(root);
+  if (st.ok()) st = MakeDirs(blobs);
   if (!st.ok()) return st;
-  (*store)->metadata_ = metadata;
-  (*store)->blobs_ = blobs;
+  auto store = std::unique_ptr<ModelStore>(new ModelStore(root));
+  store->metadata_ = metadata;
+  store->blobs_ = blobs;
   return store;
 }
 
 ModelStore::~ModelStore() { StopFollowing(); }
-
-uint64_t ModelStore::RevisionLocked(const std::string& name) const {
-  auto it = records_.find(name);
-  return it != records_.end() && it->second.ok() ? it->second->revision : 0;
-}
 
 void ModelStore::StopFollowing() {
   {
@@ -56,73 +47,6 @@ void ModelStore::StopFollowing() {
   if (gc_thread_) gc_thread_->join();
   gc_thread_.reset();
   watch_.reset();  // joins the watch thread: no callback after this
-}
-
-void ModelStore::VerifyBlobs(ModelRecord* record) {
-  auto verify = [&](const std::string& file, const std::string& sha256) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (verified_blobs_.count(file)) return std::string();
-    }
-    auto sha = Sha256File(JoinPath(blobs_, file));
-    if (!sha.ok()) return std::string(sha.status().message());
-    if (*sha != sha256) {
-      return absl::StrCat("checksum mismatch for blob ", file, " (sha256 ",
-                          *sha, ", record says ", sha256, ")");
-    }
-    absl::MutexLock lock(&mu_);
-    verified_blobs_.insert(file);
-    return std::string();
-  };
-  for (auto& [v, vr] : record->variants) {
-    vr.damage = verify(vr.file, vr.sha256);
-    if (!vr.damage.empty()) {
-      TS_LOG(ERROR) << "store: " << record->name << " variant '" << v
-                    << "' is damaged: " << vr.damage;
-    }
-  }
-  for (auto& [set, cr] : record->calibration_sets) {
-    cr.damage = verify(cr.file, cr.sha256);
-  }
-}
-
-std::vector<StoredModel> ModelStore::ScanShared() {
-  // Without the records there is nothing to serve: wait for the store.
-  absl::StatusOr<MetadataSnapshot> snap = metadata_->List();
-  for (int attempt = 1; !snap.ok(); ++attempt) {
-    if (attempt % 10 == 1) {
-      TS_LOG(WARNING) << "store: " << metadata_->Describe()
-                      << " cannot be listed yet (" << snap.status()
-                      << "); retrying";
-    }
-    absl::SleepFor(absl::Milliseconds(500));
-    snap = metadata_->List();
-  }
-  for (StoredModel& m : snap->models) {
-    if (m.record.ok()) VerifyBlobs(&*m.record);
-  }
-  absl::MutexLock write(&write_mu_);
-  scanned_revision_ = snap->revision;
-  absl::MutexLock lock(&mu_);
-  records_.clear();
-  for (const StoredModel& m : snap->models) records_[m.name] = m.record;
-  return std::move(snap->models);
-}
-
-StoredModel ModelStore::ReadShared(const std::string& name) {
-  StoredModel m{name, metadata_->Read(name)};
-  if (m.record.ok()) VerifyBlobs(&*m.record);
-  if (absl::IsUnavailable(m.record.status())) return m;
-  absl::MutexLock write(&write_mu_);
-  absl::MutexLock lock(&mu_);
-  auto it = records_.find(name);
-  const uint64_t have = RevisionLocked(name);
-  if (absl::IsNotFound(m.record.status())) {
-    if (it != records_.end()) records_.erase(it);
-  } else if (!m.record.ok() || m.record->revision >= have) {
-    records_.insert_or_assign(name, m.record);
-  }
-  return m;
 }
 
 absl::StatusOr<ModelRecord> ModelStore::GetLatest(const std::string& name) {
@@ -168,97 +92,11 @@ absl::StatusOr<std::string> ModelStore::AdoptBlob(const NewFile& file) {
   return name;
 }
 
-absl::Status ModelStore::CompareAndSwapShared(uint64_t expected_revision,
-                                              ModelRecord* next,
-                                              const CommitHook& on_commit) {
-  absl::Status st;
-  {
-    absl::MutexLock write(&write_mu_);
-    {
-      absl::MutexLock lock(&mu_);
-      const uint64_t current = RevisionLocked(next->name);
-      if (current != expected_revision) {
-        return absl::AbortedError(absl::StrCat(
-            "model '", next->name, "' changed meanwhile (revision ", current,
-            ", expected ", expected_revision, ")"));
-      }
-    }
-    const int64_t now = NowUnixMs();
-    ModelRecord committed = *next;
-    committed.updated_unix_ms = now;
-    if (committed.created_unix_ms == 0) committed.created_unix_ms = now;
-    auto revision = metadata_->Commit(committed, expected_revision);
-    if (revision.ok()) {
-      committed.revision = *revision;
-      VerifyBlobs(&committed);  // this write adopted them: known
-      {
-        absl::MutexLock lock(&mu_);
-        records_.insert_or_assign(committed.name, committed);
-      }
-      *next = committed;
-      if (on_commit) on_commit(committed);
-      return absl::OkStatus();
-    }
-    st = revision.status();
-  }
-  if (!absl::IsAborted(st)) return st;
-  // Another server committed first and its change is on its way here: wait
-  // for it (the watch applies it under write_mu_, released above), so that
-  // the caller's retry starts from it.
-  absl::MutexLock lock(&mu_);
-  auto moved = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return RevisionLocked(next->name) != expected_revision;
-  };
-  if (!mu_.AwaitWithTimeout(absl::Condition(&moved), kCatchUp)) {
-    return absl::UnavailableError(absl::StrCat(
-        "model '", next->name,
-        "' changed in the shared store but the change has not reached this "
-        "server yet; retry"));
-  }
-  return st;
-}
-
-absl::Status ModelStore::RemoveShared(const std::string& name,
-                                      const std::string& registration_id,
-                                      const std::function<void()>& on_removed) {
-  absl::MutexLock write(&write_mu_);
-  uint64_t revision = 0;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = records_.find(name);
-    if (it == records_.end()) {
-      return absl::NotFoundError(
-          absl::StrCat("model '", name, "' is not registered"));
-    }
-    if (it->second.ok()) {
-      revision = it->second->revision;
-    } else {
-      // Unreadable: remove whatever is there.
-      auto kv = metadata_->Read(name);
-      if (absl::IsUnavailable(kv.status())) return kv.status();
-    }
-    if (!registration_id.empty() &&
-        (!it->second.ok() || it->second->registration_id != registration_id)) {
-      return absl::AbortedError(absl::StrCat(
-          "model '", name, "' was registered anew meanwhile; not removed"));
-    }
-  }
-  absl::Status st = metadata_->Delete(name, revision);
-  if (!st.ok()) return st;
-  {
-    absl::MutexLock lock(&mu_);
-    records_.erase(name);
-    removed_at_[name] = revision;
-  }
-  if (on_removed) on_removed();
-  return absl::OkStatus();
-}
-
 void ModelStore::ApplyChanges(const std::vector<MetadataChange>& changes) {
   std::vector<std::string> changed;
   for (const MetadataChange& c : changes) {
     absl::StatusOr<ModelRecord> record = c.record;
-    if (!c.removed && record.ok()) VerifyBlobs(&*record);
+    if (!c.removed && record.ok()) Verify(&*record);
     absl::MutexLock write(&write_mu_);
     absl::MutexLock lock(&mu_);
     auto it = records_.find(c.name);
@@ -294,7 +132,7 @@ uint64_t ModelStore::Resync() {
   }
   std::set<std::string> names;
   for (StoredModel& m : snap->models) {
-    if (m.record.ok()) VerifyBlobs(&*m.record);
+    if (m.record.ok()) Verify(&*m.record);
   }
   {
     absl::MutexLock write(&write_mu_);
