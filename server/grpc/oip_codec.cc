@@ -377,6 +377,13 @@ absl::StatusOr<InferRequest> DecodeInferRequest(
   }
   out.requested_outputs.reserve(request.outputs_size());
   for (const auto& o : request.outputs()) {
+    // One answer per name: a second request for it could only contradict
+    // the first (another shared memory range, another classification).
+    if (std::find(out.requested_outputs.begin(), out.requested_outputs.end(),
+                  o.name()) != out.requested_outputs.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("output '", o.name(), "' is requested twice"));
+    }
     out.requested_outputs.push_back(o.name());
     if (auto c = o.parameters().find(kClassificationParameter);
         c != o.parameters().end()) {
@@ -445,11 +452,11 @@ absl::Status EncodeInferResponse(const ModelInferRequest& request,
         std::memcpy(view.data, data, byte_size);
         // Described as the request placed it, with the bytes written.
         auto& params = *out->mutable_parameters();
-        params[kShmRegionParameter] =
-            spec->parameters().at(kShmRegionParameter);
-        if (auto off = spec->parameters().find(kShmOffsetParameter);
-            off != spec->parameters().end()) {
-          params[kShmOffsetParameter] = off->second;
+        for (const char* name : {kShmRegionParameter, kShmOffsetParameter}) {
+          if (auto p = spec->parameters().find(name);
+              p != spec->parameters().end()) {
+            params[name] = p->second;
+          }
         }
         params[kShmByteSizeParameter].set_int64_param(byte_size);
         response->add_raw_output_contents();  // keeps indexes aligned

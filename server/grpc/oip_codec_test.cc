@@ -173,6 +173,16 @@ TEST(OipCodecTest, SharedMemoryInputsAreViewsAndOutputsAreWrittenThere) {
       EncodeInferResponse(req, result, &resp, use.get()).message(),
       HasSubstr("output 'y' needs 8 bytes; its shared memory range holds 4"));
 
+  // The same output asked for twice, once in shared memory (found by the
+  // fuzzer: the response then looked up the second request's parameters).
+  auto* again = req.add_outputs();
+  again->set_name("y");
+  auto dup = DecodeInferRequest(req, &scope, &use);
+  EXPECT_EQ(dup.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(dup.status().message(),
+              HasSubstr("output 'y' is requested twice"));
+  req.mutable_outputs()->RemoveLast();
+
   // Without a manager (calibration uploads), no byte size, unknown region.
   EXPECT_THAT(DecodeInferRequest(req).status().message(),
               HasSubstr("shared memory cannot be used here"));
