@@ -42,9 +42,18 @@ struct Shape3 {
 };
 
 // Odd sizes on purpose: tails of every loop, padding of every block.
-const Shape3 kShapes[] = {{1, 1, 1},      {3, 3, 17},     {1, 17, 3},
-                          {17, 1000, 33}, {1, 5, 4097},   {3, 4097, 5},
-                          {2, 64, 1000},  {1, 1000, 1000}};
+const Shape3 kShapes[] = {{1, 1, 1},
+                          {3, 3, 17},
+                          {1, 17, 3},
+                          {17, 1000, 33},
+                          {1, 5, 4097},
+                          {3, 4097, 5},
+                          {2, 64, 1000},
+                          {1, 1000, 1000},
+                          // Row blocks (4 rows), odd channel counts, tiles.
+                          {5, 17, 64},
+                          {8, 3, 4097},
+                          {64, 65, 300}};
 
 TEST(PackedLinearTest, PackedWeightsAreWithinHalfAStep) {
   std::mt19937 rng(1);
