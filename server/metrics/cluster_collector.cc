@@ -1,28 +1,20 @@
 #include "server/metrics/cluster_collector.h"
 
-#include <prometheus/metric_family.h>
-
 #include <string>
 #include <vector>
+
+#include "server/metrics/metric_family.h"
 
 namespace twinserve {
 namespace {
 
-using prometheus::ClientMetric;
 using prometheus::MetricFamily;
-using prometheus::MetricType;
 
+// 1 or 0 for this replica.
 MetricFamily Gauge(const std::string& name, const std::string& help,
                    const std::string& replica, bool value) {
-  MetricFamily f;
-  f.name = name;
-  f.help = help;
-  f.type = MetricType::Gauge;
-  ClientMetric m;
-  m.label.push_back({"replica", replica});
-  m.gauge.value = value ? 1 : 0;
-  f.metric.push_back(std::move(m));
-  return f;
+  return Single(name, help, prometheus::MetricType::Gauge,
+                {{"replica", replica}}, value ? 1 : 0);
 }
 
 class ClusterCollector : public prometheus::Collectable {

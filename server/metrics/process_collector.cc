@@ -1,7 +1,6 @@
 #include "server/metrics/process_collector.h"
 
 #include <dirent.h>
-#include <prometheus/metric_family.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -9,6 +8,7 @@
 
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "server/metrics/metric_family.h"
 
 namespace twinserve {
 
@@ -25,18 +25,7 @@ class ProcessCollector : public prometheus::Collectable {
     auto gauge =
         [&out](const std::string& name, const std::string& help, double value,
                prometheus::MetricType type = prometheus::MetricType::Gauge) {
-          prometheus::MetricFamily f;
-          f.name = name;
-          f.help = help;
-          f.type = type;
-          prometheus::ClientMetric m;
-          if (type == prometheus::MetricType::Counter) {
-            m.counter.value = value;
-          } else {
-            m.gauge.value = value;
-          }
-          f.metric.push_back(m);
-          out.push_back(std::move(f));
+          out.push_back(Single(name, help, type, {}, value));
         };
     const long page = sysconf(_SC_PAGESIZE);
     const long ticks = sysconf(_SC_CLK_TCK);
@@ -65,15 +54,9 @@ class ProcessCollector : public prometheus::Collectable {
     gauge("process_open_fds", "Open file descriptors", fds);
     gauge("process_start_time_seconds", "Start time, seconds since epoch",
           static_cast<double>(start_));
-    prometheus::MetricFamily info;
-    info.name = "twinserve_build_info";
-    info.help = "Build information; the value is always 1";
-    info.type = prometheus::MetricType::Gauge;
-    prometheus::ClientMetric m;
-    m.label = {prometheus::ClientMetric::Label{"version", version_}};
-    m.gauge.value = 1;
-    info.metric.push_back(m);
-    out.push_back(std::move(info));
+    out.push_back(Single(
+        "twinserve_build_info", "Build information; the value is always 1",
+        prometheus::MetricType::Gauge, {{"version", version_}}, 1));
     return out;
   }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "server/metrics/metric_family.h"
 
 namespace twinserve {
 namespace {
@@ -14,36 +15,7 @@ namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-using Labels = std::vector<ClientMetric::Label>;
-
-MetricFamily Family(const std::string& name, const std::string& help,
-                    MetricType type) {
-  MetricFamily f;
-  f.name = name;
-  f.help = help;
-  f.type = type;
-  return f;
-}
-
-// Labels in name order, as prometheus-cpp's own registry writes them.
-Labels Sorted(Labels labels) {
-  std::sort(labels.begin(), labels.end(),
-            [](const ClientMetric::Label& a, const ClientMetric::Label& b) {
-              return a.name < b.name;
-            });
-  return labels;
-}
-
-void AddValue(MetricFamily* f, Labels labels, double value) {
-  ClientMetric m;
-  m.label = Sorted(std::move(labels));
-  if (f->type == MetricType::Counter) {
-    m.counter.value = value;
-  } else {
-    m.gauge.value = value;
-  }
-  f->metric.push_back(std::move(m));
-}
+using Labels = MetricLabels;
 
 void AddHistogram(MetricFamily* f, Labels labels, const HistogramSnapshot& h) {
   ClientMetric m;
