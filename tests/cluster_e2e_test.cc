@@ -295,6 +295,19 @@ TEST_F(ClusterTest, EtcdOutageUnderLoadServesAndRefusesWritesThenCatchesUp) {
     EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
     EXPECT_THAT(std::string(st.message()), ::testing::HasSubstr("etcd"));
   }
+  // Reloading from the store cannot read it: refused, and the model keeps
+  // serving (it used to be marked unservable).
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
+    inference::RepositoryModelLoadRequest req;
+    req.set_model_name("fm");
+    inference::RepositoryModelLoadResponse resp;
+    grpc::Status st = C(2).oip()->RepositoryModelLoad(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << st.error_message();
+  }
   std::this_thread::sleep_for(std::chrono::seconds(2));
   etcd_->Resume();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));

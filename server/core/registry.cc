@@ -220,8 +220,16 @@ void ModelRegistry::Converge(const std::string& name) {
 absl::Status ModelRegistry::Load(const std::string& name) {
   TS_RETURN_IF_ERROR(CheckWritable());
   StoredModel stored = store_->Read(name);
-  if (absl::IsNotFound(stored.record.status())) return stored.record.status();
-  LoadEntry(name, stored.record);
+  // A shared store out of reach changes nothing here: what serves, serves.
+  if (absl::IsNotFound(stored.record.status()) ||
+      absl::IsUnavailable(stored.record.status())) {
+    return stored.record.status();
+  }
+  // The store's view after the read: a newer commit its watch applied
+  // meanwhile (and so told Converge of) wins over what this read saw.
+  absl::StatusOr<ModelRecord> latest = store_->Get(name);
+  if (absl::IsNotFound(latest.status())) return latest.status();
+  LoadEntry(name, std::move(latest));
   TS_ASSIGN_OR_RETURN(ModelStatus status, Get(name));
   if (status.state != VariantState::kReady) {
     return absl::FailedPreconditionError(
