@@ -308,14 +308,17 @@ std::vector<int> CutsOfEight(BatchPolicy policy,
 TEST(BatcherTest, TheCostModelDecidesHowWaitingRowsAreCut) {
   // Per-row cost flat, two at once as fast as one: one row per execution
   // (unbatched), on both workers.
+  // Costs of tens of milliseconds: whether a row waits for company weighs
+  // the saving against this machine's measured hand-off, which a loaded
+  // CI machine has seen above 1 ms.
   std::vector<uint64_t> flat;
-  for (int r = 1; r <= 16; ++r) flat.push_back(1'000'000ull * r);
+  for (int r = 1; r <= 16; ++r) flat.push_back(10'000'000ull * r);
   EXPECT_EQ(CutsOfEight(BatchPolicy::kAdaptive, flat, flat),
             std::vector<int>(8, 1));
   // Batches cheaper per row: half on each worker, which answers sooner...
   std::vector<uint64_t> economies, slow_pairs;
   for (int r = 1; r <= 16; ++r) {
-    economies.push_back(1'000'000ull + 500'000ull * r);
+    economies.push_back(10'000'000ull + 5'000'000ull * r);
     slow_pairs.push_back(3 * economies.back());
   }
   EXPECT_EQ(CutsOfEight(BatchPolicy::kAdaptive, economies, economies),
