@@ -1,6 +1,7 @@
 #include "server/runtime/runner.h"
 
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/passes/freeze_module.h>
 #include <torch/csrc/jit/passes/frozen_graph_optimizations.h>
@@ -276,10 +277,27 @@ void LimitOneDnnCaches(int capacity) {
   setenv("LRU_CACHE_CAPACITY", value.c_str(), 1);
 }
 
+int BlasThreads() {
+  using GetThreads = int (*)();
+  auto get = reinterpret_cast<GetThreads>(
+      dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  return get != nullptr ? get() : -1;
+}
+
 void ConfigureTorchThreads(int intra_op_threads, int inter_op_threads) {
   static std::once_flag once;
   std::call_once(once, [&] {
-    if (intra_op_threads > 0) at::set_num_threads(intra_op_threads);
+    if (intra_op_threads > 0) {
+      at::set_num_threads(intra_op_threads);
+      // Debian's LibTorch calls BLAS through libblas.so.3, so its setting
+      // never reaches OpenBLAS, which starts one thread per core. Looked
+      // up at run time: another BLAS may stand behind libblas.so.3.
+      using SetThreads = void (*)(int);
+      if (auto set = reinterpret_cast<SetThreads>(
+              dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+        set(intra_op_threads);
+      }
+    }
     if (inter_op_threads > 0) at::set_num_interop_threads(inter_op_threads);
   });
 }

@@ -80,9 +80,14 @@ class Runner {
 // line, which says what went wrong.
 std::string TorchErrorMessage(const std::exception& e);
 
-// Sets LibTorch's intra-op and inter-op thread counts once for the process.
-// REQUIRES: called before any Runner runs.
+// Sets LibTorch's intra-op and inter-op thread counts once for the process,
+// and the BLAS library's (OpenBLAS) to the intra-op count: LibTorch's own
+// setting does not reach it, and it would otherwise run every FP32 GEMM on
+// all cores. REQUIRES: called before any Runner runs.
 void ConfigureTorchThreads(int intra_op_threads, int inter_op_threads);
+
+// The BLAS library's thread count (OpenBLAS), or -1 if it cannot tell.
+int BlasThreads();
 
 // Bounds the two caches of oneDNN primitives that LibTorch fills as it runs
 // models (oneDNN's own primitive cache and ideep's LRU), to `capacity`

@@ -20,6 +20,16 @@ HostTensor Floats(const std::string& name, Shape shape, std::vector<float> v) {
   return HostTensor::Owned(name, DataType::kFp32, shape, bytes);
 }
 
+// --intra_op_threads must bound FP32 GEMMs too: OpenBLAS would otherwise
+// run them on every core.
+TEST(RunnerTest, ThreadSettingReachesOpenBlas) {
+  if (BlasThreads() < 0) {
+    GTEST_SKIP() << "libblas.so.3 is not OpenBLAS here";
+  }
+  ConfigureTorchThreads(1, 1);
+  EXPECT_EQ(BlasThreads(), 1);
+}
+
 TEST(RunnerTest, RunsTupleOutputsInDeclaredOrder) {
   auto runner = Runner::Load(FixturePath("add_sub.pt"), AddSubSignature(), {});
   ASSERT_TRUE(runner.ok()) << runner.status();
